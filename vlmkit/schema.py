@@ -1,0 +1,225 @@
+"""Constructor signatures as config schemas.
+
+Annotations tell the validator what a config value must be.  Two markers extend plain types:
+
+- ``Component("encoders")`` / ``ComponentList(...)`` / ``ComponentMap(...)``: the value is itself a
+  component config (or a list / name->config mapping of them), validated against that registry.
+- ``Runtime[T]``: the framework supplies the argument when it builds the component (an input width,
+  the model's data contract); a config must not set it.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import pathlib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vlmkit.errors import ConfigError
+
+# Keys of a component config that are not constructor parameters.
+NAME_KEYS = ("name", "type")
+RESERVED_KEYS = (*NAME_KEYS, "preset")
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    kind: str
+    shape: str = "one"  # "one", "list" or "map"
+
+
+class _RuntimeMarker:
+    def __repr__(self) -> str:
+        return "Runtime"
+
+
+RUNTIME = _RuntimeMarker()
+
+
+def Component(kind: str):  # noqa: N802 - used like a type
+    return Annotated[Any, ComponentRef(kind)]
+
+
+def ComponentList(kind: str):  # noqa: N802
+    return Annotated[list, ComponentRef(kind, "list")]
+
+
+def ComponentMap(kind: str):  # noqa: N802
+    return Annotated[dict, ComponentRef(kind, "map")]
+
+
+class Runtime:
+    """``Runtime[int]``: an argument the framework passes at build time, never read from a config."""
+
+    def __class_getitem__(cls, item):
+        return Annotated[item, RUNTIME]
+
+
+def signature_of(obj: Any) -> inspect.Signature:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        sig = inspect.signature(target, eval_str=True)
+    except (NameError, TypeError):
+        sig = inspect.signature(target)
+    params = [p for p in sig.parameters.values()]
+    if inspect.isclass(obj) and params and params[0].name == "self":
+        params = params[1:]
+    return sig.replace(parameters=params)
+
+
+def is_runtime(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is Annotated and any(m is RUNTIME for m in annotation.__metadata__)
+
+
+def to_plain(value: Any) -> Any:
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def plain_params(cfg: Any) -> dict[str, Any]:
+    """The constructor keyword arguments of a component config (name and preset removed)."""
+    if isinstance(cfg, str):
+        return {}
+    return {k: to_plain(v) for k, v in cfg.items() if k not in RESERVED_KEYS}
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    text = getattr(annotation, "__name__", None) or repr(annotation)
+    return text.replace("typing.", "")
+
+
+def _describe_params(sig: inspect.Signature) -> str:
+    parts = []
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or is_runtime(p.annotation):
+            continue
+        parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return ", ".join(parts) or "(no parameters)"
+
+
+def check_component(reg, cfg: Any, path: str, runtime: set[str] = frozenset()) -> list[ConfigError]:
+    """All problems of one component config against registry ``reg``."""
+    from vlmkit.registry import Registry
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        name = Registry.name_of(cfg, path)
+    except ConfigError as err:
+        return [err]
+    if name not in reg:
+        return [ConfigError(f"{path}.name" if isinstance(cfg, Mapping) else path, reg._miss_message(name))]
+    obj = reg.get(name)
+    sig = signature_of(obj)
+    params = sig.parameters
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    label = f"{reg.kind[:-1] if reg.kind.endswith('s') else reg.kind} '{name}'"
+    errors: list[ConfigError] = []
+    given = cfg if isinstance(cfg, Mapping) else {}
+    for key, value in given.items():
+        if key in RESERVED_KEYS:
+            continue
+        key_path = f"{path}.{key}"
+        param = params.get(key)
+        if param is None or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            if accepts_any and param is None:
+                continue
+            close = difflib.get_close_matches(key, list(params), n=2, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            errors.append(ConfigError(key_path, f"unknown key '{key}' for {label}.{hint} "
+                                                f"Accepted keys: {_describe_params(sig)}"))
+            continue
+        if is_runtime(param.annotation) or key in runtime:
+            errors.append(ConfigError(key_path, f"'{key}' of {label} is supplied by vlmkit when it builds the "
+                                                f"component (derived from other settings); remove it from the config"))
+            continue
+        errors.extend(check_value(value, param.annotation, key_path))
+    for pname, param in params.items():
+        if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or param.default is not param.empty:
+            continue
+        if pname in given or pname in runtime or is_runtime(param.annotation):
+            continue
+        errors.append(ConfigError(f"{path}.{pname}", f"missing required key '{pname}' for {label}"))
+    return errors
+
+
+def check_value(value: Any, annotation: Any, path: str) -> list[ConfigError]:
+    """Problems of one value against its parameter annotation (empty list when it fits)."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return []
+    if value == "???":
+        return [ConfigError(path, "value is missing ('???'): set it in the config or on the command line")]
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        ref = next((m for m in annotation.__metadata__ if isinstance(m, ComponentRef)), None)
+        if ref is None:
+            return check_value(value, args[0], path)
+        return _check_component_value(value, ref, path)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        options = [a for a in args if a is not type(None)]
+        results = [check_value(value, a, path) for a in options]
+        if any(not r for r in results):
+            return []
+        if len(options) == 1:
+            return results[0]
+        return [ConfigError(path, f"expected one of {' | '.join(_type_name(a) for a in args)}, got {value!r}")]
+    if origin is Literal:
+        if value in args:
+            return []
+        return [ConfigError(path, f"expected one of {', '.join(repr(a) for a in args)}, got {value!r}")]
+    if annotation is type(None):
+        return [] if value is None else [ConfigError(path, f"expected null, got {value!r}")]
+    if origin in (list, tuple, Sequence, typing.Sequence) or annotation in (list, tuple, Sequence):
+        if not isinstance(value, (list, tuple)):
+            return [ConfigError(path, f"expected a list, got {value!r}")]
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                return [ConfigError(path, f"expected a list of {len(args)} items, got {len(value)}")]
+            return [e for i, (v, a) in enumerate(zip(value, args)) for e in check_value(v, a, f"{path}[{i}]")]
+        item = args[0] if args else Any
+        return [e for i, v in enumerate(value) for e in check_value(v, item, f"{path}[{i}]")]
+    if origin in (dict, Mapping, typing.Mapping) or annotation in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            return [ConfigError(path, f"expected a mapping, got {value!r}")]
+        item = args[1] if len(args) == 2 else Any
+        return [e for k, v in value.items() for e in check_value(v, item, f"{path}.{k}")]
+    if annotation is bool:
+        ok = isinstance(value, bool)
+    elif annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif annotation in (str, pathlib.Path):
+        ok = isinstance(value, str)
+    elif isinstance(annotation, type):
+        ok = isinstance(value, annotation)
+    else:
+        ok = True  # an annotation we cannot check statically (a TypeVar, a Protocol...)
+    return [] if ok else [ConfigError(path, f"expected {_type_name(annotation)}, got {value!r} "
+                                            f"({type(value).__name__})")]
+
+
+def _check_component_value(value: Any, ref: ComponentRef, path: str) -> list[ConfigError]:
+    from vlmkit.registry import registry
+
+    reg = registry(ref.kind)
+    if ref.shape == "one":
+        return check_component(reg, value, path)
+    if ref.shape == "list":
+        if not isinstance(value, (list, tuple)):
+            return [ConfigError(path, f"expected a list of {ref.kind} configs, got {value!r}")]
+        return [e for i, v in enumerate(value) for e in check_component(reg, v, f"{path}[{i}]")]
+    if not isinstance(value, Mapping):
+        return [ConfigError(path, f"expected a mapping of name -> {ref.kind} config, got {value!r}")]
+    return [e for k, v in value.items() for e in check_component(reg, v, f"{path}.{k}")]
