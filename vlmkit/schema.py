@@ -121,7 +121,9 @@ def check_component(reg, cfg: Any, path: str, runtime: set[str] = frozenset()) -
     sig = signature_of(obj)
     params = sig.parameters
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    label = f"{reg.kind[:-1] if reg.kind.endswith('s') else reg.kind} '{name}'"
+    canonical = reg.canonical(name)
+    alias = f" (given as '{name}')" if canonical != name else ""
+    label = f"{reg.kind[:-1] if reg.kind.endswith('s') else reg.kind} '{canonical}'{alias}"
     errors: list[ConfigError] = []
     given = cfg if isinstance(cfg, Mapping) else {}
     for key, value in given.items():

@@ -1,0 +1,30 @@
+# `make test` and `make demo` each create the virtual environment and install vlmkit first.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# torch is installed first, pinned to the CPU-friendly build this project is tested with; on a GPU machine use e.g.
+# `make test TORCH_SPEC="torch torchvision"` to take your platform's build instead.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test: setup
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
+
+demo: setup
+	$(PY) -m vlmkit.cli doctor
+	$(PY) -m vlmkit.cli list
+	@for cfg in $$(find train_configs -name '*.yaml' | sort); do $(PY) -m vlmkit.cli validate "$$cfg" --purpose train || exit 1; done
+
+clean:
+	rm -rf $(VENV) *.egg-info

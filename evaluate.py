@@ -1,0 +1,16 @@
+"""Score a model: `python evaluate.py --cfg-path eval_configs/Y.yaml [key=value ...]` (torchrun works too)."""
+from vlmkit.assemble import assemble
+from vlmkit.entry import load_experiment
+
+
+def main(argv=None) -> int:
+    cfg, dry_run = load_experiment(argv, purpose="eval", description=__doc__)
+    if dry_run:
+        return 0
+    experiment = assemble(cfg, section="evaluation")
+    experiment.runner.evaluate()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Config -> model, datasets, runner: the one place train.py and evaluate.py share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig
+
+from vlmkit.config import to_dict
+from vlmkit.registry import DATASETS, MODELS, RUNNERS, Registry
+from vlmkit.schema import signature_of
+
+
+def build_offering(reg: Registry, cfg: Any, path: str, **available: Any) -> Any:
+    """Build a component, passing it those of ``available`` (the model, the data contract...) it asks for."""
+    params = signature_of(reg.get(reg.name_of(cfg, path))).parameters
+    return reg.build(cfg, path=path, **{k: v for k, v in available.items() if k in params})
+
+
+def build_model(cfg: DictConfig) -> Any:
+    return MODELS.build(cfg.model, path="model")
+
+
+def build_datasets(cfg: DictConfig, model: Any) -> dict[str, Any]:
+    """Each dataset is built against the model's data contract (tokenizer, template, token counts)."""
+    contract = model.data_contract() if hasattr(model, "data_contract") else None
+    return {str(key): build_offering(DATASETS, entry, f"datasets.{key}", contract=contract)
+            for key, entry in cfg.datasets.items()}
+
+
+@dataclass
+class Experiment:
+    cfg: DictConfig
+    model: Any
+    datasets: dict[str, Any]
+    runner: Any
+
+
+def assemble(cfg: DictConfig, section: str = "run") -> Experiment:
+    """Build everything a validated config describes; ``section`` names the runner ('run' or 'evaluation')."""
+    model = build_model(cfg)
+    datasets = build_datasets(cfg, model)
+    runner = build_offering(RUNNERS, cfg[section], section, model=model, datasets=datasets, config=to_dict(cfg))
+    return Experiment(cfg, model, datasets, runner)

@@ -1,0 +1,138 @@
+"""The `vlmkit` command: list components, validate configs, check the environment."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from omegaconf import OmegaConf
+
+from vlmkit.errors import ConfigError, RegistryError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from vlmkit.registry import ALL, registry
+
+    kinds = [registry(args.kind).kind] if args.kind else list(ALL)
+    for kind in kinds:
+        entries = registry(kind).entries()
+        print(f"{kind} ({len(entries)})")
+        for entry in entries:
+            aliases = f" [aka {', '.join(entry.aliases)}]" if entry.aliases else ""
+            print(f"  {entry.name:<28} {entry.description}{aliases}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from vlmkit.config import load_config
+
+    start = time.perf_counter()
+    try:
+        cfg = load_config(args.cfg_path, [*args.overrides, *args.options], purpose=args.purpose)
+    except (ConfigError, RegistryError) as err:
+        print(f"INVALID {args.cfg_path}\n{err}", file=sys.stderr)
+        return 1
+    if args.show:
+        print(OmegaConf.to_yaml(cfg))
+    print(f"OK {args.cfg_path} ({time.perf_counter() - start:.2f} s)")
+    return 0
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _java_version() -> str:
+    java = shutil.which("java")
+    if java is None:
+        return "not found (pycocoevalcap's tokenizer, METEOR and SPICE need Java)"
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    return (result.stderr or result.stdout).splitlines()[0] if (result.stderr or result.stdout) else java
+
+
+def doctor_report() -> list[tuple[str, str]]:
+    """(item, finding) pairs: versions and which fallbacks are active."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    rows = [
+        ("python", sys.version.split()[0]),
+        ("vlmkit", _version("vlmkit")),
+        ("torch", torch.__version__),
+        ("CUDA", f"{torch.version.cuda} ({torch.cuda.device_count()} device(s))" if cuda
+         else f"not available (torch built with CUDA {torch.version.cuda})" if torch.version.cuda
+         else "not available (CPU build of torch)"),
+    ]
+    for dist in ("transformers", "timm", "peft", "omegaconf", "webdataset", "decord", "av", "flash-attn",
+                 "fairscale", "pycocoevalcap", "tensorboard"):
+        rows.append((dist, _version(dist)))
+    rows.append(("java", _java_version()))
+    flash = _version("flash-attn") != "not installed" and cuda
+    rows.append(("attention", "flash_attention_2" if flash else "sdpa (flash-attn needs a CUDA GPU and the 'gpu' extra)"))
+    decord_ok = importlib.util.find_spec("decord") is not None
+    av_ok = importlib.util.find_spec("av") is not None
+    rows.append(("video decoding", "decord, PyAV fallback" if decord_ok and av_ok else
+                 "PyAV only (decord missing)" if av_ok else "decord only (PyAV missing)" if decord_ok
+                 else "NO video backend: pip install decord av"))
+    rows.append(("distributed", "nccl" if cuda and torch.distributed.is_nccl_available() else "gloo (CPU)"))
+    return rows
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    rows = doctor_report()
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlmkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="registered components, by kind")
+    p_list.add_argument("kind", nargs="?", help="one kind, e.g. encoders, adapters, datasets")
+    p_list.set_defaults(func=cmd_list)
+
+    p_val = sub.add_parser("validate", help="load, merge and validate a config without building anything")
+    p_val.add_argument("cfg_path")
+    p_val.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p_val.add_argument("--options", nargs="+", default=[], metavar="KEY=VALUE")
+    p_val.add_argument("--purpose", choices=["train", "eval"], default=None,
+                       help="also require the sections a train or eval config needs")
+    p_val.add_argument("--show", action="store_true", help="print the resolved config")
+    p_val.set_defaults(func=cmd_validate)
+
+    p_doc = sub.add_parser("doctor", help="versions of the stack and which fallbacks are active")
+    p_doc.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # overrides may follow options (validate cfg.yaml --purpose train run.lr=0.1), which argparse's
+    # positional matching does not allow; collect the leftovers that look like overrides
+    args, extra = parser.parse_known_args(argv)
+    strays = [e for e in extra if "=" not in e and not e.startswith("~")]
+    if strays or (extra and args.command != "validate"):
+        parser.error(f"unrecognized arguments: {' '.join(strays or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    try:
+        return args.func(args)
+    except (ConfigError, RegistryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Experiment configs: load -> defaults chain -> experiment -> CLI overrides -> validate -> resolved DictConfig.
+
+Precedence, lowest first: constructor defaults < presets (``defaults:`` files, ``model.preset``,
+``datasets.<key>.preset``) < the experiment YAML < command-line overrides.  The preset is read *after*
+the command line is applied, so ``model.preset=...`` on the command line really changes which defaults load.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vlmkit.errors import ConfigError
+
+CONFIG_ROOT = Path(__file__).parent / "configs"
+PRESET_DIRS = {"model": CONFIG_ROOT / "models", "datasets": CONFIG_ROOT / "datasets"}
+META_KEYS = ("defaults", "imports")
+# section -> (registry kind, shape): "one" component, or a "map" of instance name -> component
+SECTIONS = {"model": ("models", "one"), "datasets": ("datasets", "map"),
+            "run": ("runners", "one"), "evaluation": ("runners", "one")}
+REQUIRED_SECTIONS = {"train": ("model", "datasets", "run"), "eval": ("model", "datasets", "evaluation")}
+RESOLVED_NAME = "config.yaml"
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _load_yaml(path: Path, what: str) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(what, f"config file not found: {path}")
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as err:
+        raise ConfigError(what, f"cannot parse {path}: {err}") from err
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(what, f"{path} must hold a mapping at the top level, not a {type(cfg).__name__}")
+    return cfg
+
+
+def _preset_file(ref: str, search_dir: Path, base_dir: Path, where: str) -> Path:
+    """A preset reference is a YAML path (absolute or relative to the referring file) or a name under ``search_dir``."""
+    if ref.endswith((".yaml", ".yml")):
+        path = Path(ref) if os.path.isabs(ref) else base_dir / ref
+        if path.is_file():
+            return path
+        raise ConfigError(where, f"preset file '{ref}' not found (looked at {path})")
+    path = search_dir / f"{ref}.yaml"
+    if path.is_file():
+        return path
+    available = sorted(str(p.relative_to(search_dir).with_suffix("")) for p in search_dir.rglob("*.yaml"))
+    raise ConfigError(where, f"unknown preset '{ref}' (no {path.relative_to(search_dir.parent.parent)}). "
+                             f"Available presets: {', '.join(available) or '(none)'}")
+
+
+def _load_with_defaults(path: Path, search_dir: Path, where: str, seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load a YAML file merged over the files its ``defaults:`` list names (recursively, in order)."""
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(where, f"defaults chain loops: {chain}")
+    cfg = _load_yaml(path, where)
+    refs = cfg.pop("defaults", None) or []
+    if isinstance(refs, str):
+        refs = [refs]
+    layers = [_load_with_defaults(_preset_file(str(ref), search_dir, path.parent, f"{where}.defaults[{i}]"),
+                                  search_dir, where, (*seen, path)) for i, ref in enumerate(refs)]
+    return OmegaConf.merge(*layers, cfg) if layers else cfg
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+def parse_overrides(overrides: Iterable[str]) -> tuple[DictConfig, list[str]]:
+    """``a.b=c`` assignments (``+a.b=c`` too) and ``~a.b`` deletions from the command line."""
+    assignments, deletions = [], []
+    for item in overrides:
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("~"):
+            deletions.append(item[1:].split("=", 1)[0])
+        elif "=" in item:
+            assignments.append(item.lstrip("+"))
+        else:
+            raise ConfigError(item, f"cannot read override '{item}': write key.path=value, or ~key.path to delete")
+    try:
+        return OmegaConf.from_dotlist(assignments), deletions
+    except OmegaConfBaseException as err:
+        raise ConfigError("overrides", f"cannot parse overrides {assignments}: {err}") from err
+
+
+def _delete(cfg: DictConfig, dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for part in parents:
+        if not isinstance(node, DictConfig) or part not in node:
+            raise ConfigError(dotted, f"cannot delete '{dotted}': '{part}' is not in the config")
+        node = node[part]
+    if not isinstance(node, DictConfig) or leaf not in node:
+        raise ConfigError(dotted, f"cannot delete '{dotted}': no such key")
+    del node[leaf]
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _section_presets(section: str, merged: DictConfig, base_dir: Path) -> DictConfig | None:
+    """The preset layer of one section, chosen by the preset keys of the already-overridden config."""
+    node = merged.get(section)
+    if not isinstance(node, DictConfig):
+        return None
+    search_dir = PRESET_DIRS[section]
+    if section == "model":
+        ref = node.get("preset")
+        if ref is None:
+            return None
+        return OmegaConf.create({"model": _load_with_defaults(
+            _preset_file(str(ref), search_dir, base_dir, "model.preset"), search_dir, "model.preset")})
+    layers = {}
+    for key, entry in node.items():
+        if isinstance(entry, DictConfig) and entry.get("preset") is not None:
+            where = f"datasets.{key}.preset"
+            layers[key] = _load_with_defaults(_preset_file(str(entry.preset), search_dir, base_dir, where),
+                                              search_dir, where)
+    return OmegaConf.create({"datasets": layers}) if layers else None
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpose: str | None = None,
+                validate: bool = True) -> DictConfig:
+    """The resolved, validated experiment config of ``path`` with command-line ``overrides`` applied."""
+    path = Path(path)
+    experiment = _load_with_defaults(path, path.parent, "")
+    cli, deletions = parse_overrides(overrides)
+    merged = OmegaConf.merge(experiment, cli)
+    layers = [layer for section in PRESET_DIRS if (layer := _section_presets(section, merged, path.parent))]
+    cfg = OmegaConf.merge(*layers, experiment, cli)
+    for dotted in deletions:
+        _delete(cfg, dotted)
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(getattr(err, "full_key", "") or "", f"cannot resolve interpolation: {err}") from err
+    if validate:
+        validate_config(cfg, purpose=purpose)
+    return cfg
+
+
+def _import_plugins(cfg: DictConfig) -> None:
+    from vlmkit.plugins import import_modules
+
+    imports = cfg.get("imports") or []
+    if isinstance(imports, str):
+        imports = [imports]
+    import_modules([str(m) for m in imports])
+
+
+def config_problems(cfg: DictConfig, purpose: str | None = None) -> list[ConfigError]:
+    """Every problem in a merged config: unknown sections, components, keys; wrong types; missing values."""
+    from vlmkit.registry import registry
+    from vlmkit.schema import check_component
+
+    _import_plugins(cfg)
+    problems: list[ConfigError] = []
+    for key in cfg:
+        if key not in SECTIONS and key not in META_KEYS:
+            problems.append(ConfigError(str(key), f"unknown top-level section '{key}'. "
+                                                  f"Accepted: {', '.join([*SECTIONS, *META_KEYS])}"))
+    if purpose is not None:
+        if purpose not in REQUIRED_SECTIONS:
+            raise ValueError(f"purpose must be one of {list(REQUIRED_SECTIONS)}, got {purpose!r}")
+        for section in REQUIRED_SECTIONS[purpose]:
+            if cfg.get(section) is None:
+                problems.append(ConfigError(section, f"a {purpose} config needs a '{section}' section"))
+    for section, (kind, shape) in SECTIONS.items():
+        node = cfg.get(section)
+        if node is None:
+            continue
+        reg = registry(kind)
+        if shape == "one":
+            problems.extend(check_component(reg, node, section))
+        elif not isinstance(node, DictConfig):
+            problems.append(ConfigError(section, f"expected a mapping of name -> {kind} config, got {node!r}"))
+        else:
+            for key, entry in node.items():
+                problems.extend(check_component(reg, entry, f"{section}.{key}"))
+    return problems
+
+
+def validate_config(cfg: DictConfig, purpose: str | None = None) -> None:
+    problems = config_problems(cfg, purpose)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError.many(problems)
+
+
+def save_config(cfg: DictConfig, output_dir: str | os.PathLike, name: str = RESOLVED_NAME) -> Path:
+    """Write the resolved config next to a run's outputs (atomically, so a crash leaves no half file)."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / name
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, target)
+    return target
+
+
+def to_dict(cfg: DictConfig | ListConfig) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True)
