@@ -187,6 +187,55 @@ class Registry:
         return f"Registry({self.kind!r}, {len(self._entries)} registered)"
 
 
+class RegistryUnion(Registry):
+    """Looks a name up in several registries in turn: a visual stage is an adapter or a pooler."""
+
+    def __init__(self, kind: str, *members: Registry):
+        super().__init__(kind)
+        self.members = members
+
+    def add(self, name, obj, **kwargs):
+        raise RegistryError(f"register {self.kind} in one of {', '.join(m.kind for m in self.members)}")
+
+    def _owner(self, name: str) -> Registry | None:
+        return next((m for m in self.members if name in m), None)
+
+    def names(self) -> list[str]:
+        return sorted(n for m in self.members for n in m.names())
+
+    def entries(self) -> list[Entry]:
+        return sorted((e for m in self.members for e in m.entries()), key=lambda e: e.name)
+
+    def __contains__(self, name: object) -> bool:
+        return self._owner(name) is not None
+
+    def canonical(self, name: str) -> str:
+        owner = self._owner(name)
+        if owner is None:
+            raise RegistryError(self._miss_message(name))
+        return owner.canonical(name)
+
+    def get(self, name: str) -> Callable:
+        return self._entries_owner(name).get(name)
+
+    def _entries_owner(self, name: str) -> Registry:
+        owner = self._owner(name)
+        if owner is None:
+            raise RegistryError(self._miss_message(name))
+        return owner
+
+    def _miss_message(self, name: Any) -> str:
+        known = sorted(k for m in self.members for k in [*m._entries, *m._aliases])
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return (f"unknown {self.kind[:-1]} '{name}' (looked in {', '.join(m.kind for m in self.members)}).{hint} "
+                f"Registered: {', '.join(known) or '(none)'}")
+
+    @contextlib.contextmanager
+    def isolated(self):
+        yield self
+
+
 ENCODERS = Registry("encoders", ["vlmkit.models.encoders"])
 ADAPTERS = Registry("adapters", ["vlmkit.models.adapters"])
 POOLERS = Registry("poolers", ["vlmkit.models.pooling"])
@@ -210,8 +259,15 @@ ALL: dict[str, Registry] = {r.kind: r for r in (
     TASKS, RUNNERS, STRATEGIES, OPTIMIZERS, SCHEDULERS, METRICS, LOGGERS)}
 
 
+# A visual stage after the encoder: an adapter (Q-Former, projector) or a pooler, in any order.
+STAGES = RegistryUnion("stages", ADAPTERS, POOLERS)
+UNIONS: dict[str, Registry] = {STAGES.kind: STAGES}
+
+
 def registry(kind: str) -> Registry:
     """The registry of one kind, by name ('encoders', 'adapters', ...)."""
+    if kind in UNIONS:
+        return UNIONS[kind]
     if kind not in ALL:
         close = difflib.get_close_matches(kind, ALL, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -33,6 +33,14 @@ class ComponentRef:
     shape: str = "one"  # "one", "list" or "map"
 
 
+@dataclass(frozen=True)
+class StructRef:
+    """A nested mapping validated against a class's constructor, without a 'name' (e.g. a visual branch)."""
+
+    cls: type
+    shape: str = "one"
+
+
 class _RuntimeMarker:
     def __repr__(self) -> str:
         return "Runtime"
@@ -51,6 +59,14 @@ def ComponentList(kind: str):  # noqa: N802
 
 def ComponentMap(kind: str):  # noqa: N802
     return Annotated[dict, ComponentRef(kind, "map")]
+
+
+def Struct(cls: type):  # noqa: N802
+    return Annotated[dict, StructRef(cls)]
+
+
+def StructList(cls: type):  # noqa: N802
+    return Annotated[list, StructRef(cls, "list")]
 
 
 class Runtime:
@@ -117,15 +133,19 @@ def check_component(reg, cfg: Any, path: str, runtime: set[str] = frozenset()) -
         return [err]
     if name not in reg:
         return [ConfigError(f"{path}.name" if isinstance(cfg, Mapping) else path, reg._miss_message(name))]
-    obj = reg.get(name)
-    sig = signature_of(obj)
-    params = sig.parameters
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     canonical = reg.canonical(name)
     alias = f" (given as '{name}')" if canonical != name else ""
     label = f"{reg.kind[:-1] if reg.kind.endswith('s') else reg.kind} '{canonical}'{alias}"
+    return check_signature(reg.get(name), cfg if isinstance(cfg, Mapping) else {}, path, label, runtime)
+
+
+def check_signature(obj: Any, given: Mapping, path: str, label: str,
+                    runtime: set[str] = frozenset()) -> list[ConfigError]:
+    """Problems of a mapping of constructor arguments for ``obj`` (a class or function)."""
+    sig = signature_of(obj)
+    params = sig.parameters
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     errors: list[ConfigError] = []
-    given = cfg if isinstance(cfg, Mapping) else {}
     for key, value in given.items():
         if key in RESERVED_KEYS:
             continue
@@ -162,9 +182,11 @@ def check_value(value: Any, annotation: Any, path: str) -> list[ConfigError]:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Annotated:
-        ref = next((m for m in annotation.__metadata__ if isinstance(m, ComponentRef)), None)
+        ref = next((m for m in annotation.__metadata__ if isinstance(m, (ComponentRef, StructRef))), None)
         if ref is None:
             return check_value(value, args[0], path)
+        if isinstance(ref, StructRef):
+            return _check_struct_value(value, ref, path)
         return _check_component_value(value, ref, path)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -225,3 +247,19 @@ def _check_component_value(value: Any, ref: ComponentRef, path: str) -> list[Con
     if not isinstance(value, Mapping):
         return [ConfigError(path, f"expected a mapping of name -> {ref.kind} config, got {value!r}")]
     return [e for k, v in value.items() for e in check_component(reg, v, f"{path}.{k}")]
+
+
+def _check_struct_value(value: Any, ref: StructRef, path: str) -> list[ConfigError]:
+    label = ref.cls.__name__
+    items = [(path, value)] if ref.shape == "one" else None
+    if items is None:
+        if not isinstance(value, (list, tuple)):
+            return [ConfigError(path, f"expected a list of {label} settings, got {value!r}")]
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    errors: list[ConfigError] = []
+    for item_path, item in items:
+        if not isinstance(item, Mapping):
+            errors.append(ConfigError(item_path, f"expected a mapping of {label} settings, got {item!r}"))
+        else:
+            errors.extend(check_signature(ref.cls, item, item_path, label))
+    return errors

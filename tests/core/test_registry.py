@@ -132,3 +132,42 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch, isolated):
     monkeypatch.setattr(plugins, "_entry_points_loaded", False)
     plugins.load_entry_point_plugins()
     assert "plugin_adapter" in ADAPTERS
+
+
+def test_stage_union_finds_adapters_and_poolers(isolated):
+    from vlmkit.registry import POOLERS, STAGES
+
+    @ADAPTERS.register("union_adapter")
+    class UnionAdapter:
+        def __init__(self, in_dim: Runtime[int]):
+            self.in_dim = in_dim
+
+    @POOLERS.register("union_pooler")
+    class UnionPooler:
+        def __init__(self, in_dim: Runtime[int], size: int = 2):
+            self.size = size
+
+    assert STAGES.build({"name": "union_adapter"}, in_dim=3).in_dim == 3
+    assert STAGES.build({"name": "union_pooler", "size": 4}, in_dim=3).size == 4
+    with pytest.raises(RegistryError, match="looked in adapters, poolers.*Did you mean 'union_pooler'"):
+        STAGES.get("union_poler")
+    with pytest.raises(RegistryError):
+        STAGES.add("x", UnionAdapter)
+
+
+def test_struct_values_are_checked_against_a_constructor():
+    from typing import Optional
+
+    from vlmkit.schema import StructList, check_value
+
+    class Branch:
+        def __init__(self, encoder: str, frames: int = 8, note: Optional[str] = None):
+            pass
+
+    annotation = StructList(Branch)
+    assert check_value([{"encoder": "clip"}, {"encoder": "eva", "frames": 4}], annotation, "model.branches") == []
+    problems = check_value([{"encoder": "clip", "frame": 4}, {"frames": 2}, 3], annotation, "model.branches")
+    text = "\n".join(map(str, problems))
+    assert "model.branches[0].frame: unknown key 'frame' for Branch. Did you mean 'frames'?" in text
+    assert "model.branches[1].encoder: missing required key 'encoder'" in text
+    assert "model.branches[2]: expected a mapping of Branch settings" in text
