@@ -1,0 +1,80 @@
+"""Frame processors: uint8 frames (T, C, H, W) -> normalised float32 (T, C, size, size).
+
+Built from torchvision.transforms.v2 applied to the whole clip as one ``tv_tensors.Video``, so a random crop
+or flip is drawn once per video and shared by all its frames.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode, v2
+
+from vlmkit.contracts import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+
+STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "clip": (CLIP_MEAN, CLIP_STD),
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # SigLIP, EVA-CLIP in timm's inception convention
+}
+
+
+def named_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if name not in STATS:
+        raise ValueError(f"unknown normalisation statistics '{name}'; accepted: {', '.join(STATS)}")
+    return STATS[name]
+
+
+def interpolation_mode(name: str) -> InterpolationMode:
+    try:
+        return InterpolationMode[name.upper()]
+    except KeyError:
+        accepted = ", ".join(m.name.lower() for m in InterpolationMode)
+        raise ValueError(f"unknown interpolation '{name}'; accepted: {accepted}") from None
+
+
+def check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"processor size must be a positive integer (pixels), got {size!r}")
+    return size
+
+
+class FrameProcessor:
+    """Geometry transforms on uint8, then scale to [0, 1] and normalise with ``mean`` / ``std``.
+
+    ``__call__(frames, seed=None)``: ``frames`` is uint8 (T, C, H, W) (or one (C, H, W) image, returned as
+    T=1).  ``seed`` makes the random draw of a training processor reproducible without touching the global
+    torch RNG state.
+    """
+
+    def __init__(self, name: str, geometry: Sequence[v2.Transform], size: int, mean: Sequence[float],
+                 std: Sequence[float], train: bool):
+        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+            raise ValueError(f"processor '{name}': mean and std need 3 values, std > 0; got {mean}, {std}")
+        self.name, self.size, self.train = name, size, train
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.transform = v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True),
+                                     v2.Normalize(list(self.mean), list(self.std))])
+
+    def __call__(self, frames: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8:
+            raise TypeError(f"processor '{self.name}' takes a uint8 tensor, got "
+                            f"{getattr(frames, 'dtype', type(frames).__name__)}")
+        if frames.ndim == 3:
+            frames = frames.unsqueeze(0)
+        if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
+            raise ValueError(f"processor '{self.name}' takes frames (T, 3, H, W) with T >= 1, got "
+                             f"{tuple(frames.shape)} (decode with layout='TCHW', or permute(0, 3, 1, 2))")
+        video = tv_tensors.Video(frames)
+        if seed is None:
+            out = self.transform(video)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                out = self.transform(video)
+        return out.as_subclass(torch.Tensor)
+
+    def __repr__(self) -> str:
+        return (f"FrameProcessor({self.name!r}, size={self.size}, train={self.train}, mean={self.mean}, "
+                f"std={self.std})")
