@@ -1,0 +1,120 @@
+"""Shared machinery of the transformers LM wrappers: build, attention backend, dtype, freezing, LoRA.
+
+The wrappers use transformers' public API only (``from_pretrained``/``from_config``, ``inputs_embeds``,
+``labels``, ``generate``), so a new transformers release does not break a private fork of a model class.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal, Optional
+
+import torch
+from torch import nn
+
+from vlmkit.errors import ConfigError
+
+AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "bias", "modules_to_save"}
+
+
+def flash_attention_available() -> bool:
+    """flash-attn is importable and there is a CUDA device to run it on."""
+    return importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+
+
+def resolve_attn_implementation(requested: str, model_class: Optional[type]) -> str:
+    """'auto' -> flash_attention_2 when usable, else sdpa, else eager; explicit values are honoured.
+
+    An unknown class (remote code) gets sdpa, which transformers itself falls back from when unsupported.
+    """
+    if requested != "auto":
+        return requested
+    if model_class is None:
+        return "sdpa"
+    if flash_attention_available() and getattr(model_class, "_supports_flash_attn", False):
+        return "flash_attention_2"
+    if getattr(model_class, "_supports_sdpa", False):
+        return "sdpa"
+    return "eager"
+
+
+def resolve_dtype(dtype: str) -> Optional[torch.dtype]:
+    """None means 'auto': the checkpoint's dtype for pretrained weights, torch's default otherwise."""
+    return None if dtype == "auto" else getattr(torch, dtype)
+
+
+def check_lora(lora: dict, where: str = "lora") -> dict:
+    unknown = set(lora) - LORA_KEYS
+    if unknown:
+        raise ConfigError(where, f"unknown LoRA key(s) {sorted(unknown)}; accepted: {sorted(LORA_KEYS)}")
+    if "r" not in lora or not isinstance(lora["r"], int) or lora["r"] <= 0:
+        raise ConfigError(f"{where}.r", f"LoRA needs a positive integer rank 'r', got {lora.get('r')!r}")
+    targets = lora.get("target_modules", "all-linear")
+    if not (isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))):
+        raise ConfigError(f"{where}.target_modules",
+                          f"expected 'all-linear', a module-name regex or a non-empty list of names, got {targets!r}")
+    return lora
+
+
+def apply_lora(model: nn.Module, lora: dict, task_type: str) -> nn.Module:
+    """Wrap ``model`` with peft LoRA adapters; peft freezes every base weight, only adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora.get("alpha", lora["r"]),
+        lora_dropout=lora.get("dropout", 0.0),
+        target_modules=lora.get("target_modules", "all-linear"),
+        bias=lora.get("bias", "none"),
+        modules_to_save=lora.get("modules_to_save"),
+        task_type=task_type,
+    )
+    return get_peft_model(model, config)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_hf_model(auto_class: Any, *, pretrained: Optional[str], config: Optional[dict], arch: Optional[str],
+                   attn_implementation: str, dtype: str, trust_remote_code: bool, where: str) -> tuple[nn.Module, str]:
+    """Load weights from ``pretrained`` (with ``config`` as overrides) or build random weights from ``config``."""
+    from transformers import AutoConfig
+
+    if pretrained is None and config is None:
+        raise ConfigError(where, "give 'pretrained' (a local path or hub id) or 'config' (+ 'arch') for random weights")
+    torch_dtype = resolve_dtype(dtype)
+    overrides = dict(config or {})
+    if pretrained is not None:
+        hf_config = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code, **overrides)
+    else:
+        if not arch:
+            raise ConfigError(f"{where}.arch", "building from 'config' needs 'arch', the transformers model type "
+                                               "(e.g. llama, qwen2, opt, phi3, t5)")
+        try:
+            hf_config = AutoConfig.for_model(arch, **overrides)
+        except ValueError as err:
+            raise ConfigError(f"{where}.arch", f"transformers does not know model type {arch!r}: {err}") from err
+    model_class = _model_class(auto_class, hf_config, where, trust_remote_code)
+    attn = resolve_attn_implementation(attn_implementation, model_class)
+    if pretrained is not None:
+        model = auto_class.from_pretrained(pretrained, config=hf_config, attn_implementation=attn,
+                                           dtype=torch_dtype if torch_dtype is not None else "auto",
+                                           trust_remote_code=trust_remote_code)
+    else:
+        model = auto_class.from_config(hf_config, attn_implementation=attn, trust_remote_code=trust_remote_code)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+    return model, getattr(model.config, "_attn_implementation", attn) or attn
+
+
+def _model_class(auto_class: Any, hf_config: Any, where: str, trust_remote_code: bool) -> Optional[type]:
+    """The class the auto class will build (to read its attention support); None for remote-code models."""
+    mapping = auto_class._model_mapping
+    if type(hf_config) not in mapping:
+        if trust_remote_code:
+            return None
+        raise ConfigError(where, f"{auto_class.__name__} has no model for config type {type(hf_config).__name__} "
+                                 f"(model_type {getattr(hf_config, 'model_type', '?')!r})")
+    return mapping[type(hf_config)]

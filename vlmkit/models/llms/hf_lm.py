@@ -1,0 +1,106 @@
+"""Common base of the causal and seq2seq wrappers (not registered itself)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from vlmkit.errors import ConfigError
+from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, check_lora,
+                                     count_parameters)
+
+
+class HFLanguageModel(nn.Module):
+    """A transformers LM used through ``inputs_embeds``; subclasses pick the auto class and the LoRA task type.
+
+    Args:
+        pretrained: local path or hub id of weights; ``config`` then overrides values of its config.
+        config: transformers config values; without ``pretrained`` the model gets random weights
+            (tiny test variants and meta-device presets are the same class with small/real configs).
+        arch: transformers ``model_type`` for ``config`` alone (llama, qwen2, opt, phi3, t5, ...).
+        tokenizer: path or hub id of the tokenizer (defaults to ``pretrained``; none when both are unset), or
+            'local:word' / 'local:word-eos' for the built-in offline word tokenizer of tests and demos.
+        attn_implementation: 'auto' = flash_attention_2 when flash-attn and CUDA are there, else sdpa.
+        freeze: stop gradients to every base weight. With ``lora`` the base weights are frozen by peft anyway.
+        dtype: weight dtype; 'auto' keeps the checkpoint's dtype (float32 for random weights).
+        gradient_checkpointing: recompute activations in backward (non-reentrant, works with frozen embeddings).
+        lora: peft LoRA settings {r, alpha, dropout, target_modules ('all-linear' or names), bias, modules_to_save}.
+        trust_remote_code: allow code from the checkpoint repo (off unless a config says so).
+    """
+
+    auto_class_name: str = ""
+    lora_task_type: str = ""
+    is_encoder_decoder: bool = False
+
+    def __init__(self, pretrained: Optional[str] = None, config: Optional[dict] = None, arch: Optional[str] = None,
+                 tokenizer: Optional[str] = None, attn_implementation: AttnImplementation = "auto",
+                 freeze: bool = False, dtype: DType = "auto", gradient_checkpointing: bool = False,
+                 lora: Optional[dict] = None, trust_remote_code: bool = False):
+        super().__init__()
+        import transformers
+
+        where = type(self).__name__
+        auto_class = getattr(transformers, self.auto_class_name)
+        model, self.attn_implementation = build_hf_model(
+            auto_class, pretrained=pretrained, config=config, arch=arch, attn_implementation=attn_implementation,
+            dtype=dtype, trust_remote_code=trust_remote_code, where=where)
+        self.tokenizer = self._load_tokenizer(tokenizer or pretrained, trust_remote_code)
+        if self.tokenizer is not None and len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(self.tokenizer))
+        if freeze:
+            model.requires_grad_(False)
+        if gradient_checkpointing:
+            # Non-reentrant checkpointing needs no input that requires grad (embeddings may be frozen).
+            # transformers >= 5.2x renamed the switch; older releases only have gradient_checkpointing_enable.
+            if hasattr(model, "activation_checkpointing_enable"):
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora is not None:
+            model = apply_lora(model, check_lora(lora, f"{where}.lora"), self.lora_task_type)
+        self.model = model
+        self.hidden_size = int(self.base_config.get_text_config().hidden_size
+                               if hasattr(self.base_config, "get_text_config") else self.base_config.hidden_size)
+
+    @staticmethod
+    def _load_tokenizer(source: Optional[str], trust_remote_code: bool) -> Any:
+        if source is None:
+            return None
+        if source.startswith("local:"):
+            from vlmkit.models.llms.local_tokenizer import builtin_tokenizer
+
+            return builtin_tokenizer(source)
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def base_config(self) -> Any:
+        return self.model.config
+
+    def parameter_count(self, trainable_only: bool = False) -> int:
+        return count_parameters(self.model, trainable_only)
+
+    # ------------------------------------------------------------------ tokens and embeddings
+    def add_special_tokens(self, tokens: list[str]) -> list[int]:
+        """Register tokens (e.g. the visual placeholder) with the tokenizer and grow the embedding table to fit."""
+        if self.tokenizer is None:
+            raise ConfigError(type(self).__name__, "adding tokens needs a tokenizer; set 'tokenizer' or 'pretrained'")
+        self.tokenizer.add_tokens(list(tokens), special_tokens=True)
+        if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+            self.model.resize_token_embeddings(len(self.tokenizer))
+        return self.tokenizer.convert_tokens_to_ids(list(tokens))
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, L, hidden_size) from the model's own input embedding table."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    def _generation_defaults(self, gen_kwargs: dict) -> dict:
+        if self.tokenizer is not None:
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+            gen_kwargs.setdefault("pad_token_id", pad)
+            if self.tokenizer.eos_token_id is not None:
+                gen_kwargs.setdefault("eos_token_id", self.tokenizer.eos_token_id)
+        return gen_kwargs
