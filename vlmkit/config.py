@@ -1,8 +1,9 @@
 """Experiment configs: load -> defaults chain -> experiment -> CLI overrides -> validate -> resolved DictConfig.
 
-Precedence, lowest first: constructor defaults < presets (``defaults:`` files, ``model.preset``,
-``datasets.<key>.preset``) < the experiment YAML < command-line overrides.  The preset is read *after*
-the command line is applied, so ``model.preset=...`` on the command line really changes which defaults load.
+Precedence, lowest first: constructor defaults < presets (``defaults:`` files, and ``preset:`` keys at any
+depth under ``model`` or ``datasets``, e.g. ``model.preset`` or ``model.llm.preset``) < the experiment YAML <
+command-line overrides.  Presets are read *after* the command line is applied, so ``model.preset=...`` on the
+command line really changes which defaults load.
 """
 from __future__ import annotations
 
@@ -103,25 +104,27 @@ def _delete(cfg: DictConfig, dotted: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def _section_presets(section: str, merged: DictConfig, base_dir: Path) -> DictConfig | None:
-    """The preset layer of one section, chosen by the preset keys of the already-overridden config."""
-    node = merged.get(section)
-    if not isinstance(node, DictConfig):
-        return None
-    search_dir = PRESET_DIRS[section]
-    if section == "model":
+def _expand_presets(node, search_dir: Path, base_dir: Path, where: str):
+    """Put each ``preset:`` file's values under the mapping that names it, at any depth, top-down.
+
+    The node is merged over its preset first and only then are its children expanded, so a nested
+    preset chosen by the experiment or the command line replaces the one a parent preset named.
+    """
+    if isinstance(node, DictConfig):
         ref = node.get("preset")
-        if ref is None:
-            return None
-        return OmegaConf.create({"model": _load_with_defaults(
-            _preset_file(str(ref), search_dir, base_dir, "model.preset"), search_dir, "model.preset")})
-    layers = {}
-    for key, entry in node.items():
-        if isinstance(entry, DictConfig) and entry.get("preset") is not None:
-            where = f"datasets.{key}.preset"
-            layers[key] = _load_with_defaults(_preset_file(str(entry.preset), search_dir, base_dir, where),
-                                              search_dir, where)
-    return OmegaConf.create({"datasets": layers}) if layers else None
+        if ref is not None:
+            base = _load_with_defaults(_preset_file(str(ref), search_dir, base_dir, f"{where}.preset"),
+                                       search_dir, f"{where}.preset")
+            if "preset" in base:
+                raise ConfigError(f"{where}.preset", f"preset '{ref}' itself sets 'preset'; a preset file "
+                                                     "extends another with a 'defaults:' list instead")
+            node = OmegaConf.merge(base, node)
+        for key in list(node.keys()):
+            node[key] = _expand_presets(node[key], search_dir, base_dir, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            node[i] = _expand_presets(node[i], search_dir, base_dir, f"{where}[{i}]")
+    return node
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpose: str | None = None,
@@ -130,9 +133,10 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpo
     path = Path(path)
     experiment = _load_with_defaults(path, path.parent, "")
     cli, deletions = parse_overrides(overrides)
-    merged = OmegaConf.merge(experiment, cli)
-    layers = [layer for section in PRESET_DIRS if (layer := _section_presets(section, merged, path.parent))]
-    cfg = OmegaConf.merge(*layers, experiment, cli)
+    cfg = OmegaConf.merge(experiment, cli)
+    for section, search_dir in PRESET_DIRS.items():
+        if isinstance(cfg.get(section), DictConfig):
+            cfg[section] = _expand_presets(cfg[section], search_dir, path.parent, section)
     for dotted in deletions:
         _delete(cfg, dotted)
     try:

@@ -22,6 +22,14 @@ def resolve_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
+def enable_checkpointing(model: nn.Module) -> None:
+    """Activation (gradient) checkpointing on a transformers model, under either API name."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 class VisualStage(nn.Module):
     """Base class: ``out_dim``, ``out_tokens`` and freezing that survives ``model.train()``."""
 
