@@ -72,8 +72,8 @@ def _load_with_defaults(path: Path, search_dir: Path, where: str, seen: tuple[Pa
 
 
 # ---------------------------------------------------------------------------------------------- overrides
-def parse_overrides(overrides: Iterable[str]) -> tuple[DictConfig, list[str]]:
-    """``a.b=c`` assignments (``+a.b=c`` too) and ``~a.b`` deletions from the command line."""
+def parse_overrides(overrides: Iterable[str]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """``a.b=c`` assignments (``+a.b=c`` too, list items as ``a.0.b=c``) and ``~a.b`` deletions."""
     assignments, deletions = [], []
     for item in overrides:
         item = item.strip()
@@ -82,13 +82,26 @@ def parse_overrides(overrides: Iterable[str]) -> tuple[DictConfig, list[str]]:
         if item.startswith("~"):
             deletions.append(item[1:].split("=", 1)[0])
         elif "=" in item:
-            assignments.append(item.lstrip("+"))
+            key, text = item.lstrip("+").split("=", 1)
+            try:  # values are read as YAML, as OmegaConf's dotlist does
+                value = OmegaConf.from_dotlist([f"value={text}"])["value"]
+            except OmegaConfBaseException as err:
+                raise ConfigError(key, f"cannot parse the value of override '{item}': {err}") from err
+            assignments.append((key, value))
         else:
             raise ConfigError(item, f"cannot read override '{item}': write key.path=value, or ~key.path to delete")
-    try:
-        return OmegaConf.from_dotlist(assignments), deletions
-    except OmegaConfBaseException as err:
-        raise ConfigError("overrides", f"cannot parse overrides {assignments}: {err}") from err
+    return assignments, deletions
+
+
+def _apply(cfg: DictConfig, assignments: list[tuple[str, Any]], strict: bool) -> None:
+    for key, value in assignments:
+        if not strict and any(part.isdigit() for part in key.split(".")):
+            continue  # a list item: the list may only exist once presets are loaded
+        try:
+            OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+        except (OmegaConfBaseException, IndexError, ValueError, TypeError) as err:
+            if strict:
+                raise ConfigError(key, f"cannot set '{key}': {err}") from err
 
 
 def _delete(cfg: DictConfig, dotted: str) -> None:
@@ -118,7 +131,11 @@ def _expand_presets(node, search_dir: Path, base_dir: Path, where: str):
             if "preset" in base:
                 raise ConfigError(f"{where}.preset", f"preset '{ref}' itself sets 'preset'; a preset file "
                                                      "extends another with a 'defaults:' list instead")
-            node = OmegaConf.merge(base, node)
+            try:
+                node = OmegaConf.merge(base, node)
+            except (OmegaConfBaseException, TypeError) as err:
+                raise ConfigError(where, f"cannot merge the config over preset '{ref}': {err} (a mapping given "
+                                         "where the preset has a list, or the reverse?)") from err
         for key in list(node.keys()):
             node[key] = _expand_presets(node[key], search_dir, base_dir, f"{where}.{key}" if where else str(key))
     elif isinstance(node, ListConfig):
@@ -131,12 +148,16 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpo
                 validate: bool = True) -> DictConfig:
     """The resolved, validated experiment config of ``path`` with command-line ``overrides`` applied."""
     path = Path(path)
-    experiment = _load_with_defaults(path, path.parent, "")
-    cli, deletions = parse_overrides(overrides)
-    cfg = OmegaConf.merge(experiment, cli)
-    for section, search_dir in PRESET_DIRS.items():
-        if isinstance(cfg.get(section), DictConfig):
-            cfg[section] = _expand_presets(cfg[section], search_dir, path.parent, section)
+    cfg = _load_with_defaults(path, path.parent, "")
+    assignments, deletions = parse_overrides(overrides)
+    # Overrides go in before presets are read (so they can choose presets) and again after (so they win over
+    # preset values, including list items such as branches.0 that only exist once a preset is loaded).
+    _apply(cfg, assignments, strict=False)
+    for attempt in range(2):
+        for section, search_dir in PRESET_DIRS.items():
+            if isinstance(cfg.get(section), DictConfig):
+                cfg[section] = _expand_presets(cfg[section], search_dir, path.parent, section)
+        _apply(cfg, assignments, strict=True)
     for dotted in deletions:
         _delete(cfg, dotted)
     try:

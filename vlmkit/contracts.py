@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -25,14 +26,20 @@ class ImagePreprocessing:
 class DataContract:
     """Everything a dataset needs from the model to build its inputs.
 
-    ``visual_tokens`` is the number of placeholder tokens one sample's media expand to, so no dataset
-    config repeats a query count; ``preprocessing`` is the (first) encoder's pixel contract.
+    ``visual_tokens`` is the number of placeholder tokens one sample's video expands to, so no dataset
+    config repeats a query count; ``preprocessing`` holds one pixel contract per visual branch (a sample
+    carries one frame tensor per branch); ``sampling`` (a ``VideoSampling``) is the single statement of
+    frames and resolution; ``encode(conversation, num_media, add_generation_prompt)`` turns a conversation
+    into token ids and answer-only labels with the model's tokenizer and chat template.
     """
 
     tokenizer: Any
     template: Any
-    placeholder: str
     visual_tokens: int
-    preprocessing: ImagePreprocessing
-    num_frames: int | None = None
+    num_frames: int
+    preprocessing: tuple[ImagePreprocessing, ...]
+    sampling: Any
+    encode: Callable[..., Any]
+    pad_token_id: int
+    placeholders: tuple[str, ...] = ("<video>", "<image>")
     extra: dict[str, Any] = field(default_factory=dict)

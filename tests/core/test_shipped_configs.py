@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmkit.config import CONFIG_ROOT, _load_with_defaults, load_config
+from vlmkit.config import CONFIG_ROOT, _expand_presets, _load_with_defaults, load_config
 from vlmkit.registry import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_experiment_config_validates(path):
 def test_preset_validates(path):
     kind = _kind_of_preset(path)
     search = CONFIG_ROOT / ("datasets" if kind == "datasets" else "models")
-    cfg = _load_with_defaults(path, search, str(path))
+    cfg = _expand_presets(_load_with_defaults(path, search, str(path)), search, path.parent, "")
     problems = registry(kind).check(cfg, str(path.relative_to(CONFIG_ROOT)))
     # dataset presets may leave required per-experiment values (paths) to the experiment
     problems = [p for p in problems if not (kind == "datasets" and "missing required key" in p.message)]
