@@ -1,0 +1,120 @@
+"""The torchrun environment and the few collectives the runner needs.
+
+Every helper works without a process group (plain ``python train.py``): barriers and broadcasts become
+no-ops, gathers return the local value.  Collectives run with finite timeouts so a lost rank fails the run
+instead of hanging it.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from vlmkit.errors import ConfigError
+
+DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"${name}", f"expected an integer (set by torchrun), got {value!r}") from None
+
+
+def read_env() -> DistEnv:
+    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them (a single process when they are absent)."""
+    env = DistEnv(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
+    if not 0 <= env.rank < env.world_size:
+        raise ConfigError("$RANK", f"RANK={env.rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={env.world_size})")
+    return env
+
+
+def pick_device(env: DistEnv, device: str | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def init_distributed(device: torch.device, timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> DistEnv:
+    """Join the process group torchrun describes (idempotent); nccl on GPU, gloo on CPU."""
+    env = read_env()
+    if env.distributed and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, timeout=timeout)
+    return env
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier(timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> None:
+    """Wait for every rank; a no-op without a process group. Gloo's monitored barrier names a missing rank."""
+    if not active():
+        return
+    if dist.get_backend() == "gloo":
+        dist.monitored_barrier(timeout=timeout)
+    else:
+        dist.barrier()
+
+
+def broadcast_object(value: Any, src: int = 0) -> Any:
+    """Rank ``src``'s value on every rank (an output directory, a run id, metrics)."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_objects(values: list) -> list:
+    """Every rank's list, concatenated in rank order, on every rank."""
+    if not active():
+        return list(values)
+    boxes: list = [None] * dist.get_world_size()
+    dist.all_gather_object(boxes, values)
+    return [v for box in boxes for v in box]
+
+
+def all_reduce_tensor(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """In-place all-reduce ('sum', 'max', 'mean'); returns the tensor."""
+    if not active():
+        return tensor
+    if op == "mean":
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= dist.get_world_size()
+    else:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return tensor
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

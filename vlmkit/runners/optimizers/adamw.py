@@ -1,0 +1,19 @@
+"""AdamW (decoupled weight decay), the optimizer of LAVIS, LLaVA and their descendants."""
+from __future__ import annotations
+
+import torch
+
+from vlmkit.registry import OPTIMIZERS
+from vlmkit.runners.optimizers.base import OptimizerSpec
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(OptimizerSpec):
+    """torch.optim.AdamW with parameter groups (no decay on norms/biases, ``lr_scale`` per name prefix)."""
+
+    torch_class = torch.optim.AdamW
+
+    def __init__(self, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 lr_scale: dict[str, float] = {}, no_decay: list[str] = (), fused: bool = False):  # noqa: B006
+        super().__init__(weight_decay, lr_scale, no_decay, betas=tuple(betas), eps=eps,
+                         **({"fused": True} if fused else {}))

@@ -1,0 +1,472 @@
+"""The training runner: the loop, its cadences (log, evaluate, save) and exact resume.
+
+One optimizer step draws ``grad_accum_steps`` micro-batches; all but the last run under the strategy's
+``no_sync``.  Progress is counted in optimizer steps (``global_step``) and, inside an epoch, in micro-batches
+consumed, which is what a checkpoint records as the data position.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
+
+from vlmkit.errors import ConfigError, DataError, VlmkitError
+from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
+from vlmkit.runners import checkpoint as ckpt
+from vlmkit.runners import distributed, sanity
+from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
+from vlmkit.runners.sampler import ResumableSampler
+from vlmkit.schema import Component, ComponentList, Runtime
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingError(VlmkitError, RuntimeError):
+    """Training cannot go on (a non-finite loss), with the step and batch that caused it."""
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def collate_fn_of(dataset: Dataset):
+    """A dataset's own ``collater`` when it has one, torch's default collation otherwise."""
+    if isinstance(dataset, ConcatDataset):
+        return collate_fn_of(dataset.datasets[0])
+    return getattr(dataset, "collater", None) or default_collate
+
+
+@RUNNERS.register("trainer")
+class Trainer:
+    """Epoch- or step-based training with accumulation, mixed precision, evaluation and exact resume.
+
+    Set exactly one of ``max_epochs`` / ``max_steps``. ``eval_every`` / ``save_every`` count optimizer
+    steps; left unset they fall at the end of every epoch (epoch-based) or at the end (step-based).
+    ``batch_size`` is per process and per micro-batch. ``resume_from``: a checkpoint path, 'latest'
+    (must exist) or 'auto' (latest if there is one).
+    """
+
+    def __init__(
+        self, *,
+        scheduler: Component("schedulers"),
+        optimizer: Component("optimizers") = "adamw",
+        task: Component("tasks") = "language_modeling",
+        strategy: Component("strategies") = "ddp",
+        loggers: ComponentList("loggers") = ("console", "jsonl"),
+        train_splits: list[str] = ("train",),
+        valid_splits: list[str] = (),
+        max_epochs: Optional[int] = None,
+        max_steps: Optional[int] = None,
+        batch_size: int = 1,
+        eval_batch_size: Optional[int] = None,
+        grad_accum_steps: int = 1,
+        clip_grad_norm: Optional[float] = None,
+        precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+        seed: int = 42,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        log_every: int = 10,
+        eval_every: Optional[int] = None,
+        save_every: Optional[int] = None,
+        keep_last: Optional[int] = 2,
+        resume_from: Optional[str] = None,
+        monitor: Optional[str] = None,
+        monitor_mode: Literal["max", "min"] = "min",
+        nonfinite_loss: Literal["raise", "skip"] = "raise",
+        save_on_signal: bool = True,
+        device: Optional[str] = None,
+        model: Runtime[torch.nn.Module],
+        datasets: Runtime[dict],
+        output_dir: Runtime[str],
+        config: Runtime[Optional[dict]] = None,
+    ):
+        if (max_epochs is None) == (max_steps is None):
+            raise ConfigError("run", "set exactly one of max_epochs and max_steps "
+                                     f"(got max_epochs={max_epochs}, max_steps={max_steps})")
+        for key, value in (("batch_size", batch_size), ("grad_accum_steps", grad_accum_steps),
+                           ("log_every", log_every), ("max_epochs", max_epochs or 1), ("max_steps", max_steps or 1),
+                           ("eval_every", eval_every or 1), ("save_every", save_every or 1)):
+            if value < 1:
+                raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
+        if monitor is not None and not valid_splits:
+            raise ConfigError("run.monitor", f"monitoring '{monitor}' needs valid_splits to evaluate on")
+        self.max_epochs, self.max_steps = max_epochs, max_steps
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.grad_accum_steps, self.clip_grad_norm = grad_accum_steps, clip_grad_norm
+        self.precision, self.seed, self.shuffle, self.num_workers = precision, seed, shuffle, num_workers
+        self.log_every, self.eval_every, self.save_every, self.keep_last = log_every, eval_every, save_every, keep_last
+        self.resume_from, self.monitor, self.monitor_mode = resume_from, monitor, monitor_mode
+        self.nonfinite_loss, self.save_on_signal = nonfinite_loss, save_on_signal
+        self.train_splits, self.valid_splits = list(train_splits), list(valid_splits)
+        self.config = config
+
+        # Processes and devices first: everything below may use collectives.
+        self.strategy = STRATEGIES.build(strategy, "run.strategy")
+        self.env = distributed.read_env()
+        self.device = distributed.pick_device(self.env, device)
+        self.env = self.strategy.setup(self.device)
+        seed_everything(seed + self.env.rank)
+        self.output_dir = Path(distributed.broadcast_object(str(output_dir)))
+        if self.env.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
+
+        self.task = TASKS.build(task, "run.task")
+        self.loggers = [LOGGERS.build(cfg, f"run.loggers[{i}]") for i, cfg in enumerate(loggers)]
+        self.datasets = datasets
+        self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
+        self.train_set = self._train_dataset()
+        self.sampler = ResumableSampler(self.train_set, num_replicas=self.env.world_size, rank=self.env.rank,
+                                        shuffle=shuffle, seed=seed, drop_last=True)
+        self.batches_per_epoch = self.sampler.num_samples // batch_size
+        self.steps_per_epoch = self.batches_per_epoch // grad_accum_steps
+        if self.steps_per_epoch == 0:
+            raise DataError(f"the training data ({len(self.train_set)} records over {self.env.world_size} "
+                            f"process(es)) is smaller than one optimizer step (batch_size {batch_size} x "
+                            f"grad_accum_steps {grad_accum_steps})")
+        self.total_steps = max_steps if max_steps is not None else max_epochs * self.steps_per_epoch
+
+        self.raw_model = model
+        self.module_report = sanity.trainable_by_module(model)
+        self.model = self.strategy.wrap(model.to(self.device), self.device)
+        self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
+        self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
+                                          total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch)
+        self.autocast_dtype = PRECISIONS[precision]
+        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
+        self.writer = ckpt.CheckpointWriter(self.output_dir / "checkpoints", self.env, keep_last)
+
+        self.global_step = 0
+        self.epoch = 0
+        self.batches_in_epoch = 0
+        self.best: Optional[float] = None
+        self.skipped_steps = 0
+        self.losses: list[float] = []
+        self.last_checkpoint: Optional[Path] = None
+        self._stop_signal: Optional[int] = None
+        self._last_saved_step = -1
+        self._last_eval_step = -1
+
+    # ------------------------------------------------------------------ data
+    def _train_dataset(self) -> Dataset:
+        parts = [self.datasets[s] for s in self.train_splits]
+        if not parts:
+            raise ConfigError("run.train_splits", "no training split given")
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+    def _train_loader(self) -> DataLoader:
+        self.sampler.set_position(self.epoch, self.batches_in_epoch * self.batch_size)
+        # An explicit generator: creating the iterator must not draw from the global RNG (exact resume).
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch * 1_009 + self.env.rank)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
+                          num_workers=self.num_workers, collate_fn=collate_fn_of(self.train_set),
+                          pin_memory=self.device.type == "cuda", generator=generator,
+                          persistent_workers=False)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = self.datasets[split]
+        sampler = ResumableSampler(dataset, num_replicas=self.env.world_size, rank=self.env.rank, shuffle=False,
+                                   seed=self.seed, drop_last=False)
+        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_fn_of(dataset), generator=torch.Generator().manual_seed(self.seed))
+
+    # ------------------------------------------------------------------ reporting
+    def _say(self, text: str) -> None:
+        if self.env.is_main:
+            for logger in self.loggers:
+                logger.message(text)
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self.env.is_main:
+            for logger in self.loggers:
+                logger.log(self.global_step, metrics)
+
+    def _startup_report(self, first_batch: Any) -> dict:
+        fraction = sanity.check_supervision(first_batch, "first training batch")
+        report = {"world_size": self.env.world_size, "device": str(self.device),
+                  "dataset_sizes": self.dataset_sizes, "parameters": self.module_report,
+                  "trainable_parameters": sum(v["trainable"] for v in self.module_report.values()),
+                  "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                  "supervised_fraction_first_batch": fraction}
+        if self.env.is_main:
+            (self.output_dir / "startup_report.json").write_text(json.dumps(report, indent=2))
+            lines = [f"  {top}: {c['trainable']:,} trainable / {c['frozen']:,} frozen"
+                     for top, c in self.module_report.items()]
+            sizes = ", ".join(f"{k}={v}" for k, v in self.dataset_sizes.items())
+            supervised = "n/a (no labels)" if fraction is None else f"{fraction:.1%}"
+            self._say("parameters per module:\n" + "\n".join(lines) + f"\ndatasets: {sizes}; steps: "
+                      f"{self.total_steps} ({self.steps_per_epoch}/epoch); supervised tokens in the first batch: "
+                      f"{supervised}; processes: {self.env.world_size} on {self.device}")
+        return report
+
+    # ------------------------------------------------------------------ checkpoints
+    def _progress_state(self) -> dict:
+        return {"global_step": self.global_step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
+                "best": self.best, "skipped_steps": self.skipped_steps}
+
+    def save_checkpoint(self, name: Optional[str] = None, metrics: Optional[dict] = None) -> Path:
+        """Save a full checkpoint (collective: every rank must call it)."""
+        trainer_state = {
+            "optimizer": self.strategy.optimizer_state(self.model, self.optimizer),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "progress": self._progress_state(),
+        }
+        tensors = self.strategy.trainable_state(self.model)
+        is_step = name is None
+        path = self.writer.save(
+            name or ckpt.step_dir_name(self.global_step), tensors=tensors, trainer_state=trainer_state,
+            rng_state=capture_rng(), update_latest=is_step,
+            manifest_extra={"progress": self._progress_state(), "metrics": metrics or {},
+                            "config": self.config})
+        if is_step:
+            self.last_checkpoint = path
+            self._last_saved_step = self.global_step
+        self._say(f"saved checkpoint {path}")
+        return path
+
+    def _restore(self, path: Path) -> None:
+        manifest = ckpt.read_manifest(path)
+        # FSDP parameters are DTensors whose .shape is the global (unsharded) shape, as in the manifest.
+        expected = ckpt.tensor_specs(dict(self.strategy.trainable_parameters(self.model)))
+        diff = ckpt.manifest_diff(manifest["tensors"], expected)
+        if diff:
+            raise ckpt.CheckpointError(f"cannot resume from {path}: its tensors do not match the trainable "
+                                       f"parameters of the model:\n" + "\n".join(diff))
+        self.strategy.load_trainable_state(self.model, ckpt.load_tensors(path, manifest))
+        state = ckpt.load_trainer_state(path)
+        self.strategy.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None:
+            if state["scaler"] is None:
+                raise ckpt.CheckpointError(f"{path} was written without a grad scaler (precision was not fp16)")
+            self.scaler.load_state_dict(state["scaler"])
+        progress = state["progress"]
+        self.global_step, self.epoch = progress["global_step"], progress["epoch"]
+        self.batches_in_epoch, self.best = progress["batches_in_epoch"], progress["best"]
+        self.skipped_steps = progress["skipped_steps"]
+        same_world = manifest["world_size"] == self.env.world_size
+        if not same_world and self.batches_in_epoch:
+            raise ckpt.CheckpointError(f"{path} stopped mid-epoch with {manifest['world_size']} processes; resume "
+                                       f"it with the same number (now {self.env.world_size})")
+        if self.batches_in_epoch + self.grad_accum_steps > self.batches_per_epoch:
+            self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+        rng = ckpt.load_rng_state(path, self.env.rank)
+        if rng is not None and same_world:
+            restore_rng(rng)
+        else:
+            seed_everything(self.seed + self.env.rank + self.global_step)
+        self._last_saved_step = self._last_eval_step = self.global_step
+        self._say(f"resumed from {path} at step {self.global_step} (epoch {self.epoch}, "
+                  f"{self.batches_in_epoch} batches into it)")
+
+    # ------------------------------------------------------------------ the step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _train_step(self, micro_batches: list) -> torch.Tensor:
+        self.model.train()
+        losses = []
+        for index, batch in enumerate(micro_batches):
+            last = index == len(micro_batches) - 1
+            with (contextlib.nullcontext() if last else self.strategy.no_sync(self.model)):
+                with self._autocast():
+                    out = self.task.train_step(self.model, batch)
+                loss = out["loss"]
+                scaled = loss.float() / len(micro_batches)
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            losses.append(loss.detach().float())
+        return torch.stack(losses).mean()
+
+    def _apply_gradients(self) -> Optional[float]:
+        grad_norm = None
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.clip_grad_norm is not None:
+            grad_norm = float(self.strategy.clip_grad_norm(self.model, self.clip_grad_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _agree(self, loss: torch.Tensor) -> tuple[bool, bool]:
+        """(loss is finite on every rank, a stop signal arrived on any rank): every rank decides the same."""
+        flags = torch.tensor([0.0 if torch.isfinite(loss) else 1.0, 1.0 if self._stop_signal else 0.0],
+                             device=self.device if self.env.distributed else "cpu")
+        distributed.all_reduce_tensor(flags, "max")
+        return bool(flags[0] == 0), bool(flags[1] > 0)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate every valid split; returns ``{'<split>/<metric>': value}`` on every rank."""
+        self.model.eval()
+        metrics: dict[str, float] = {}
+        for split in self.valid_splits:
+            records = []
+            for batch in self._eval_loader(split):
+                with self._autocast():
+                    records.extend(self.task.valid_step(self.model, move_to(batch, self.device)))
+            records = distributed.gather_objects(records)
+            split_metrics = self.task.evaluate(records) if self.env.is_main else None
+            split_metrics = distributed.broadcast_object(split_metrics)
+            metrics.update({f"{split}/{k}": float(v) for k, v in split_metrics.items()})
+        self._last_eval_step = self.global_step
+        return metrics
+
+    def _evaluate_and_track(self) -> None:
+        metrics = self.evaluate()
+        self._log({"epoch": self.epoch, **metrics})
+        if self.monitor is None:
+            return
+        if self.monitor not in metrics:
+            raise ConfigError("run.monitor", f"'{self.monitor}' is not among the evaluation metrics: "
+                                             f"{', '.join(sorted(metrics))}")
+        value = metrics[self.monitor]
+        better = self.best is None or (value > self.best if self.monitor_mode == "max" else value < self.best)
+        if better:
+            self.best = value
+            self.save_checkpoint("best", metrics)
+            self._say(f"new best {self.monitor}={value:.6g} at step {self.global_step}")
+
+    # ------------------------------------------------------------------ the loop
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signum
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process the usual way
+
+    @contextlib.contextmanager
+    def _signal_handlers(self):
+        import threading
+
+        if not self.save_on_signal or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _due(self, every: Optional[int], epoch_ended: bool) -> bool:
+        if every is not None:
+            return self.global_step % every == 0
+        return epoch_ended and self.max_epochs is not None
+
+    def train(self) -> dict:
+        """Run to ``max_steps`` / ``max_epochs`` (or until SIGTERM/SIGINT); returns a summary."""
+        if self.resume_from is not None:
+            path = ckpt.resolve(self.resume_from, self.output_dir / "checkpoints")
+            if path is not None:
+                self._restore(Path(path))
+        if self.env.is_main:
+            for logger in self.loggers:
+                logger.start(output_dir=self.output_dir, total_steps=self.total_steps, start_step=self.global_step)
+        try:
+            with self._signal_handlers():
+                stopped = self._loop()
+        finally:
+            if self.env.is_main:
+                for logger in self.loggers:
+                    logger.close()
+        return {"global_step": self.global_step, "epoch": self.epoch, "stopped_by_signal": stopped,
+                "best": self.best, "monitor": self.monitor, "skipped_steps": self.skipped_steps,
+                "last_checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+                "losses": list(self.losses)}
+
+    def _loop(self) -> Optional[int]:
+        reported = False
+        window: list[float] = []
+        window_start, data_wait = time.perf_counter(), 0.0
+        while self.global_step < self.total_steps:
+            iterator = iter(self._train_loader())
+            epoch_ended = False
+            while self.global_step < self.total_steps:
+                if self.batches_in_epoch + self.grad_accum_steps > self.batches_per_epoch:
+                    epoch_ended = True
+                    break
+                wait_start = time.perf_counter()
+                micro = [next(iterator) for _ in range(self.grad_accum_steps)]
+                data_wait += time.perf_counter() - wait_start
+                for i, batch in enumerate(micro):
+                    where = (f"step {self.global_step}, epoch {self.epoch}, batch {self.batches_in_epoch + i} "
+                             f"of the epoch")
+                    if not reported:
+                        self._startup_report(batch)
+                        reported = True
+                    else:
+                        sanity.check_supervision(batch, where)
+                micro = [move_to(b, self.device) for b in micro]
+                loss = self._train_step(micro)
+                finite, stop = self._agree(loss)
+                self.batches_in_epoch += self.grad_accum_steps
+                if not finite:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if self.nonfinite_loss == "raise":
+                        raise TrainingError(
+                            f"non-finite loss ({float(loss)}) at step {self.global_step}, epoch {self.epoch}, "
+                            f"micro-batches {self.batches_in_epoch - self.grad_accum_steps}.."
+                            f"{self.batches_in_epoch - 1} of the epoch; no checkpoint was written for it "
+                            f"(set run.nonfinite_loss: skip to skip such steps)")
+                    self.skipped_steps += 1
+                    self._say(f"skipped step {self.global_step}: non-finite loss")
+                else:
+                    grad_norm = self._apply_gradients()
+                    self.global_step += 1
+                    self.scheduler.set_step(self.global_step)
+                    loss_value = float(loss)
+                    self.losses.append(loss_value)
+                    window.append(loss_value)
+                    live = {"loss": loss_value, "lr": max(g["lr"] for g in self.optimizer.param_groups)}
+                    if self.env.is_main:
+                        for logger in self.loggers:
+                            logger.progress(self.global_step, live)
+                    if self.global_step % self.log_every == 0:
+                        elapsed = time.perf_counter() - window_start
+                        mean_loss = distributed.all_reduce_tensor(
+                            torch.tensor(sum(window) / len(window), device=self.device), "mean").item()
+                        samples = len(window) * self.batch_size * self.grad_accum_steps * self.env.world_size
+                        self._log({"loss": mean_loss, "lr": live["lr"], "epoch": self.epoch,
+                                   "samples_per_s": samples / max(elapsed, 1e-9),
+                                   "data_wait": data_wait / max(elapsed, 1e-9),
+                                   **({"grad_norm": grad_norm} if grad_norm is not None else {})})
+                        window, window_start, data_wait = [], time.perf_counter(), 0.0
+                    self._cadence(epoch_ended=False)
+                if stop:
+                    self._say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
+                    if self._last_saved_step != self.global_step:
+                        self.save_checkpoint()
+                    return self._stop_signal or -1
+            if epoch_ended:
+                self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+                self._cadence(epoch_ended=True)
+        if self.valid_splits and self._last_eval_step != self.global_step:
+            self._evaluate_and_track()
+        if self._last_saved_step != self.global_step:
+            self.save_checkpoint()
+        return None
+
+    def _cadence(self, epoch_ended: bool) -> None:
+        if self.valid_splits and self._due(self.eval_every, epoch_ended) and self._last_eval_step != self.global_step:
+            self._evaluate_and_track()
+        if self._due(self.save_every, epoch_ended) and self._last_saved_step != self.global_step:
+            self.save_checkpoint()
+

@@ -1,0 +1,75 @@
+"""A strategy decides how the model and optimizer are spread over processes, and how their state is read.
+
+The base class is the single-process behaviour; DDP, ZeRO and FSDP override what they change.
+Every ``*_state`` method returns full (unsharded) CPU tensors, valid at least on rank 0, so checkpoints do
+not depend on the number of processes that wrote them.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from vlmkit.runners import distributed
+from vlmkit.runners.distributed import DistEnv
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def clean_name(name: str) -> str:
+    """A parameter name without the prefixes wrappers (DDP, torch.compile, FSDP1) add."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+class Strategy:
+    """One process, no wrapping."""
+
+    def __init__(self) -> None:
+        self.env: DistEnv | None = None
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, device: torch.device) -> DistEnv:
+        self.env = distributed.init_distributed(device)
+        return self.env
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        return model
+
+    def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+    def trainable_parameters(self, model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        for name, param in self.unwrap(model).named_parameters():
+            if param.requires_grad:
+                yield clean_name(name), param
+
+    def create_optimizer(self, spec: Any, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return spec.create(spec.param_groups(self.trainable_parameters(model)))
+
+    # ------------------------------------------------------------------ the step
+    def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """Skip gradient synchronisation for an accumulation micro-batch."""
+        return contextlib.nullcontext()
+
+    def clip_grad_norm(self, model: torch.nn.Module, max_norm: float) -> torch.Tensor:
+        params = [p for _, p in self.trainable_parameters(model)]
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    # ------------------------------------------------------------------ state
+    def trainable_state(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {name: param.detach().to("cpu") for name, param in self.trainable_parameters(model)}
+
+    def load_trainable_state(self, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, param in self.trainable_parameters(model):
+                param.copy_(tensors[name].to(device=param.device, dtype=param.dtype))
+
+    def optimizer_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        optimizer.load_state_dict(state)
