@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
+from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
@@ -90,7 +92,7 @@ class Trainer:
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
         datasets: Runtime[dict],
-        output_dir: Runtime[str],
+        output_dir: str = "output/run",
         config: Runtime[Optional[dict]] = None,
     ):
         if (max_epochs is None) == (max_steps is None):
@@ -122,6 +124,8 @@ class Trainer:
         self.output_dir = Path(distributed.broadcast_object(str(output_dir)))
         if self.env.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            if config is not None:  # the resolved config next to the run's outputs
+                save_config(OmegaConf.create(config), self.output_dir)
         distributed.barrier()
 
         self.task = TASKS.build(task, "run.task")
