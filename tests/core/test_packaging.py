@@ -20,7 +20,7 @@ def test_environment_yml_names_the_same_packages_as_pyproject(repo_root):
 def test_console_script_and_entry_points_exist(repo_root):
     project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["vlmkit"] == "vlmkit.cli:main"
-    for script in ("train.py", "evaluate.py"):
+    for script in ("train.py", "evaluate.py", "apply_delta.py"):
         assert (repo_root / script).is_file(), script
 
 
