@@ -114,10 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_doc = sub.add_parser("doctor", help="versions of the stack and which fallbacks are active")
     p_doc.set_defaults(func=cmd_doctor)
+    sub.add_parser("sweep", help="run an experiment over a grid of overrides and tabulate the results "
+                                 "(vlmkit sweep --help)")
     return parser
 
 
+# Subcommands with their own argument parsers, handed the rest of the command line.
+DELEGATED = {"sweep": "vlmkit.sweep"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        try:
+            return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
+        except (ConfigError, RegistryError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     # overrides may follow options (validate cfg.yaml --purpose train run.lr=0.1), which argparse's
     # positional matching does not allow; collect the leftovers that look like overrides
