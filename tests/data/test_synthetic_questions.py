@@ -1,0 +1,184 @@
+"""Questions agree with the scene spec, and chance is 1/4 per type for a random and a prior-only guesser."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from vlmkit.data.synthetic.captions import caption, captions
+from vlmkit.data.synthetic.generator import SyntheticVideoGenerator
+from vlmkit.data.synthetic.questions import MC_TYPES, QuestionMaker
+from vlmkit.data.synthetic.scenes import SceneSampler
+
+SAMPLER, MAKER = SceneSampler(), QuestionMaker()
+
+
+def _question_set(count: int, seed: int):
+    """(spec, question) pairs for ``count`` scenes, every applicable type (colour/shape per object)."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(count):
+        spec = SAMPLER.sample(rng)
+        pairs.extend((spec, q) for q in MAKER.all_mc(spec, rng))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def train_set():
+    return _question_set(2500, seed=0)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return _question_set(2500, seed=1)
+
+
+def _accuracy_by_type(pairs, guess) -> dict[str, float]:
+    right, total = Counter(), Counter()
+    for spec, q in pairs:
+        total[q.task_type] += 1
+        right[q.task_type] += guess(q) == q.answer
+    return {t: right[t] / total[t] for t in total}
+
+
+def test_answers_follow_the_spec(test_set):
+    for spec, q in test_set[:3000]:
+        assert len(q.candidates) == 4 and len(set(q.candidates)) == 4 and q.answer in q.candidates
+        objects = spec.objects
+        if q.task_type == "colour":
+            named = [o for o in objects if len(objects) == 1 or f"the {o.shape}?" in q.question]
+            assert len(named) == 1 and q.answer == named[0].colour
+        elif q.task_type == "shape":
+            named = [o for o in objects if len(objects) == 1 or f"the {o.colour} one" in q.question]
+            assert len(named) == 1 and q.answer == named[0].shape
+        elif q.task_type == "direction":
+            assert q.answer == spec.mover.direction
+        elif q.task_type == "order":
+            assert q.answer == f"{objects[0].colour} {objects[0].shape}"
+        elif q.task_type == "moving":
+            assert q.answer == f"{spec.mover.colour} {spec.mover.shape}"
+
+
+def test_object_candidates_hide_which_two_are_present(test_set):
+    for spec, q in test_set:
+        if q.task_type not in ("order", "moving"):
+            continue
+        colours = [c.split()[0] for c in q.candidates]
+        shapes = [c.split()[1] for c in q.candidates]
+        assert len(set(colours)) == 4 and len(set(shapes)) == 4, q.candidates
+        present = {o.description for o in spec.objects}
+        assert len(present & set(q.candidates)) == 2
+
+
+def test_every_type_is_asked_and_two_object_types_only_on_two_object_scenes(test_set):
+    types = Counter(q.task_type for _, q in test_set)
+    assert set(types) == set(MC_TYPES)
+    assert all(len(spec.objects) == 2 for spec, q in test_set if q.task_type in ("order", "moving"))
+
+
+def test_random_guesser_scores_a_quarter_per_type(test_set):
+    rng = np.random.default_rng(7)
+    accuracy = _accuracy_by_type(test_set, lambda q: q.candidates[int(rng.integers(4))])
+    for task_type, value in accuracy.items():
+        assert abs(value - 0.25) < 0.05, (task_type, accuracy)
+
+
+def _prior_guesser(train_pairs):
+    """Ignores the video; learns from training questions how often each candidate text (given the question
+    text) and each answer position is right, and picks the candidate with the best learned rate."""
+    rate = defaultdict(lambda: [0, 0])
+    position = Counter()
+    for _, q in train_pairs:
+        position[q.answer_index] += 1
+        for c in q.candidates:
+            stats = rate[(q.task_type, q.question, c)]
+            stats[0] += c == q.answer
+            stats[1] += 1
+
+    def guess(q):
+        def score(i_c):
+            i, c = i_c
+            right, seen = rate[(q.task_type, q.question, c)]
+            return (right + 1) / (seen + 4) + 1e-3 * position[i]
+        return max(enumerate(q.candidates), key=score)[1]
+
+    return guess
+
+
+def test_prior_only_guesser_scores_a_quarter_per_type(train_set, test_set):
+    accuracy = _accuracy_by_type(test_set, _prior_guesser(train_set))
+    for task_type, value in accuracy.items():
+        assert abs(value - 0.25) < 0.05, (task_type, accuracy)
+
+
+def test_prior_only_guesser_would_catch_a_biased_design(train_set, test_set):
+    """The guesser above has teeth: with the answer always at position A, or a colour answer skewed towards
+    red, it beats chance by far."""
+    def answer_first(pairs):
+        return [(s, type(q)(q.task_type, q.question, (q.answer, *[c for c in q.candidates if c != q.answer]),
+                            q.answer)) for s, q in pairs]
+    accuracy = _accuracy_by_type(answer_first(test_set), _prior_guesser(answer_first(train_set)))
+    assert min(accuracy.values()) > 0.9
+
+    def skewed(pairs):   # keep only questions whose answer is red or whose candidates lack red
+        return [(s, q) for s, q in pairs if q.task_type == "colour" and (q.answer == "red" or "red" not in
+                                                                         q.candidates)]
+    assert _accuracy_by_type(skewed(test_set), _prior_guesser(skewed(train_set)))["colour"] > 0.4
+
+
+def test_answer_values_are_uniform(test_set):
+    answers = Counter(q.answer for _, q in test_set if q.task_type == "direction")
+    assert set(answers) == {"left", "right", "up", "down"}
+    assert max(answers.values()) / min(answers.values()) < 1.3
+
+
+def test_open_questions_follow_the_spec():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        spec = SAMPLER.sample(rng)
+        for task_type in MAKER.open_types(spec):
+            q = MAKER.open(spec, task_type)
+            expected = {"colour": spec.mover.colour, "shape": spec.mover.shape, "direction": spec.mover.direction,
+                        "count": {1: "one", 2: "two"}[len(spec.objects)],
+                        "order": spec.objects[0].description}[task_type]
+            assert q.answer == expected
+        if len(spec.objects) == 1:
+            with pytest.raises(ValueError, match="order"):
+                MAKER.open(spec, "order")
+            with pytest.raises(ValueError, match="moving"):
+                MAKER.mc(spec, "moving", rng)
+
+
+def test_captions_name_objects_motion_and_order():
+    rng = np.random.default_rng(4)
+    seen = set()
+    for _ in range(100):
+        spec = SAMPLER.sample(rng)
+        text = caption(spec)
+        assert captions(spec)[0] == text and len(captions(spec)) == 2
+        first = spec.objects[0]
+        assert text.startswith(f"a {first.colour} {first.shape} ")
+        assert f"moves {spec.mover.direction}" in text
+        if len(spec.objects) == 2:
+            second = spec.objects[1]
+            assert f"then a {second.colour} {second.shape} appears" in text and "stays still" in text
+            seen.add("second moves" if second.moving else "first moves")
+        else:
+            assert text == f"a {first.colour} {first.shape} moves {first.direction}."
+    assert seen == {"first moves", "second moves"}
+
+
+def test_stage2_prompt_and_answer_format():
+    generator = SyntheticVideoGenerator()
+    video = generator.sample("train", 3, seed=0)
+    entries = generator.conversations(video)
+    mc = [e for e in entries if e["task_type"].startswith("mc_")]
+    assert len(mc) == len(video.mc)
+    human, gpt = mc[0]["conversations"]
+    q = video.mc[0]
+    assert human["from"] == "human" and gpt["from"] == "gpt"
+    assert human["value"].startswith("<video>\nQuestion: ") and human["value"].endswith("Only give the best option.")
+    letter = "ABCD"[q.answer_index]
+    assert f"({letter}) {q.answer}" in human["value"] and gpt["value"] == f"({letter}) {q.answer}"
+    assert all(e["video"] == f"videos/train/{video.video_id}.mp4" for e in entries)

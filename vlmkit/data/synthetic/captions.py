@@ -1,0 +1,48 @@
+"""Deterministic captions that name every object, its motion and the order of appearance.
+
+The first caption is the canonical one (used for training, stage-1 shards and stage-2 caption requests); the
+second is a paraphrase added to the evaluation references so caption metrics see two references.
+
+    one object:                 "a red circle moves left."
+    two objects, first moves:   "a red circle moves left. then a blue square appears and stays still."
+    two objects, second moves:  "a red circle stays still. then a blue square appears and moves up."
+"""
+from __future__ import annotations
+
+from vlmkit.data.synthetic.scenes import ObjectSpec, SceneSpec
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _named(obj: ObjectSpec) -> str:
+    return f"{_article(obj.colour)} {obj.description}"
+
+
+def _motion(obj: ObjectSpec) -> str:
+    return f"moves {obj.direction}" if obj.moving else "stays still"
+
+
+def _motion_paraphrase(obj: ObjectSpec) -> str:
+    return f"is moving {obj.direction}" if obj.moving else "does not move"
+
+
+def caption(spec: SceneSpec) -> str:
+    """The canonical caption."""
+    first = spec.objects[0]
+    text = f"{_named(first)} {_motion(first)}."
+    if len(spec.objects) == 2:
+        second = spec.objects[1]
+        text += f" then {_named(second)} appears and {_motion(second)}."
+    return text
+
+
+def captions(spec: SceneSpec) -> list[str]:
+    """Reference captions: the canonical one, then a paraphrase."""
+    first = spec.objects[0]
+    paraphrase = f"the {first.description} {_motion_paraphrase(first)}."
+    if len(spec.objects) == 2:
+        second = spec.objects[1]
+        paraphrase += f" after that the {second.description} appears and {_motion_paraphrase(second)}."
+    return [caption(spec), paraphrase]

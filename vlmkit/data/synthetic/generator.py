@@ -1,0 +1,142 @@
+"""One synthetic video and all its annotations, as a pure function of (generator parameters, seed, split, index).
+
+Each video draws from its own random streams ``default_rng([seed, split, index, stream])`` (stream 0: the
+scene, 1: questions), so the result does not depend on worker scheduling or on how many videos are asked for,
+and changing a question parameter leaves the scenes unchanged.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlmkit.data.synthetic.captions import captions
+from vlmkit.data.synthetic.encode import encode_mp4
+from vlmkit.data.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
+from vlmkit.data.synthetic.render import render
+from vlmkit.data.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, SceneSampler, SceneSpec
+from vlmkit.metrics.mc_format import format_question, gt_option_string, option_letters
+
+SPLITS = {"train": 0, "test": 1}
+
+
+@dataclass
+class SyntheticVideo:
+    """Everything known about one generated video (frames are rendered on demand)."""
+    video_id: str
+    split: str
+    spec: SceneSpec
+    mc: list[MCQuestion]
+    open: list[OpenQuestion]
+    captions: list[str]
+    caption_request: bool        # training: also ask for the caption in stage 2
+
+    @property
+    def caption(self) -> str:
+        return self.captions[0]
+
+    @property
+    def video_path(self) -> str:
+        """Path relative to the output directory."""
+        return f"videos/{self.split}/{self.video_id}.mp4"
+
+
+class SyntheticVideoGenerator:
+    """Scene, rendering, question, prompt and encoding parameters; ``python -m vlmkit.data.synthetic`` exposes
+    each one as a ``--flag`` (underscores become dashes, tuples are comma-separated)."""
+
+    def __init__(self, num_frames: int = 8, frame_size: int = 32, object_size: int = 8,
+                 colours: tuple[str, ...] = DEFAULT_COLOURS, shapes: tuple[str, ...] = SHAPES,
+                 directions: tuple[str, ...] = tuple(DIRECTIONS), min_speed: int = 2, max_speed: int = 3,
+                 two_object_fraction: float = 0.5, second_appear_min: int = 2, second_appear_max: int = 4,
+                 background: tuple[int, ...] = (0, 0, 0), num_options: int = 4,
+                 mc_types: tuple[str, ...] = MC_TYPES, attributes_for_each_object: bool = True,
+                 train_open_per_video: int = 1, test_open_per_video: int = 1,
+                 caption_request_fraction: float = 0.25, video_token: str = "<video>",
+                 mc_suffix: str = "Only give the best option.",
+                 caption_prompt: str = "Describe what happens in the video.",
+                 fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
+        arguments = dict(locals())   # the JSON-able record of every parameter, for manifest.json
+        self.params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in arguments.items() if k != "self"}
+        self.scenes = SceneSampler(num_frames, frame_size, object_size, colours, shapes, directions, min_speed,
+                                   max_speed, two_object_fraction, second_appear_min, second_appear_max)
+        self.questions = QuestionMaker(colours, shapes, directions, num_options)
+        unknown = [t for t in mc_types if t not in MC_TYPES]
+        if unknown or not mc_types:
+            raise ValueError(f"mc_types: unknown or empty {unknown or list(mc_types)}; accepted: {list(MC_TYPES)}")
+        if len(background) != 3 or not all(0 <= v <= 255 for v in background):
+            raise ValueError(f"background must be three values in 0..255, got {background}")
+        if not 0.0 <= caption_request_fraction <= 1.0:
+            raise ValueError(f"caption_request_fraction must be in [0, 1], got {caption_request_fraction}")
+        if min(train_open_per_video, test_open_per_video) < 0 or shard_size < 1 or fps < 1:
+            raise ValueError("train_open_per_video / test_open_per_video must be >= 0, shard_size and fps >= 1")
+        self.mc_types, self.background = tuple(mc_types), tuple(background)
+        self.attributes_for_each_object = attributes_for_each_object
+        self.open_per_video = {"train": train_open_per_video, "test": test_open_per_video}
+        self.caption_request_fraction = caption_request_fraction
+        self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
+        self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
+
+    # ------------------------------------------------------------------ one video
+    def sample(self, split: str, index: int, seed: int) -> SyntheticVideo:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        scene_rng, question_rng = (np.random.default_rng([seed, SPLITS[split], index, s]) for s in (0, 1))
+        spec = self.scenes.sample(scene_rng)
+        if self.attributes_for_each_object:
+            mc = self.questions.all_mc(spec, question_rng, self.mc_types)
+        else:
+            mc = [self.questions.mc(spec, t, question_rng) for t in self.questions.mc_types(spec)
+                  if t in self.mc_types]
+        opens = self.questions.random_open(spec, question_rng, self.open_per_video[split])
+        wants_caption = bool(question_rng.random() < self.caption_request_fraction)
+        return SyntheticVideo(f"{split}_{index:06d}", split, spec, mc, opens, captions(spec), wants_caption)
+
+    def frames(self, video: SyntheticVideo) -> np.ndarray:
+        return render(video.spec, self.background)
+
+    def encode(self, video: SyntheticVideo) -> bytes:
+        return encode_mp4(self.frames(video), self.fps, self.crf, self.preset)
+
+    # ------------------------------------------------------------------ annotation records
+    def mc_prompt(self, question: str, candidates: list[str] | tuple[str, ...]) -> str:
+        """The stage-2 multiple-choice prompt (after the video token): VideoChat2's ``Question: ...\\nOptions:
+        \\n(A) ...`` plus ``mc_suffix`` on its own line."""
+        return format_question(question, list(candidates)) + (f"\n{self.mc_suffix}" if self.mc_suffix else "")
+
+    @staticmethod
+    def mc_answer(question: MCQuestion) -> str:
+        """The stage-2 target: ``"(B) red"`` (letter and option text, VideoChat2's ground-truth form)."""
+        letter = option_letters(len(question.candidates))[question.answer_index]
+        return gt_option_string(letter, question.candidates)
+
+    def conversations(self, video: SyntheticVideo) -> list[dict]:
+        """Stage-2 entries for one training video: one single-turn conversation per question."""
+        head = f"{self.video_token}\n"
+        turns = [(f"mc{k}", f"mc_{q.task_type}", self.mc_prompt(q.question, q.candidates), self.mc_answer(q))
+                 for k, q in enumerate(video.mc)]
+        turns += [(f"open{k}", f"open_{q.task_type}", q.question, q.answer) for k, q in enumerate(video.open)]
+        if video.caption_request:
+            turns.append(("caption", "caption", self.caption_prompt, video.caption))
+        return [{"id": f"{video.video_id}-{suffix}", "video": video.video_path, "task_type": task_type,
+                 "conversations": [{"from": "human", "value": head + prompt}, {"from": "gpt", "value": answer}]}
+                for suffix, task_type, prompt, answer in turns]
+
+    @staticmethod
+    def test_records(video: SyntheticVideo) -> dict[str, list[dict]]:
+        """Evaluation entries for one test video, keyed by output file."""
+        mc = [{"id": f"{video.video_id}-mc{k}", "video": video.video_path, "question": q.question,
+               "candidates": list(q.candidates), "answer": q.answer, "task_type": q.task_type}
+              for k, q in enumerate(video.mc)]
+        open_qa = [{"id": f"{video.video_id}-open{k}", "video": video.video_path, "question": q.question,
+                    "answer": q.answer, "task_type": q.task_type} for k, q in enumerate(video.open)]
+        caps = [{"id": video.video_id, "video": video.video_path, "captions": list(video.captions)}]
+        scene = [{"id": video.video_id, "video": video.video_path, "scene": video.spec.to_dict()}]
+        return {"test_mc.json": mc, "test_open_qa.json": open_qa, "test_captions.json": caps,
+                "test_scenes.json": scene}
+
+    @staticmethod
+    def shard_sample(video: SyntheticVideo, mp4: bytes) -> dict:
+        """Stage-1 webdataset sample: ``{key}.mp4`` and ``{key}.json`` = ``{"caption": ...}``."""
+        return {"__key__": video.video_id, "mp4": mp4, "json": json.dumps({"caption": video.caption}).encode()}
