@@ -36,8 +36,22 @@ class Experiment:
     runner: Any
 
 
+def run_seed(cfg: DictConfig, section: str) -> int | None:
+    """The runner's seed setting (its constructor default when the config leaves it out)."""
+    runner_cfg = cfg[section]
+    if "seed" in runner_cfg:
+        return int(runner_cfg.seed)
+    param = signature_of(RUNNERS.get(RUNNERS.name_of(runner_cfg, section))).parameters.get("seed")
+    return param.default if param is not None and isinstance(param.default, int) else None
+
+
 def assemble(cfg: DictConfig, section: str = "run") -> Experiment:
     """Build everything a validated config describes; ``section`` names the runner ('run' or 'evaluation')."""
+    seed = run_seed(cfg, section)
+    if seed is not None:  # the model's random init is part of the experiment: same config, same weights
+        from vlmkit.runners.rng import seed_everything
+
+        seed_everything(seed)
     model = build_model(cfg)
     datasets = build_datasets(cfg, model)
     runner = build_offering(RUNNERS, cfg[section], section, model=model, datasets=datasets, config=to_dict(cfg))

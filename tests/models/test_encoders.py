@@ -193,3 +193,14 @@ def test_pretrained_loads_local_checkpoints_strictly(tmp_path):
         ENCODERS.build({"name": "eva_vit_g", "pretrained": str(tmp_path / "eva"), "config": {"num_hidden_layers": 3}})
     with pytest.raises(ConfigError, match="either 'pretrained'.*or 'arch'"):
         ENCODERS.build({"name": "clip_vit", "pretrained": str(tmp_path / "clip"), "arch": "clip_vit_l14"})
+
+
+@pytest.mark.parametrize("name", ["clip_vit", "siglip"])
+@pytest.mark.parametrize("select_layer", [-2, -1, 1])
+def test_every_trainable_parameter_gets_a_gradient(name, select_layer):
+    """Layers past the selected hidden state are frozen: DDP rejects trainable parameters without gradients."""
+    encoder = tiny_encoder(name, freeze=False, select_layer=select_layer)
+    encoder(frames(1, 1)).sum().backward()
+    missing = [n for n, p in encoder.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    assert any(p.requires_grad for p in encoder.parameters())

@@ -1,7 +1,13 @@
-"""One visual branch: an encoder followed by adapter/pooler stages, ending at the LLM's width."""
+"""One visual branch: an encoder followed by adapter/pooler stages, ending at the LLM's width.
+
+Most encoders read pixel frames. An encoder with ``reads_pixels = False`` (precomputed features) reads
+tensors from the batch instead, under the keys it lists in ``batch_keys``; a stage that needs per-sample
+conditioning from the batch (LLMVA-GEBC's boundary reference points) lists its keys the same way.
+"""
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -15,9 +21,14 @@ class VisualBranch(nn.Module):
 
     Every stage gets the previous stage's width as ``in_dim``; a stage that asks for ``out_dim`` (a projector)
     gets the LLM's hidden size. The last stage must end at that width.
+
+    ``chunk_frames``: encode and project the frames this many at a time (each chunk moved to the encoder's
+    device on its own), so that encoder activations never span the whole video: the streaming path for
+    hour-long input (Video-XL). Only for branches whose encoder and stages treat frames independently.
     """
 
     def __init__(self, encoder: Component("encoders"), stages: ComponentList("stages") = (),
+                 chunk_frames: Optional[int] = None,
                  *, llm_width: Runtime[int], path: Runtime[str] = "model.branches[0]"):
         super().__init__()
         self.encoder = ENCODERS.build(encoder, path=f"{path}.encoder")
@@ -34,10 +45,49 @@ class VisualBranch(nn.Module):
             raise ValueError(f"{path}: the branch ends at width {width} but the LLM's hidden size is {llm_width}; "
                              f"end the stages with a projector (linear, mlp_gelu, llava_projector)")
         self.stages = nn.ModuleList(built)
+        self.chunk_frames = chunk_frames
+        if chunk_frames is not None and (chunk_frames <= 0 or not self._frame_local(chunk_frames)):
+            raise ValueError(f"{path}.chunk_frames: chunked encoding needs a positive chunk ({chunk_frames} given) "
+                             f"and an encoder and stages that keep one output frame per input frame (no temporal "
+                             f"pooling or video Q-Former); leave chunk_frames null for this branch")
+
+    def _frame_local(self, chunk: int) -> bool:
+        for frames in (chunk, 2 * chunk + 1):
+            t, n = self.encoder.out_tokens(self.encoder.tokens_per_frame, frames)
+            steps = [t]
+            for stage in self.stages:
+                t, n = stage.out_tokens(n, t)
+                steps.append(t)
+            if any(step != frames for step in steps):
+                return False
+        return True
+
+    @property
+    def reads_pixels(self) -> bool:
+        return getattr(self.encoder, "reads_pixels", True)
 
     @property
     def preprocessing(self):
-        return self.encoder.preprocessing
+        """The encoder's pixel contract; None for a branch fed with precomputed features."""
+        return self.encoder.preprocessing if self.reads_pixels else None
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """Batch entries (besides pixels and text) that the encoder or a stage reads."""
+        keys = [*getattr(self.encoder, "batch_keys", ())]
+        for stage in self.stages:
+            keys += [k for k in getattr(stage, "batch_keys", ()) if k not in keys]
+        return tuple(keys)
+
+    @staticmethod
+    def _take(component: Any, inputs: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+        keys = getattr(component, "batch_keys", ())
+        missing = [k for k in keys if inputs is None or k not in inputs]
+        if missing:
+            given = sorted(inputs) if inputs else []
+            raise ValueError(f"{type(component).__name__} reads batch entries {list(keys)} but {missing} "
+                             f"{'is' if len(missing) == 1 else 'are'} missing from the batch (given: {given})")
+        return {k: inputs[k] for k in keys}
 
     def tokens(self, frames: int) -> int:
         """Visual tokens this branch gives one video of ``frames`` frames (no forward pass needed)."""
@@ -46,12 +96,42 @@ class VisualBranch(nn.Module):
             t, n = stage.out_tokens(n, t)
         return t * n
 
-    def forward(self, pixels: torch.Tensor, text_ids: Optional[torch.Tensor] = None,
-                text_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B, T, C, H, W) pixels -> (B, K, llm_width) visual tokens."""
-        x = self.encoder(pixels)
-        for stage in self.stages:
-            x = stage(x, text_ids=text_ids, text_mask=text_mask) if stage.reads_text else stage(x)
+    def forward(self, pixels: Optional[torch.Tensor] = None, text_ids: Optional[torch.Tensor] = None,
+                text_mask: Optional[torch.Tensor] = None,
+                inputs: Optional[Mapping[str, Any]] = None, frames: Optional[int] = None) -> torch.Tensor:
+        """(B, T, C, H, W) pixels (or the batch ``inputs`` a feature encoder reads) -> (B, K, llm_width).
+
+        ``frames``: the frames per video the model was built for; the encoder's output is checked against it.
+        """
+        if self.chunk_frames is not None and self.reads_pixels and pixels.shape[1] > self.chunk_frames:
+            return self._forward_chunked(pixels, text_ids, text_mask, inputs, frames)
+        x = self.encoder(pixels) if self.reads_pixels else self.encoder(self._take(self.encoder, inputs))
+        if frames is not None:
+            expected = self.encoder.out_tokens(self.encoder.tokens_per_frame, frames)
+            if tuple(x.shape[1:3]) != tuple(expected):
+                raise ValueError(f"{type(self.encoder).__name__} gave (T, N)={tuple(x.shape[1:3])} per sample but "
+                                 f"the model was built for (T, N)={tuple(expected)} ({frames} frames per video)")
+        x = self._stages(x, text_ids, text_mask, inputs)
         return x.reshape(x.shape[0], -1, x.shape[-1])
+
+    def _stages(self, x: torch.Tensor, text_ids, text_mask, inputs) -> torch.Tensor:
+        for stage in self.stages:
+            extra = self._take(stage, inputs)
+            if stage.reads_text:
+                extra.update(text_ids=text_ids, text_mask=text_mask)
+            x = stage(x, **extra)
+        return x
+
+    def _forward_chunked(self, pixels: torch.Tensor, text_ids, text_mask, inputs, frames) -> torch.Tensor:
+        if frames is not None and pixels.shape[1] != frames:
+            raise ValueError(f"got {pixels.shape[1]} frames per video but the model was built for {frames}")
+        weights = next(self.encoder.parameters(), None)
+        device = weights.device if weights is not None else pixels.device
+        outputs = []
+        for start in range(0, pixels.shape[1], self.chunk_frames):
+            chunk = pixels[:, start:start + self.chunk_frames].to(device, non_blocking=True)
+            x = self._stages(self.encoder(chunk), text_ids, text_mask, inputs)
+            outputs.append(x.reshape(x.shape[0], -1, x.shape[-1]))
+        return torch.cat(outputs, dim=1)
 
 

@@ -44,6 +44,7 @@ class CLIPViTEncoder(HFVisionEncoder):
             raise ConfigError("clip_vit.select_layer", f"select_layer {select_layer} is outside the "
                                                        f"{num_states} hidden states (-{num_states}..{num_states - 1})")
         self.select_layer = select_layer
+        self.freeze_after(select_layer)
         self.drop_cls = drop_cls
 
     @property

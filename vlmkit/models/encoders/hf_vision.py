@@ -103,6 +103,22 @@ class HFVisionEncoder(VisualStage, abc.ABC):
     def preprocessing(self) -> ImagePreprocessing:
         """Pixel contract of the tower family (its mean/std and resize rule)."""
 
+    def freeze_after(self, select_layer: int) -> None:
+        """Stop gradients to the layers after hidden state ``select_layer`` and to the final norm.
+
+        Their outputs never reach the selected hidden state, so they would get no gradient: under DDP an
+        unused trainable parameter is an error. They stay in the module so checkpoints and parameter
+        counts match the published tower.
+        """
+        tower = getattr(self.model, "vision_model", self.model)
+        layers = tower.encoder.layers
+        used = select_layer % (len(layers) + 1)  # hidden state i is the output of layer i - 1
+        for layer in layers[used:]:
+            layer.requires_grad_(False)
+        for name in ("post_layernorm", "head"):
+            if getattr(tower, name, None) is not None:
+                getattr(tower, name).requires_grad_(False)
+
     def out_tokens(self, in_tokens: int, in_frames: int) -> tuple[int, int]:
         """Encoders read pixels, so only the frame count matters: ``(T, tokens_per_frame)``."""
         return in_frames, self.tokens_per_frame

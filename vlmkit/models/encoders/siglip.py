@@ -45,6 +45,7 @@ class SigLIPEncoder(HFVisionEncoder):
             raise ConfigError("siglip.select_layer", f"select_layer {select_layer} is outside the "
                                                      f"{num_states} hidden states (-{num_states}..{num_states - 1})")
         self.select_layer = select_layer
+        self.freeze_after(select_layer)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -15,7 +15,8 @@ from vlmkit.errors import ConfigError
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
-LORA_KEYS = {"r", "alpha", "dropout", "target_modules", "bias", "modules_to_save"}
+# eval_alpha: a LoRA alpha used in eval mode only (PLLaVA's post-training scaling: train at 32, evaluate at 4).
+LORA_KEYS = {"r", "alpha", "eval_alpha", "dropout", "target_modules", "bias", "modules_to_save"}
 
 
 def flash_attention_available() -> bool:
@@ -54,6 +55,10 @@ def check_lora(lora: dict, where: str = "lora") -> dict:
     if not (isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))):
         raise ConfigError(f"{where}.target_modules",
                           f"expected 'all-linear', a module-name regex or a non-empty list of names, got {targets!r}")
+    for key in ("alpha", "eval_alpha"):
+        value = lora.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{where}.{key}", f"LoRA {key} must be a positive number, got {value!r}")
     return lora
 
 
@@ -71,6 +76,23 @@ def apply_lora(model: nn.Module, lora: dict, task_type: str) -> nn.Module:
         task_type=task_type,
     )
     return get_peft_model(model, config)
+
+
+def set_lora_alpha(model: nn.Module, alpha: float) -> int:
+    """Set every LoRA layer's scaling to ``alpha / r`` (peft's formula without rsLoRA); returns the layers touched.
+
+    The adapters' weights are unchanged; only the factor their update is multiplied by moves.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    touched = 0
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for adapter, rank in module.r.items():
+                module.lora_alpha[adapter] = alpha
+                module.scaling[adapter] = alpha / rank
+            touched += 1
+    return touched
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

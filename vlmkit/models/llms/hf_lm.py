@@ -8,7 +8,7 @@ from torch import nn
 
 from vlmkit.errors import ConfigError
 from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, check_lora,
-                                     count_parameters)
+                                     count_parameters, set_lora_alpha)
 
 
 class HFLanguageModel(nn.Module):
@@ -25,7 +25,9 @@ class HFLanguageModel(nn.Module):
         freeze: stop gradients to every base weight. With ``lora`` the base weights are frozen by peft anyway.
         dtype: weight dtype; 'auto' keeps the checkpoint's dtype (float32 for random weights).
         gradient_checkpointing: recompute activations in backward (non-reentrant, works with frozen embeddings).
-        lora: peft LoRA settings {r, alpha, dropout, target_modules ('all-linear' or names), bias, modules_to_save}.
+        lora: peft LoRA settings {r, alpha, dropout, target_modules ('all-linear' or names), bias, modules_to_save,
+            eval_alpha}. ``eval_alpha`` (PLLaVA's post-training scaling) replaces ``alpha`` whenever the module
+            is in eval mode: the LoRA update is scaled by eval_alpha / r there and by alpha / r in training.
         trust_remote_code: allow code from the checkpoint repo (off unless a config says so).
     """
 
@@ -57,8 +59,11 @@ class HFLanguageModel(nn.Module):
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.lora_alpha = self.lora_eval_alpha = None
         if lora is not None:
             model = apply_lora(model, check_lora(lora, f"{where}.lora"), self.lora_task_type)
+            self.lora_alpha = float(lora.get("alpha", lora["r"]))
+            self.lora_eval_alpha = None if lora.get("eval_alpha") is None else float(lora["eval_alpha"])
         self.model = model
         self.hidden_size = int(self.base_config.get_text_config().hidden_size
                                if hasattr(self.base_config, "get_text_config") else self.base_config.hidden_size)
@@ -74,6 +79,19 @@ class HFLanguageModel(nn.Module):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+
+    # ------------------------------------------------------------------ LoRA scaling
+    def set_lora_alpha(self, alpha: float) -> None:
+        """Scale every LoRA update by ``alpha / r`` from now on (until the next train()/eval() switch)."""
+        if self.lora_alpha is None:
+            raise ConfigError(type(self).__name__, "set_lora_alpha needs LoRA adapters; set 'lora' in the config")
+        set_lora_alpha(self.model, alpha)
+
+    def train(self, mode: bool = True) -> "HFLanguageModel":
+        super().train(mode)
+        if self.lora_eval_alpha is not None:
+            self.set_lora_alpha(self.lora_alpha if mode else self.lora_eval_alpha)
+        return self
 
     # ------------------------------------------------------------------ introspection
     @property

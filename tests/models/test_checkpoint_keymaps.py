@@ -1,0 +1,225 @@
+"""Published checkpoint layouts (LAVIS BLIP-2, transformers BLIP-2, Video-LLaMA, MiniGPT-4, LLMVA-GEBC) load
+into vlmkit modules through explicit key maps, strictly, with readable reports."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import safetensors.torch
+import torch
+
+from vlmkit.assemble import build_model
+from vlmkit.config import load_config
+from vlmkit.errors import DataError
+from vlmkit.models.adapters.video_qformer import VideoQFormer
+from vlmkit.models.checkpoints import layouts
+from vlmkit.models.checkpoints.io import read_state_dict
+from vlmkit.models.checkpoints.keymap import CheckpointMismatch, load_mapped, locate
+from vlmkit.models.checkpoints.load import load_checkpoint
+
+TEXT_ONLY = re.compile(r"word_embeddings|position_|\.cls\.|layer\.\d+\.(intermediate|output)\.")
+ENC, QF, VQ, PROJ = "branches.0.encoder", "branches.0.stages.0", "branches.0.stages.1", "branches.0.stages.2"
+
+
+def tiny(tmp_path, preset, seed):
+    path = tmp_path / f"{seed}.yaml"
+    path.write_text(f"model: {{preset: {preset}}}\n")
+    torch.manual_seed(seed)
+    return build_model(load_config(path))
+
+
+def lavis_qformer(hf_state: dict, prefix: str) -> dict:
+    """A LAVIS-layout Q-Former state dict written from a transformers Blip2QFormerModel's, by LAVIS's names,
+    including the text-only weights LAVIS checkpoints carry."""
+    out = {}
+    for key, value in hf_state.items():
+        if key.startswith("layernorm."):
+            name = "bert.embeddings.LayerNorm." + key.split(".")[-1]
+        else:
+            name = "bert." + key.replace(".attention.attention.", ".attention.self.").replace(
+                ".crossattention.attention.", ".crossattention.self.")
+        out[prefix + name] = value.clone()
+    hidden = hf_state["layernorm.weight"].shape[0]
+    out[prefix + "bert.embeddings.word_embeddings.weight"] = torch.randn(30523, hidden)
+    out[prefix + "bert.embeddings.position_embeddings.weight"] = torch.randn(512, hidden)
+    out[prefix + "bert.embeddings.position_ids"] = torch.arange(512)[None]
+    out[prefix + "bert.encoder.layer.0.intermediate.dense.weight"] = torch.randn(64, hidden)
+    out[prefix + "bert.encoder.layer.0.output.LayerNorm.bias"] = torch.randn(hidden)
+    out[prefix + "cls.predictions.bias"] = torch.randn(30523)
+    return out
+
+
+def video_llama_checkpoint(model) -> dict:
+    """What Video-LLaMA saves (its trainable parts), plus the audio-branch keys its later versions carry."""
+    video_qformer, proj = model.get_submodule(VQ), model.get_submodule(PROJ)
+    state = lavis_qformer(video_qformer.qformer.state_dict(), "video_Qformer.")
+    state = {k: v for k, v in state.items() if not TEXT_ONLY.search(k)}  # Video-LLaMA deletes these parts
+    state["video_query_tokens"] = video_qformer.query_tokens.detach().clone()
+    state["video_frame_position_embedding.weight"] = video_qformer.frame_position_embedding.weight.detach().clone()
+    state["llama_proj.weight"] = proj.proj.weight.detach().clone()
+    state["llama_proj.bias"] = proj.proj.bias.detach().clone()
+    state["audio_query_tokens"] = torch.randn(1, 8, 32)
+    return state
+
+
+def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# Real key names from LAVIS / Video-LLaMA checkpoints and where they must land.
+REAL_NAMES = {
+    "video_Qformer.bert.embeddings.LayerNorm.weight": f"{VQ}.qformer.layernorm.weight",
+    "video_Qformer.bert.encoder.layer.0.attention.self.query.weight":
+        f"{VQ}.qformer.encoder.layer.0.attention.attention.query.weight",
+    "video_Qformer.bert.encoder.layer.1.crossattention.self.value.bias":
+        f"{VQ}.qformer.encoder.layer.1.crossattention.attention.value.bias",
+    "video_Qformer.bert.encoder.layer.1.crossattention.output.LayerNorm.weight":
+        f"{VQ}.qformer.encoder.layer.1.crossattention.output.LayerNorm.weight",
+    "video_Qformer.bert.encoder.layer.0.attention.output.dense.bias":
+        f"{VQ}.qformer.encoder.layer.0.attention.output.dense.bias",
+    "video_Qformer.bert.encoder.layer.0.intermediate_query.dense.weight":
+        f"{VQ}.qformer.encoder.layer.0.intermediate_query.dense.weight",
+    "video_Qformer.bert.encoder.layer.1.output_query.LayerNorm.bias":
+        f"{VQ}.qformer.encoder.layer.1.output_query.LayerNorm.bias",
+    "video_query_tokens": f"{VQ}.query_tokens",
+    "video_frame_position_embedding.weight": f"{VQ}.frame_position_embedding.weight",
+    "llama_proj.weight": f"{PROJ}.proj.weight",
+    "Qformer.bert.encoder.layer.0.crossattention.self.key.weight":
+        f"{QF}.qformer.encoder.layer.0.crossattention.attention.key.weight",
+    "query_tokens": f"{QF}.query_tokens",
+    "ln_vision.weight": f"{ENC}.model.post_layernorm.weight",
+}
+DROPPED = ["Qformer.bert.embeddings.word_embeddings.weight", "Qformer.bert.encoder.layer.3.output.dense.weight",
+           "Qformer.cls.predictions.transform.dense.weight", "audio_Qformer.bert.encoder.layer.0.attention.self.query.weight",
+           "llama_model.model.layers.0.self_attn.q_proj.weight", "visual_encoder.blocks.0.attn.qkv.weight"]
+
+
+def test_real_video_llama_names_map_onto_the_tiny_models_parameters(tmp_path):
+    model = tiny(tmp_path, "video_llama/tiny", 0)
+    assert locate(model, VideoQFormer) == VQ
+    keymap = layouts.video_llama(VQ, PROJ, qformer=QF, encoder=ENC)
+    own = model.state_dict()
+    for source, target in REAL_NAMES.items():
+        mapped, _, dropped = keymap.target_of(source)
+        assert (mapped, dropped) == (target, False) and mapped in own, source
+    for source in DROPPED:
+        assert keymap.target_of(source) == (None, None, True), source
+
+
+def test_lavis_blip2_and_video_llama_checkpoints_reproduce_the_model(tmp_path):
+    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    qformer, encoder = source.get_submodule(QF), source.get_submodule(ENC)
+    blip2 = lavis_qformer(qformer.qformer.state_dict(), "Qformer.")
+    blip2["query_tokens"] = qformer.query_tokens.detach().clone()
+    blip2["ln_vision.weight"] = encoder.model.post_layernorm.weight.detach().clone()
+    blip2["ln_vision.bias"] = encoder.model.post_layernorm.bias.detach().clone()
+    blip2["t5_proj.weight"] = torch.randn(2048, 32)  # BLIP-2 Flan-T5's projection: not wanted here
+    report = load_mapped(target, blip2, layouts.blip2_lavis(QF, encoder=ENC))
+    assert report.ok and same(target.get_submodule(QF), qformer) and len(report.dropped) == 7
+    assert torch.equal(target.get_submodule(ENC).model.post_layernorm.weight, encoder.model.post_layernorm.weight)
+    report = load_mapped(target, video_llama_checkpoint(source), layouts.video_llama(VQ, PROJ))
+    assert report.ok and report.dropped == ["audio_query_tokens"]
+    assert same(target.get_submodule(VQ), source.get_submodule(VQ))
+    assert same(target.get_submodule(PROJ), source.get_submodule(PROJ))
+
+
+def test_transformers_blip2_layout(tmp_path):
+    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    qformer = source.get_submodule(QF)
+    state = {f"qformer.{k}": v for k, v in qformer.qformer.state_dict().items()}
+    state["query_tokens"] = qformer.query_tokens.detach()
+    state.update({f"vision_model.{k}": v for k, v in source.get_submodule(ENC).model.state_dict().items()})
+    state["language_model.lm_head.weight"] = torch.randn(10, 4)
+    assert load_mapped(target, state, layouts.blip2_hf(QF, encoder=ENC)).ok
+    assert same(target.get_submodule(QF), qformer) and same(target.get_submodule(ENC), source.get_submodule(ENC))
+
+
+def test_strict_loading_lists_missing_unexpected_and_mismatched_keys_and_writes_nothing(tmp_path):
+    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    state = video_llama_checkpoint(source)
+    del state["video_Qformer.bert.encoder.layer.1.crossattention.self.key.weight"]
+    state["video_Qformer.bert.encoder.layer.7.attention.self.query.weight"] = torch.randn(32, 32)
+    state["video_fusion_head.weight"] = torch.randn(3)
+    state["llama_proj.weight"] = torch.randn(128, 32)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(CheckpointMismatch) as err:
+        load_mapped(target, state, layouts.video_llama(VQ, PROJ), source="pretrain-vicuna7b.pth")
+    message = str(err.value)
+    assert "checkpoint pretrain-vicuna7b.pth (layout 'video_llama')" in message
+    assert f"1 missing (the module expects them, the checkpoint lacks them):\n  " \
+           f"{VQ}.qformer.encoder.layer.1.crossattention.attention.key.weight" in message
+    assert (f"video_Qformer.bert.encoder.layer.7.attention.self.query.weight -> "
+            f"{VQ}.qformer.encoder.layer.7.attention.attention.query.weight (the module has no such parameter)"
+            in message)
+    assert "video_fusion_head.weight (no rule of layout 'video_llama' maps it)" in message
+    assert f"llama_proj.weight -> {PROJ}.proj.weight: checkpoint (128, 32), module (64, 32)" in message
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    # not strict: the good part loads and the report says what did not
+    report = load_mapped(target, state, layouts.video_llama(VQ, PROJ), strict=False)
+    assert not report.ok and torch.equal(target.get_submodule(VQ).query_tokens, source.get_submodule(VQ).query_tokens)
+
+
+def test_a_checkpoint_without_a_required_part_is_refused(tmp_path):
+    target = tiny(tmp_path, "video_llama/tiny", 1)
+    with pytest.raises(CheckpointMismatch, match=rf"missing.*\n  {PROJ}\.proj\.weight"):
+        load_mapped(target, {"Qformer.bert.embeddings.LayerNorm.weight": torch.ones(32)}, layouts.minigpt4(PROJ))
+
+
+def test_gebc_starts_from_a_video_llama_checkpoint_and_loads_its_own(tmp_path):
+    video_llama = tiny(tmp_path, "video_llama/tiny", 0)
+    gebc = tiny(tmp_path, "gebc/tiny", 1)
+    gebc_vq, gebc_proj = "branches.0.stages.0", "branches.0.stages.1"
+    boundary_before = gebc.get_submodule(gebc_vq).boundary.proj.weight.clone()
+    # LLMVA-GEBC's initialisation: the Video-LLaMA video branch, llama_proj deleted, the boundary embedding fresh
+    report = load_mapped(gebc, video_llama_checkpoint(video_llama), layouts.video_llama(gebc_vq, projector=None))
+    assert report.ok and {"llama_proj.weight", "llama_proj.bias"} <= set(report.dropped)
+    assert torch.equal(gebc.get_submodule(gebc_vq).qformer.layernorm.weight,
+                       video_llama.get_submodule(VQ).qformer.layernorm.weight)
+    assert torch.equal(gebc.get_submodule(gebc_vq).boundary.proj.weight, boundary_before)
+    # a GEBC checkpoint: + temporal_pos_trans(+_norm) and opt_proj, which both branches share
+    own = tiny(tmp_path, "gebc/tiny", 2)
+    vq, proj = own.get_submodule(gebc_vq), own.get_submodule(gebc_proj)
+    state = video_llama_checkpoint_from(vq, proj, prefix_proj="opt_proj")
+    report = load_mapped(gebc, state, layouts.gebc(gebc_vq, gebc_proj))
+    assert report.ok and same(gebc.get_submodule(gebc_vq), vq)
+    assert torch.equal(gebc.get_submodule("branches.1.stages.2").proj.weight, proj.proj.weight)
+
+
+def video_llama_checkpoint_from(vq, proj, prefix_proj):
+    state = lavis_qformer(vq.qformer.state_dict(), "video_Qformer.")
+    state = {k: v for k, v in state.items() if not TEXT_ONLY.search(k)}
+    state.update({"video_query_tokens": vq.query_tokens.detach(),
+                  "video_frame_position_embedding.weight": vq.frame_position_embedding.weight.detach(),
+                  "temporal_pos_trans.weight": vq.boundary.proj.weight.detach(),
+                  "temporal_pos_trans.bias": vq.boundary.proj.bias.detach(),
+                  "temporal_pos_trans_norm.weight": vq.boundary.norm.weight.detach(),
+                  "temporal_pos_trans_norm.bias": vq.boundary.norm.bias.detach(),
+                  f"{prefix_proj}.weight": proj.proj.weight.detach(), f"{prefix_proj}.bias": proj.proj.bias.detach()})
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- files
+def test_files_load_safely_and_prefer_safetensors(tmp_path):
+    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    state = video_llama_checkpoint(source)
+    torch.save({"model": state, "optimizer": {"lr": 1.0}, "epoch": 3}, tmp_path / "ckpt.pth")  # LAVIS wrapping
+    assert read_state_dict(tmp_path / "ckpt.pth").keys() == state.keys()
+    report = load_checkpoint(target, tmp_path / "ckpt.pth", "video_llama", video_qformer=VQ, projector=PROJ)
+    assert report.ok and same(target.get_submodule(VQ), source.get_submodule(VQ))
+    safetensors.torch.save_file({"llama_proj.weight": torch.zeros(64, 32), "llama_proj.bias": torch.zeros(64)},
+                                str(tmp_path / "ckpt.safetensors"))
+    assert set(read_state_dict(tmp_path / "ckpt.pth")) == {"llama_proj.weight", "llama_proj.bias"}
+    assert set(read_state_dict(tmp_path)) == {"llama_proj.weight", "llama_proj.bias"}  # a directory
+
+
+class Payload:
+    """Any class outside torch's allow-list: unpickling it could run code."""
+
+
+def test_pickles_with_code_are_refused(tmp_path):
+    torch.save({"model": {"w": torch.zeros(1)}, "hook": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(DataError, match="not a plain tensor checkpoint"):
+        read_state_dict(tmp_path / "evil.pth")
+    with pytest.raises(Exception, match="unknown checkpoint layout 'videollama'"):
+        load_checkpoint(torch.nn.Linear(1, 1), tmp_path / "evil.pth", "videollama")

@@ -1,0 +1,198 @@
+"""``vlmkit data validate CFG``: scan every dataset of a config before training.
+
+Per sample it checks, in order: the annotation itself, that the media file exists, that the conversation has
+exactly one media placeholder, that the text fits the model's ``max_length`` once placeholders are expanded to
+the visual tokens, and that the media decodes to usable frames.  The report counts faults per dataset and
+kind, lists each faulty sample, and prints as a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from vlmkit.errors import DataError
+
+KINDS = ("annotation", "missing_file", "placeholder_mismatch", "too_long", "text", "undecodable")
+
+
+@dataclass
+class DatasetReport:
+    name: str
+    samples: int = 0
+    checked: int = 0
+    faults: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})
+    max_tokens: int = 0
+
+    @property
+    def bad(self) -> int:
+        return sum(self.faults.values())
+
+
+@dataclass
+class DataReport:
+    datasets: list[DatasetReport] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)  # {dataset, id, file, kind, reason}
+    max_length: Optional[int] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def table(self) -> str:
+        header = ["dataset", "samples", "checked", *KINDS, "max tokens"]
+        rows = [[d.name, d.samples, d.checked, *(d.faults[k] for k in KINDS), d.max_tokens] for d in self.datasets]
+        widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+        lines = ["  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(row, widths)))
+                 for row in [header, *rows]]
+        limit = f"model max_length: {self.max_length}" if self.max_length else "model max_length: none"
+        verdict = "no problems found" if self.ok else f"{len(self.problems)} faulty sample(s)"
+        return "\n".join([*lines, limit, verdict])
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "max_length": self.max_length, "problems": self.problems,
+                "datasets": [{"name": d.name, "samples": d.samples, "checked": d.checked, "faults": d.faults,
+                              "max_tokens": d.max_tokens} for d in self.datasets]}
+
+
+def classify(reason: str) -> str:
+    text = reason.lower()
+    if "not found" in text:
+        return "missing_file"
+    if "placeholder" in text:
+        return "placeholder_mismatch"
+    if "max_length" in text:
+        return "too_long"
+    return "undecodable"
+
+
+def _count_placeholders(conversation: Sequence[dict], placeholders: Sequence[str]) -> int:
+    count = 0
+    for turn in conversation:
+        role = str(turn.get("from", turn.get("role", ""))).lower()
+        if role in ("human", "user", "system"):
+            text = str(turn.get("value", turn.get("content", "")))
+            count += sum(text.count(p) for p in placeholders)
+    return count
+
+
+def check_map_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[int], decode: bool) -> None:
+    entry = DatasetReport(name, samples=len(dataset))
+    builder = dataset.builder
+    placeholders = builder.contract.placeholders
+
+    def fault(record, kind: str, reason: str) -> None:
+        entry.faults[kind] += 1
+        report.problems.append({"dataset": name, "id": record.id, "file": record.media, "kind": kind,
+                                "reason": reason})
+
+    for record in dataset.items[:limit]:
+        entry.checked += 1
+        if record.problem:
+            fault(record, "annotation", record.problem)
+            continue
+        if not record.media or not (os.path.exists(record.media) or "://" in record.media):
+            fault(record, "missing_file", f"{record.media}: file not found")
+            continue
+        found = _count_placeholders(record.conversation, placeholders)
+        if found != 1:
+            fault(record, "placeholder_mismatch", f"{found} media placeholders {list(placeholders)} for 1 media file")
+            continue
+        try:
+            encoded = builder.encode(record)
+        except DataError as err:
+            fault(record, "too_long" if "max_length" in str(err) else "text", str(err))
+            continue
+        entry.max_tokens = max(entry.max_tokens, len(encoded.input_ids))
+        if getattr(encoded, "truncated", 0):
+            fault(record, "too_long", f"{encoded.truncated} answer tokens cut to fit max_length")
+            continue
+        if decode:
+            try:
+                builder.media.decode(record.media, record.start, record.end, seed=0)
+            except DataError as err:
+                fault(record, "undecodable", str(err))
+    report.datasets.append(entry)
+
+
+def check_stream_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[int]) -> None:
+    """Read the stream with bad samples skipped; each skip is a fault."""
+    entry = DatasetReport(name, samples=len(dataset))
+    dataset.on_bad_sample = "skip"
+    before = len(dataset.bad_samples())
+    for sample in dataset:
+        entry.checked += 1
+        entry.max_tokens = max(entry.max_tokens, int(sample["input_ids"].shape[0]))
+        if limit is not None and entry.checked >= limit:
+            break
+    for bad in dataset.bad_samples()[before:]:
+        entry.checked += 1
+        kind = classify(bad["reason"])
+        entry.faults[kind] += 1
+        report.problems.append({"dataset": name, "id": bad["id"], "file": bad["file"], "kind": kind,
+                                "reason": bad["reason"]})
+    report.datasets.append(entry)
+
+
+def check_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[int], decode: bool) -> None:
+    if hasattr(dataset, "names") and hasattr(dataset, "sources"):  # a mixture: check each source
+        for source_name, source in zip(dataset.names, dataset.sources):
+            check_dataset(f"{name}.{source_name}", source, report, limit, decode)
+    elif hasattr(dataset, "items") and hasattr(dataset, "builder"):
+        check_map_dataset(name, dataset, report, limit, decode)
+    elif hasattr(dataset, "state_dict") and hasattr(dataset, "builder"):
+        check_stream_dataset(name, dataset, report, limit)
+    else:
+        raise DataError(f"datasets.{name}: {type(dataset).__name__} is not a vlmkit dataset that can be validated")
+
+
+def validate_data(cfg: Any, model: Any = None, splits: Optional[Sequence[str]] = None,
+                  max_samples: Optional[int] = None, decode: bool = True) -> DataReport:
+    """Scan the datasets of a loaded config (``vlmkit.config.load_config``) against its model's contract.
+
+    ``model``: an already built model (built from ``cfg.model`` when None); ``splits``: dataset keys to scan
+    (all by default); ``max_samples``: check at most this many samples per dataset; ``decode=False`` skips the
+    (slow) decoding check.
+    """
+    from vlmkit.assemble import build_model, build_offering
+    from vlmkit.registry import DATASETS
+
+    model = model if model is not None else build_model(cfg)
+    contract = model.data_contract()
+    report = DataReport(max_length=getattr(model, "max_length", None))
+    names = list(splits) if splits else [str(k) for k in cfg.datasets]
+    for name in names:
+        if name not in cfg.datasets:
+            raise DataError(f"no dataset '{name}' in the config (datasets: {', '.join(map(str, cfg.datasets))})")
+        dataset = build_offering(DATASETS, cfg.datasets[name], f"datasets.{name}", contract=contract)
+        check_dataset(name, dataset, report, max_samples, decode)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``vlmkit data validate CFG [key=value ...] [--split S] [--max-samples N] [--no-decode] [--json OUT]``;
+    returns 0 when every checked sample is usable, 1 otherwise."""
+    from vlmkit.config import load_config
+
+    parser = argparse.ArgumentParser(prog="vlmkit data validate", description=__doc__.splitlines()[0])
+    parser.add_argument("cfg", help="experiment YAML with model and datasets sections")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    parser.add_argument("--split", action="append", help="dataset key to check (repeatable; default: all)")
+    parser.add_argument("--max-samples", type=int, default=None, help="check at most N samples per dataset")
+    parser.add_argument("--no-decode", action="store_true", help="skip decoding the media (faster)")
+    parser.add_argument("--json", default=None, help="also write the full report as JSON to this file")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.cfg, args.overrides)
+    report = validate_data(cfg, splits=args.split, max_samples=args.max_samples, decode=not args.no_decode)
+    print(report.table())
+    for problem in report.problems[:50]:
+        print(f"  {problem['dataset']} {problem['id']} [{problem['kind']}] {problem['reason']}")
+    if len(report.problems) > 50:
+        print(f"  ... and {len(report.problems) - 50} more (use --json for the full list)")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(report.to_dict(), out, indent=1)
+    return 0 if report.ok else 1

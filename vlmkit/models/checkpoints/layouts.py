@@ -1,0 +1,157 @@
+"""Key layouts of published checkpoints, as explicit maps onto vlmkit modules.
+
+Target paths name sub-modules of the model being loaded (``locate(model, QFormer)`` finds them), e.g. in the
+Video-LLaMA preset: encoder 'branches.0.encoder', Q-Former 'branches.0.stages.0', video Q-Former
+'branches.0.stages.1', projection 'branches.0.stages.2'. A target left as None means "this part of the
+checkpoint is deliberately not loaded" (its keys are dropped, not reported as unexpected).
+
+Layouts:
+- ``qformer_lavis``: LAVIS's BertModel-based Q-Former ('Qformer.bert.encoder.layer.0.attention.self.query...',
+  text-only parts: word/position embeddings, the text FFN 'intermediate'/'output', 'cls').
+- ``blip2_lavis``: LAVIS BLIP-2 checkpoints (Qformer, query_tokens, ln_vision, opt_proj/t5_proj/llm_proj...).
+- ``blip2_hf``: transformers Blip2* checkpoints (qformer., query_tokens, vision_model., language_projection.).
+- ``video_llama``: Video-LLaMA checkpoints (video_Qformer, video_query_tokens, video_frame_position_embedding,
+  llama_proj; audio_* and LLM keys dropped). With projector=None it is LLMVA-GEBC's initialisation from a
+  Video-LLaMA stage-1 checkpoint ('llama_proj*' deleted).
+- ``minigpt4``: MiniGPT-4's trained linear layer (llama_proj), which Video-LLaMA starts from.
+- ``gebc``: LLMVA-GEBC's video branch (the video_llama keys + temporal_pos_trans(+_norm) + opt_proj or the
+  LLaMA variant's llama_project). The other-feature branch's checkpoint names are not published in the
+  reference read for vlmkit, so they are not mapped (they would be reported as unexpected, never guessed).
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Optional
+
+from vlmkit.models.checkpoints.keymap import KeyMap, Rule, join, rules_under, scoped
+
+_LAYER = r"bert\.encoder\.layer\.(\d+)\."
+_WB = r"(weight|bias)"
+
+# LAVIS Q-Former (BertModel with query-specific FFNs) -> transformers Blip2QFormerModel.
+_QFORMER_PAIRS = [
+    (r"bert\.embeddings\.LayerNorm\." + _WB, r"layernorm.\1"),
+    (_LAYER + r"attention\.self\.(query|key|value)\." + _WB, r"encoder.layer.\1.attention.attention.\2.\3"),
+    (_LAYER + r"crossattention\.self\.(query|key|value)\." + _WB,
+     r"encoder.layer.\1.crossattention.attention.\2.\3"),
+    (_LAYER + r"(attention|crossattention)\.output\.(dense|LayerNorm)\." + _WB,
+     r"encoder.layer.\1.\2.output.\3.\4"),
+    (_LAYER + r"intermediate_query\.dense\." + _WB, r"encoder.layer.\1.intermediate_query.dense.\2"),
+    (_LAYER + r"output_query\.(dense|LayerNorm)\." + _WB, r"encoder.layer.\1.output_query.\2.\3"),
+]
+# Parts of LAVIS's Q-Former that only the text side uses; a query-only Q-Former has no such weights.
+_QFORMER_TEXT_ONLY = [r"bert\.embeddings\.(word_embeddings|position_embeddings)\.weight",
+                      r"bert\.embeddings\.position_ids", _LAYER + r"(intermediate|output)\.(dense|LayerNorm)\." + _WB,
+                      r"cls\..*"]
+
+
+def _prefix(source: str, patterns: list[str]) -> list[str]:
+    return [r"\.".join(source.split(".")) + p if source else p for p in patterns]
+
+
+def qformer_rules(source: str, qformer: Optional[str]) -> tuple[list[Rule], list[str]]:
+    """Rules + drops for a LAVIS Q-Former stored under ``source`` ('Qformer.', 'video_Qformer.') into the
+    vlmkit Q-Former stage at ``qformer`` (its Blip2QFormerModel is ``<qformer>.qformer``)."""
+    if qformer is None:
+        return [], _prefix(source, [".*"])
+    rules = rules_under(source, join(qformer, "qformer") + ".", join(qformer, "qformer"), _QFORMER_PAIRS)
+    return rules, _prefix(source, _QFORMER_TEXT_ONLY)
+
+
+def _param(source_key: str, target: Optional[str], name: str) -> tuple[list[Rule], list[str]]:
+    """One tensor (``query_tokens``...) or one sub-module's weight/bias (``source_key`` ends with '.')."""
+    if source_key.endswith("."):
+        pattern = re.escape(source_key) + _WB
+        if target is None:
+            return [], [pattern]
+        return [Rule(pattern, join(target, name) + r".\1", join(target, name))], []
+    pattern = re.escape(source_key)
+    if target is None:
+        return [], [pattern]
+    return [Rule(pattern, join(target, name), join(target, name))], []
+
+
+def _combine(name: str, parts, drop: list[str], required: list[str]) -> KeyMap:
+    rules: list[Rule] = []
+    drops = list(drop)
+    for part_rules, part_drops in parts:
+        rules += part_rules
+        drops += part_drops
+    return KeyMap(name, rules, drops, required)
+
+
+def qformer_lavis(qformer: str) -> KeyMap:
+    """A bare LAVIS Q-Former state dict (keys 'bert.…', 'cls.…') into the Q-Former stage ``qformer``."""
+    return _combine("qformer_lavis", [qformer_rules("", qformer)], [], [join(qformer, "qformer")])
+
+
+def blip2_lavis(qformer: str, encoder: Optional[str] = None, projector: Optional[str] = None) -> KeyMap:
+    """LAVIS BLIP-2 checkpoint -> Q-Former stage (+ ln_vision into the EVA tower's post_layernorm, + the
+    LLM projection opt_proj/t5_proj/llm_proj). LAVIS's EVA ViT keys are not mapped (load the tower from a
+    transformers checkpoint with ``eva_vit_g pretrained``); stage-1 heads (vision_proj, text_proj, itm_head,
+    temp) and LLM weights are dropped."""
+    parts = [qformer_rules("Qformer.", qformer), _param("query_tokens", qformer, "query_tokens"),
+             _param("ln_vision.", encoder and join(encoder, "model"), "post_layernorm")]
+    for name in ("opt_proj.", "t5_proj.", "llm_proj."):
+        parts.append(_param(name, projector, "proj"))
+    drop = [r"visual_encoder\..*", r"(opt_model|t5_model|llm_model)\..*", r"(vision_proj|text_proj|itm_head)\..*",
+            r"temp"]
+    return _combine("blip2_lavis", parts, drop, [join(qformer, "qformer"), join(qformer, "query_tokens")])
+
+
+def blip2_hf(qformer: str, encoder: Optional[str] = None, projector: Optional[str] = None) -> KeyMap:
+    """transformers Blip2Model / Blip2ForConditionalGeneration checkpoint -> vlmkit stages."""
+    rules = [Rule(r"qformer\.(.*)", join(qformer, "qformer") + r".\1", join(qformer, "qformer")),
+             Rule(r"query_tokens", join(qformer, "query_tokens"), join(qformer, "query_tokens"))]
+    drop = [r"language_model\..*"]
+    if encoder is not None:
+        rules.append(Rule(r"vision_model\.(.*)", join(encoder, "model") + r".\1", join(encoder, "model")))
+    else:
+        drop.append(r"vision_model\..*")
+    if projector is not None:
+        rules.append(Rule(r"language_projection\." + _WB, join(projector, "proj") + r".\1", join(projector, "proj")))
+    else:
+        drop.append(r"language_projection\..*")
+    return KeyMap("blip2_hf", rules, drop, [join(qformer, "qformer"), join(qformer, "query_tokens")])
+
+
+def _video_branch(video_qformer: str) -> list:
+    return [qformer_rules("video_Qformer.", video_qformer),
+            _param("video_query_tokens", video_qformer, "query_tokens"),
+            _param("video_frame_position_embedding.", video_qformer, "frame_position_embedding")]
+
+
+_VIDEO_LLAMA_OTHER = [r"audio_.*", r"llama_model\..*", r"visual_encoder\..*", r"imagebind.*"]
+
+
+def video_llama(video_qformer: str, projector: Optional[str] = None, qformer: Optional[str] = None,
+                encoder: Optional[str] = None) -> KeyMap:
+    """Video-LLaMA checkpoint (trainable parts; full checkpoints also carry the BLIP-2 parts) -> stages."""
+    parts = [*_video_branch(video_qformer), _param("llama_proj.", projector, "proj"),
+             qformer_rules("Qformer.", qformer), _param("query_tokens", qformer, "query_tokens"),
+             _param("ln_vision.", encoder and join(encoder, "model"), "post_layernorm")]
+    # The video Q-Former's own parts, not the whole stage: a boundary_video_qformer (LLMVA-GEBC) starts its
+    # boundary embedding fresh from a Video-LLaMA checkpoint.
+    required = [join(video_qformer, part) for part in ("qformer", "query_tokens", "frame_position_embedding")]
+    return _combine("video_llama", parts, _VIDEO_LLAMA_OTHER, scoped([*required, projector]))
+
+
+def minigpt4(projector: str) -> KeyMap:
+    """MiniGPT-4's checkpoint (the trained llama_proj) -> the linear projection."""
+    return _combine("minigpt4", [_param("llama_proj.", projector, "proj")],
+                    [r"(Qformer|visual_encoder|llama_model|ln_vision)\..*", r"query_tokens"], [projector])
+
+
+def gebc(video_qformer: str, projector: Optional[str] = None) -> KeyMap:
+    """LLMVA-GEBC checkpoint (video branch + boundary embedding + opt_proj / llama_project) -> stages."""
+    parts = [*_video_branch(video_qformer),
+             _param("temporal_pos_trans.", join(video_qformer, "boundary"), "proj"),
+             _param("temporal_pos_trans_norm.", join(video_qformer, "boundary"), "norm"),
+             _param("opt_proj.", projector, "proj"), _param("llama_project.", projector, "proj")]
+    return _combine("gebc", parts, [r"(opt_model|llama_model)\..*"], scoped([video_qformer, projector]))
+
+
+LAYOUTS: dict[str, Callable[..., KeyMap]] = {
+    "qformer_lavis": qformer_lavis, "blip2_lavis": blip2_lavis, "blip2_hf": blip2_hf,
+    "video_llama": video_llama, "minigpt4": minigpt4, "gebc": gebc,
+}

@@ -1,0 +1,421 @@
+"""The evaluation runner: load a trained checkpoint, predict every dataset with its task, score, report.
+
+Output directory::
+
+    config.yaml                          the resolved evaluation config
+    predictions/<dataset>/rank<R>.jsonl  records appended (and flushed) batch by batch, per process
+    predictions/<dataset>.jsonl          all records merged by rank 0, sorted by id
+    <dataset>/                           task artefacts (a needle grid's JSON and heat map)
+    results.json                         config, checkpoint, metrics per dataset and overall
+
+Resume: a rerun reads every ``rank*.jsonl`` of a dataset and skips the sample ids found there (a torn last
+line is ignored and recomputed).  When a dataset offers ``sample_id(index) -> str``, finished samples are not
+even loaded; otherwise they are dropped from the collated batch before the model runs.  The files must lie on
+a file system every rank sees (one node under torchrun does).
+
+Distributed: the samples still to do are dealt round-robin to the ranks (torchrun; gloo on CPU); each rank
+appends its records to its own file, and rank 0 merges and scores after a barrier.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from vlmkit.assemble import build_offering
+from vlmkit.config import RESOLVED_NAME, save_config
+from vlmkit.errors import ConfigError, DataError
+from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
+from vlmkit.runners import checkpoint as ckpt
+from vlmkit.runners import distributed
+from vlmkit.runners.rng import seed_everything
+from vlmkit.runners.runner import PRECISIONS, collate_fn_of, move_to
+from vlmkit.schema import Component, ComponentList, ComponentMap, Runtime
+
+RESULTS_NAME = "results.json"
+
+
+# ---------------------------------------------------------------------------------------------- config check
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts / lists as ``{"a.b[0].c": leaf}``."""
+    if isinstance(value, Mapping):
+        items = {}
+        for key, sub in value.items():
+            items.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return items or {prefix: {}}
+    if isinstance(value, (list, tuple)):
+        items = {}
+        for i, sub in enumerate(value):
+            items.update(flatten(sub, f"{prefix}[{i}]"))
+        return items or {prefix: []}
+    return {prefix: value}
+
+
+def model_config_diff(saved: Mapping, current: Mapping, ignore: list[str] = ()) -> list[str]:
+    """Lines naming every key whose value differs between two model sections (keys under ``ignore`` skipped)."""
+    a, b = flatten(saved, "model"), flatten(current, "model")
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == f"model.{p}" or key.startswith((f"model.{p}.", f"model.{p}[")) for p in ignore):
+            continue
+        if key not in a:
+            lines.append(f"  {key}: not in the checkpoint's config, {b[key]!r} in the evaluation config")
+        elif key not in b:
+            lines.append(f"  {key}: {a[key]!r} in the checkpoint's config, not in the evaluation config")
+        elif a[key] != b[key]:
+            lines.append(f"  {key}: checkpoint {a[key]!r} vs evaluation {b[key]!r}")
+    return lines
+
+
+def saved_run_config(path: Path, manifest: dict) -> Optional[dict]:
+    """The resolved config a checkpoint was trained with: its manifest's, else the run directory's file."""
+    if manifest.get("config"):
+        return manifest["config"]
+    for candidate in (path.parent.parent / RESOLVED_NAME, path.parent / RESOLVED_NAME):
+        if candidate.is_file():
+            return OmegaConf.to_container(OmegaConf.load(candidate), resolve=True)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- predictions files
+def read_records(path: Path) -> list[dict]:
+    """Records of a JSON-lines file; a torn last line (a crash mid-write) is ignored."""
+    records = []
+    lines = path.read_text().split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):  # the unterminated tail
+                continue
+            raise DataError(f"{path}:{number} is not a JSON record; delete the file to recompute it") from None
+    return records
+
+
+def repair_tail(path: Path) -> None:
+    """Cut an unterminated last line so appended records start on a fresh line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+class IndexedDataset(Dataset):
+    """(index, sample) pairs, so a batch knows which dataset rows it holds."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return index, self.dataset[index]
+
+
+class IndexedCollate:
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items):
+        return [i for i, _ in items], self.collate([s for _, s in items])
+
+
+def select_rows(batch: Any, rows: list[int]) -> Any:
+    """The batch restricted to ``rows`` (tensors on dim 0, 'meta' by position, lists per branch)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[rows]
+    if isinstance(batch, Mapping):
+        return {k: [v[r] for r in rows] if k == "meta" else select_rows(v, rows) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(select_rows(v, rows) for v in batch)
+    return batch
+
+
+def _fmt(value: float) -> str:
+    return "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.4g}"
+
+
+@RUNNERS.register("evaluator")
+class Evaluator:
+    """Evaluate a (trained) model on every configured dataset with its task; resumable and distributed.
+
+    ``tasks``: one task config for all datasets, or a mapping dataset key -> task config.  ``checkpoint``: a
+    training run directory, its ``checkpoints`` directory or one checkpoint; its trainable tensors are loaded
+    strictly, and its saved ``model`` config must equal the evaluation's (sampling, preprocessing, template...)
+    unless ``allow_config_mismatch`` (keys under ``ignore_model_keys`` are not compared).  Generation settings
+    apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions.
+    """
+
+    def __init__(
+        self, *,
+        tasks: Union[Component("tasks"), ComponentMap("tasks")],
+        checkpoint: Optional[str] = None,
+        allow_config_mismatch: bool = False,
+        ignore_model_keys: list[str] = (),
+        splits: Optional[list[str]] = None,
+        max_new_tokens: int = 32,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+        seed: int = 42,
+        resume: bool = True,
+        device: Optional[str] = None,
+        loggers: ComponentList("loggers") = ("console",),
+        output_dir: str = "output/eval",
+        model: Runtime[torch.nn.Module],
+        datasets: Runtime[dict],
+        config: Runtime[Optional[dict]] = None,
+    ):
+        for key, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
+            if value < 1:
+                raise ConfigError(f"evaluation.{key}", f"must be >= 1, got {value}")
+        if num_workers < 0:
+            raise ConfigError("evaluation.num_workers", f"must be >= 0, got {num_workers}")
+        self.splits = list(splits) if splits is not None else list(datasets)
+        unknown = [s for s in self.splits if s not in datasets]
+        if unknown:
+            raise ConfigError("evaluation.splits", f"{unknown} are not datasets of this config; "
+                                                   f"datasets: {sorted(datasets)}")
+        self.batch_size, self.num_workers, self.resume = batch_size, num_workers, resume
+        self.autocast_dtype = PRECISIONS[precision]
+        self.config = config
+        self.generation: dict[str, Any] = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                                           "do_sample": do_sample, "repetition_penalty": repetition_penalty}
+        if do_sample:
+            self.generation.update(temperature=temperature, top_p=top_p)
+
+        self.device = distributed.pick_device(distributed.read_env(), device)
+        self.env = distributed.init_distributed(self.device)
+        seed_everything(seed + self.env.rank)
+        self.output_dir = Path(distributed.broadcast_object(str(output_dir)))
+        self.loggers = [LOGGERS.build(cfg, f"evaluation.loggers[{i}]") for i, cfg in enumerate(loggers)]
+        if self.env.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if config is not None:
+                save_config(OmegaConf.create(config), self.output_dir)
+        distributed.barrier()
+
+        self.checkpoint: Optional[Path] = None
+        if checkpoint is not None:
+            self.checkpoint = self._load_checkpoint(model, checkpoint, allow_config_mismatch, list(ignore_model_keys))
+        self.model = model.to(self.device).eval()
+        self.datasets = datasets
+        self.tasks = self._build_tasks(tasks)
+
+    # ------------------------------------------------------------------ set-up
+    def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str]) -> Path:
+        path = ckpt.resolve(spec, spec)
+        manifest = ckpt.read_manifest(path)
+        saved = saved_run_config(path, manifest)
+        current = (self.config or {}).get("model")
+        if saved is None or "model" not in saved or current is None:
+            problem = (f"evaluation.checkpoint: cannot compare model configs ({path} has no saved config)"
+                       if saved is None or "model" not in saved else
+                       "evaluation.checkpoint: the evaluator got no resolved config to compare with the checkpoint's")
+            if not allow_mismatch:
+                raise ConfigError("evaluation.checkpoint", f"{problem}; set evaluation.allow_config_mismatch: true "
+                                                           f"to evaluate anyway")
+            self._say(f"warning: {problem}")
+        else:
+            diff = model_config_diff(saved["model"], current, ignore)
+            if diff and not allow_mismatch:
+                raise ConfigError("evaluation.checkpoint",
+                                  f"the model config of {path} differs from the evaluation's, so the model would not "
+                                  f"see what it was trained on:\n" + "\n".join(diff) +
+                                  "\nCopy the checkpoint's values, list the keys in evaluation.ignore_model_keys, or "
+                                  "set evaluation.allow_config_mismatch: true")
+            if diff:
+                self._say("warning: model config differs from the checkpoint's:\n" + "\n".join(diff))
+        ckpt.load_trainable(model, path, strict=True)
+        self._say(f"loaded {len(manifest['tensors'])} trainable tensors from {path}")
+        return path
+
+    def _build_tasks(self, tasks: Any) -> dict[str, Any]:
+        plain = OmegaConf.to_container(tasks, resolve=True) if OmegaConf.is_config(tasks) else tasks
+        one_for_all = isinstance(plain, str) or (isinstance(plain, Mapping) and any(k in plain for k in ("name", "type")))
+        if one_for_all:
+            configs = {key: plain for key in self.splits}
+        else:
+            if not isinstance(plain, Mapping):
+                raise ConfigError("evaluation.tasks", f"expected a task config or a mapping dataset -> task config, "
+                                                      f"got {plain!r}")
+            unknown = sorted(set(plain) - set(self.datasets))
+            missing = [key for key in self.splits if key not in plain]
+            if unknown or missing:
+                raise ConfigError("evaluation.tasks", f"tasks must name exactly the evaluated datasets: no dataset "
+                                                      f"{unknown}, no task for {missing} (datasets: {self.splits})")
+            configs = {key: plain[key] for key in self.splits}
+        self.task_names = {key: TASKS.canonical(Registry.name_of(cfg, f"evaluation.tasks.{key}"))
+                           for key, cfg in configs.items()}
+        return {key: build_offering(TASKS, cfg, f"evaluation.tasks.{key}", generation=dict(self.generation),
+                                    output_dir=str(self.output_dir / key))
+                for key, cfg in configs.items()}
+
+    # ------------------------------------------------------------------ reporting
+    def _say(self, text: str) -> None:
+        if self.env.is_main:
+            for logger in getattr(self, "loggers", ()):
+                logger.message(text)
+
+    # ------------------------------------------------------------------ predictions
+    def _shard_dir(self, key: str) -> Path:
+        return self.output_dir / "predictions" / key
+
+    def _finished_records(self, key: str) -> list[dict]:
+        shard_dir = self._shard_dir(key)
+        return [r for path in sorted(shard_dir.glob("rank*.jsonl")) for r in read_records(path)]
+
+    def _todo(self, key: str, dataset: Dataset, done: set[str]) -> tuple[list[int], bool]:
+        """Dataset indices still to predict (all of them when ids are only known after loading)."""
+        sample_id = getattr(dataset, "sample_id", None)
+        if sample_id is None:
+            return list(range(len(dataset))), False
+        ids = [str(sample_id(i)) for i in range(len(dataset))]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise DataError(f"dataset '{key}': sample ids repeat ({repeated}...); resuming needs unique ids")
+        return [i for i, sid in enumerate(ids) if sid not in done], True
+
+    def predict(self, key: str) -> int:
+        """Predict this rank's share of the unfinished samples of one dataset; returns how many it wrote."""
+        dataset, task = self.datasets[key], self.tasks[key]
+        shard_dir = self._shard_dir(key)
+        own_file = shard_dir / f"rank{self.env.rank:03d}.jsonl"
+        if self.env.is_main:
+            shard_dir.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
+        repair_tail(own_file)
+        distributed.barrier()
+        done = distributed.broadcast_object(
+            sorted({str(r["id"]) for r in self._finished_records(key)}) if self.env.is_main else None)
+        done = set(done)
+        todo, known_ids = self._todo(key, dataset, done)
+        shard = todo[self.env.rank::self.env.world_size]
+        self._say(f"{key}: {len(done)} samples predicted earlier, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
+                  f" to do on {self.env.world_size} process(es)")
+        if not shard:
+            return 0
+        loader = DataLoader(IndexedDataset(dataset), batch_size=self.batch_size, sampler=shard,
+                            num_workers=self.num_workers, collate_fn=IndexedCollate(collate_fn_of(dataset)),
+                            pin_memory=self.device.type == "cuda")
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
+        written = 0
+        with open(own_file, "a", encoding="utf-8") as out, torch.no_grad():
+            for _, batch in loader:
+                if not known_ids:
+                    keep = [r for r, m in enumerate(batch["meta"]) if str(m["id"]) not in done]
+                    if not keep:
+                        continue
+                    if len(keep) < len(batch["meta"]):
+                        batch = select_rows(batch, keep)
+                with autocast:
+                    records = task.valid_step(self.model, move_to(batch, self.device))
+                out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+                out.flush()
+                written += len(records)
+        return written
+
+    def merged_records(self, key: str) -> list[dict]:
+        """Every finished record of a dataset once (the first one written per id), sorted by id."""
+        unique: dict[str, dict] = {}
+        for record in self._finished_records(key):
+            unique.setdefault(str(record["id"]), record)
+        return [unique[i] for i in sorted(unique)]
+
+    # ------------------------------------------------------------------ the run
+    def evaluate(self) -> dict[str, Any]:
+        """Predict and score every dataset; returns the results (on every rank) and writes results.json."""
+        if not self.resume:
+            if self.env.is_main:
+                for key in self.splits:
+                    for path in self._shard_dir(key).glob("rank*.jsonl"):
+                        path.unlink()
+            distributed.barrier()
+        per_dataset: dict[str, Any] = {}
+        for key in self.splits:
+            self.predict(key)
+            distributed.barrier()
+            if self.env.is_main:
+                per_dataset[key] = self._score(key)
+        results = None
+        if self.env.is_main:
+            results = {"config": self.config, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+                       "world_size": self.env.world_size, "generation": self.generation,
+                       "datasets": per_dataset, "overall": self._overall(per_dataset)}
+            tmp = self.output_dir / f".{RESULTS_NAME}.tmp"
+            tmp.write_text(json.dumps(results, indent=2, default=str))
+            os.replace(tmp, self.output_dir / RESULTS_NAME)
+            self._say(self.table(results))
+        results = distributed.broadcast_object(results)
+        distributed.barrier()
+        for logger in self.loggers:
+            logger.close()
+        return results
+
+    def _score(self, key: str) -> dict[str, Any]:
+        records = self.merged_records(key)
+        merged = self.output_dir / "predictions" / f"{key}.jsonl"
+        merged.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        task = self.tasks[key]
+        entry: dict[str, Any] = {"task": self.task_names[key], "dataset_size": len(self.datasets[key]),
+                                 "num_predictions": len(records), "predictions": str(merged)}
+        if not records:
+            entry["metrics"] = {}
+            entry["error"] = "no predictions (every sample was skipped?)"
+            return entry
+        metrics = task.evaluate(records)
+        entry["metrics"] = metrics
+        headline = task.headline(metrics) if hasattr(task, "headline") else None
+        if headline is not None:
+            entry["primary"] = {"name": headline[0], "value": headline[1]}
+        judges = {k: v for k, v in metrics.items() if k.split("/")[-1].startswith("judge.")}
+        if judges:
+            entry["judge"] = judges
+        return entry
+
+    @staticmethod
+    def _overall(per_dataset: dict[str, Any]) -> dict[str, float]:
+        """Per primary metric name, the mean over the datasets reporting it (accuracy over MC sets, ...)."""
+        groups: dict[str, list[float]] = {}
+        for entry in per_dataset.values():
+            if "primary" in entry:
+                groups.setdefault(entry["primary"]["name"], []).append(entry["primary"]["value"])
+        overall = {name: sum(v) / len(v) for name, v in groups.items()}
+        overall["num_datasets"] = float(len(per_dataset))
+        return overall
+
+    @staticmethod
+    def table(results: dict[str, Any]) -> str:
+        rows = [("dataset", "task", "metric", "value")]
+        for key, entry in results["datasets"].items():
+            for name, value in entry["metrics"].items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    rows.append((key, entry["task"], name, _fmt(float(value))))
+            for name, value in entry.get("judge", {}).items():
+                if isinstance(value, str):
+                    rows.append((key, entry["task"], name, value))
+        for name, value in results["overall"].items():
+            rows.append(("overall", "", name, _fmt(value)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
