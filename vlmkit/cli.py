@@ -116,21 +116,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_doc.set_defaults(func=cmd_doctor)
     sub.add_parser("sweep", help="run an experiment over a grid of overrides and tabulate the results "
                                  "(vlmkit sweep --help)")
+    sub.add_parser("data", help="`vlmkit data validate CFG`: scan a config's datasets for missing or undecodable "
+                                "media, placeholder mismatches and over-long samples")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
-DELEGATED = {"sweep": "vlmkit.sweep"}
+DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        try:
-            return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
-        except (ConfigError, RegistryError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    for words, module in DELEGATED.items():
+        if tuple(argv[:len(words)]) == words:
+            try:
+                return importlib.import_module(module).main(argv[len(words):])
+            except (ConfigError, RegistryError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+    if argv[:1] == ["data"]:
+        print("usage: vlmkit data validate CFG [key=value ...] (the only data subcommand)", file=sys.stderr)
+        return 2
     parser = build_parser()
     # overrides may follow options (validate cfg.yaml --purpose train run.lr=0.1), which argparse's
     # positional matching does not allow; collect the leftovers that look like overrides

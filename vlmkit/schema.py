@@ -197,6 +197,10 @@ def check_value(value: Any, annotation: Any, path: str) -> list[ConfigError]:
             return []
         if len(options) == 1:
             return results[0]
+        # An option whose errors all lie inside the value matched its shape: its errors say what is wrong.
+        inner = [r for r in results if all(e.path != path for e in r)]
+        if inner:
+            return min(inner, key=len)
         return [ConfigError(path, f"expected one of {' | '.join(_type_name(a) for a in args)}, got {value!r}")]
     if origin is Literal:
         if value in args:

@@ -171,3 +171,18 @@ def test_struct_values_are_checked_against_a_constructor():
     assert "model.branches[0].frame: unknown key 'frame' for Branch. Did you mean 'frames'?" in text
     assert "model.branches[1].encoder: missing required key 'encoder'" in text
     assert "model.branches[2]: expected a mapping of Branch settings" in text
+
+
+def test_union_reports_the_errors_of_the_option_that_matched_its_shape(isolated):
+    from typing import Union
+
+    from vlmkit.schema import Component, check_value
+
+    @ADAPTERS.register("union_target")
+    class UnionTarget:
+        def __init__(self, width: int = 1):
+            pass
+
+    annotation = Union[Component("adapters"), dict[str, Component("adapters")]]
+    problems = check_value({"name": "union_target", "widht": 2}, annotation, "run.tasks")
+    assert len(problems) == 1 and "run.tasks.widht: unknown key 'widht'" in str(problems[0])

@@ -5,7 +5,7 @@ import json
 
 from tests.data.dataset_fixtures import conversation, media_dir, tiny_model, write_json  # noqa: F401
 from vlmkit.config import load_config
-from vlmkit.data.validate import main, validate_data
+from vlmkit.data.validate import validate_data
 
 
 def test_validate_finds_every_planted_fault(media_dir, tmp_path, capsys):
@@ -29,7 +29,9 @@ def test_validate_finds_every_planted_fault(media_dir, tmp_path, capsys):
     table = report.table()
     assert "train" in table and "missing_file" in table and "4 faulty sample(s)" in table
     out = tmp_path / "report.json"
-    assert main([str(cfg_path), "--json", str(out)]) == 1
+    from vlmkit.cli import main as cli_main
+
+    assert cli_main(["data", "validate", str(cfg_path), "--json", str(out)]) == 1
     assert "placeholder_mismatch" in capsys.readouterr().out
     assert json.loads(out.read_text())["ok"] is False
 
