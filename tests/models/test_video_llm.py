@@ -30,9 +30,9 @@ def batch_for(model, questions, answers=None, generation=False):
     return batch
 
 
-@pytest.mark.parametrize("preset,tokens", [("tiny/pooling", 16), ("tiny/video_llama", 4)])
+@pytest.mark.parametrize("preset,tokens", [("tiny/pooling", 16), ("video_llama/tiny", 4)])
 def test_tiny_recipes_count_tokens_train_and_generate(tmp_path, preset, tokens):
-    model = tiny(tmp_path, preset)
+    model = tiny(tmp_path, preset, "model.llm.freeze=false")  # a trainable LM, so a few steps show learning
     contract = model.data_contract()
     assert contract.visual_tokens == tokens and contract.num_frames == 4
     batch = batch_for(model, ["what colour is the shape", "which way does it move"], ["red", "left"])
@@ -58,7 +58,7 @@ def test_tiny_recipes_count_tokens_train_and_generate(tmp_path, preset, tokens):
 
 
 def test_visual_gradients_reach_the_projector_and_frozen_encoder_gets_none(tmp_path):
-    model = tiny(tmp_path, "tiny/video_llama")
+    model = tiny(tmp_path, "video_llama/tiny")
     batch = batch_for(model, ["what is it"], ["a circle"])
     model(**batch).loss.backward()
     branch = model.branches[0]
