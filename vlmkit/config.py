@@ -152,7 +152,10 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpo
     assignments, deletions = parse_overrides(overrides)
     # Overrides go in before presets are read (so they can choose presets) and again after (so they win over
     # preset values, including list items such as branches.0 that only exist once a preset is loaded).
+    file_has_model = cfg.get("model") is not None
     _apply(cfg, assignments, strict=False)
+    if not file_has_model:
+        _model_from_checkpoint(cfg)
     for attempt in range(2):
         for section, search_dir in PRESET_DIRS.items():
             if isinstance(cfg.get(section), DictConfig):
@@ -167,6 +170,32 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpo
     if validate:
         validate_config(cfg, purpose=purpose)
     return cfg
+
+
+def trained_config(spec: str | os.PathLike) -> DictConfig:
+    """The resolved config a training run saved: ``spec`` is the run directory, its ``checkpoints``
+    directory or one checkpoint inside it."""
+    path = Path(spec)
+    for folder in (path, path.parent, path.parent.parent):
+        if (folder / RESOLVED_NAME).is_file():
+            return _load_yaml(folder / RESOLVED_NAME, "evaluation.checkpoint")
+    raise ConfigError("evaluation.checkpoint", f"no {RESOLVED_NAME} of a training run at or above {path}; give the "
+                                               "model section in the evaluation config instead")
+
+
+def _model_from_checkpoint(cfg: DictConfig) -> None:
+    """An evaluation config without a model section evaluates the model a checkpoint was trained as: the
+    run's own preset, sampling, processors and template, so evaluation cannot silently differ from training."""
+    evaluation = cfg.get("evaluation")
+    if not isinstance(evaluation, DictConfig) or not evaluation.get("checkpoint"):
+        return
+    trained = trained_config(str(evaluation.checkpoint))
+    if trained.get("model") is None:
+        raise ConfigError("evaluation.checkpoint", "the run's saved config has no model section")
+    cfg.model = OmegaConf.merge(trained.model, cfg.get("model") or {})  # command-line model.* on top
+    plugins = [*(trained.get("imports") or []), *(cfg.get("imports") or [])]
+    if plugins:  # components the run was built from
+        cfg.imports = list(dict.fromkeys(plugins))
 
 
 def _import_plugins(cfg: DictConfig) -> None:

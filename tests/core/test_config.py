@@ -164,3 +164,21 @@ def test_resolved_config_round_trip(toys, presets, tmp_path):
     again = load_config(saved)
     assert OmegaConf.to_container(again) == OmegaConf.to_container(cfg)
     assert "${" not in saved.read_text()
+
+
+def test_eval_config_without_model_takes_the_trained_model(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_00000004").mkdir(parents=True)
+    trained = {"imports": ["tests.toy_video_plugin"],
+               "model": {"preset": "tiny/pooling", "name": "video_llm", "max_length": 99,
+                         "sampling": {"sampler": {"name": "linspace", "num_frames": 4}}}}
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(trained)))
+    path = write(tmp_path, f"evaluation: {{checkpoint: {run / 'checkpoints' / 'step_00000004'}}}\n", "eval.yaml")
+    cfg = load_config(path, ["model.max_length=120"], validate=False)
+    assert cfg.model.max_length == 120                          # command line over the run's value
+    assert cfg.model.sampling.sampler.num_frames == 4           # the run's sampling, not a default
+    assert cfg.model.template.name == "vicuna_v1"               # preset values the run was built with
+    assert list(cfg.imports) == ["tests.toy_video_plugin"]
+    with pytest.raises(ConfigError, match="no config.yaml of a training run"):
+        load_config(write(tmp_path, f"evaluation: {{checkpoint: {tmp_path / 'nowhere'}}}\n", "e2.yaml"),
+                    validate=False)
