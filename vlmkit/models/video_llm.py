@@ -9,6 +9,10 @@ to exactly ``visual_tokens`` per video and that are replaced by a masked scatter
 A branch whose encoder reads precomputed features (LLMVA-GEBC) takes them from the batch under the keys the
 branch declares (``batch_keys``); so do stages that need per-sample conditioning. ``pixel_values`` then holds
 one tensor per *pixel* branch only.
+
+An optional frame ``selector`` (VideoTGB's temporal grounding sampler) picks K of the T decoded frames before
+any encoder runs; the branches then see K frames, and a selector that learns adds its loss, weighted by
+``selector_loss_weight``, to the LM loss.
 """
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ from torch import nn
 
 from vlmkit.contracts import DataContract
 from vlmkit.data.samplers.video_sampling import VideoSampling
+from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
 from vlmkit.models.visual_branch import VisualBranch
-from vlmkit.registry import LLMS, MODELS, TEMPLATES
-from vlmkit.schema import Component, Struct, StructList, to_plain
+from vlmkit.models.selectors.base import FrameSelector, gather_frames
+from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
+from vlmkit.schema import Component, Struct, StructList, signature_of, to_plain
 
 
 @MODELS.register("video_llm")
@@ -40,12 +46,22 @@ class VideoLLM(nn.Module):
         shared_modules: {target: source} module paths; the target becomes the very same module as the source
             (weight sharing, e.g. LLMVA-GEBC's one projection for both branches:
             {"branches.1.stages.2": "branches.0.stages.2"}).
+        init_weights: checkpoints loaded in order once the model is built, each {path, layout, targets}:
+            a previous vlmkit run (layout 'vlmkit', e.g. stage 2 from stage 1) or a published layout.
+        selector: a SELECTORS config choosing ``num_selected`` of the decoded frames per video (null = all).
+        selector_loss_weight: weight of the selector's own training loss in the total loss.
+        stage_text: what text-reading stages (InstructBLIP's Q-Former) read: 'prompt' = the LLM's prompt ids
+            (right only when the stage and the LLM share a vocabulary), 'question' = the batch's
+            ``question_ids`` / ``question_mask``, the question in the selector's (BERT) tokenizer.
     """
 
     def __init__(self, llm: Component("llms"), branches: StructList(VisualBranch), sampling: Struct(VideoSampling),
                  template: Component("templates"), max_length: Optional[int] = None,
                  truncation: Literal["error", "answer_tail"] = "error",
-                 shared_modules: Optional[dict[str, str]] = None):
+                 shared_modules: Optional[dict[str, str]] = None,
+                 selector: Optional[Component("selectors")] = None, selector_loss_weight: float = 1.0,
+                 stage_text: Literal["prompt", "question"] = "prompt",
+                 init_weights: Optional[StructList(WeightSource)] = None):
         super().__init__()
         self.llm = LLMS.build(llm, path="model.llm")
         if self.llm.tokenizer is None:
@@ -65,12 +81,34 @@ class VideoLLM(nn.Module):
         # Feature-only models (precomputed features) have no pixel contract to check the sampling against.
         self.sampling = (sampling.resolve(self.branches[self.pixel_branches[0]].preprocessing)
                          if self.pixel_branches else sampling)
-        self.num_frames = self.sampling.max_frames
+        self.num_frames = self.sampling.max_frames  # decoded per video: the data contract
+        self.selector = self._build_selector(selector) if selector is not None else None
+        self.selector_loss_weight, self.stage_text = selector_loss_weight, stage_text
+        if stage_text == "question" and getattr(self.selector, "tokenizer", None) is None:
+            raise ValueError("model.stage_text: 'question' needs question_ids from the data side, tokenized with "
+                             "the selector's tokenizer; configure a selector that reads the question")
+        # frames each branch encodes
+        self.encoded_frames = self.selector.num_selected if self.selector is not None else self.num_frames
         self.template = TEMPLATES.build(template, path="model.template")
         self.max_length, self.truncation = max_length, truncation
-        self.branch_tokens = [branch.tokens(self.num_frames) for branch in self.branches]
+        self.branch_tokens = [branch.tokens(self.encoded_frames) for branch in self.branches]
         self.visual_tokens = sum(self.branch_tokens)
-        self.batch_keys = tuple(dict.fromkeys(k for branch in self.branches for k in branch.batch_keys))
+        self.batch_keys = tuple(dict.fromkeys([*(k for branch in self.branches for k in branch.batch_keys),
+                                               *getattr(self.selector, "batch_keys", ())]))
+        for i, source in enumerate(to_plain(init_weights) or []):
+            WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
+
+    def _build_selector(self, cfg: Any) -> FrameSelector:
+        name = SELECTORS.name_of(cfg, "model.selector")
+        offered = {"num_frames": self.num_frames,
+                   "preprocessing": self.branches[self.pixel_branches[0]].preprocessing if self.pixel_branches
+                   else None}
+        params = signature_of(SELECTORS.get(name)).parameters
+        selector = SELECTORS.build(cfg, path="model.selector", **{k: v for k, v in offered.items() if k in params})
+        if not isinstance(selector, FrameSelector):
+            raise ValueError(f"model.selector: '{name}' is not a frame selector (flow estimators go inside one, "
+                             f"as its flow_estimator)")
+        return selector
 
     def _share_modules(self, shared: Mapping[str, str]) -> None:
         for target, source in shared.items():
@@ -107,7 +145,8 @@ class VideoLLM(nn.Module):
                             num_frames=self.num_frames,
                             preprocessing=tuple(self.branches[i].preprocessing for i in self.pixel_branches),
                             sampling=self.sampling, encode=self.encode_conversation, pad_token_id=int(pad),
-                            extra={"encoder_decoder": self.llm.is_encoder_decoder, "batch_keys": self.batch_keys})
+                            extra={"encoder_decoder": self.llm.is_encoder_decoder, "batch_keys": self.batch_keys,
+                                   "selector": self.selector.data_needs() if self.selector is not None else {}})
 
     # ------------------------------------------------------------------ model side
     def encode_video(self, pixel_values: Optional[Sequence[torch.Tensor]] = None,
@@ -115,6 +154,10 @@ class VideoLLM(nn.Module):
                      inputs: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
         """One (B, T, C, H, W) tensor per pixel branch (+ the batch entries other branches read)
         -> (B, visual_tokens, hidden)."""
+        return self._encode(pixel_values, text_ids, text_mask, inputs)[0]
+
+    def _encode(self, pixel_values, text_ids, text_mask, inputs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Visual tokens and the selector's training loss (None without a learning selector)."""
         if isinstance(pixel_values, torch.Tensor):
             pixel_values = [pixel_values]
         pixel_values = list(pixel_values or [])
@@ -126,30 +169,44 @@ class VideoLLM(nn.Module):
             if pixels.dim() != 5 or pixels.shape[1] != self.num_frames:
                 raise ValueError(f"branch {i} expects pixels (B, T={self.num_frames}, C, H, W), got "
                                  f"{tuple(pixels.shape)}")
+        selector_loss = None
+        if self.selector is not None:
+            selection = self.selector([pixels_of[i] for i in self.pixel_branches], inputs or {})
+            pixels_of = {i: gather_frames(pixels, selection.indices) for i, pixels in pixels_of.items()}
+            selector_loss = selection.loss
+        if self.stage_text == "question":
+            text_ids, text_mask = (inputs or {}).get("question_ids"), (inputs or {}).get("question_mask")
         tokens = []
         for i, branch in enumerate(self.branches):
             out = branch(pixels_of.get(i), text_ids=text_ids, text_mask=text_mask, inputs=inputs,
-                         frames=self.num_frames)
+                         frames=self.encoded_frames)
             if out.shape[1] != self.branch_tokens[i]:
                 raise ValueError(f"branch {i} gave {out.shape[1]} visual tokens but announced "
-                                 f"{self.branch_tokens[i]} for {self.num_frames} frames; check the frame count of "
+                                 f"{self.branch_tokens[i]} for {self.encoded_frames} frames; check the frame count of "
                                  f"its input (batch keys {list(branch.batch_keys)})")
             tokens.append(out)
-        return torch.cat(tokens, dim=1)
+        return torch.cat(tokens, dim=1), selector_loss
 
     def _inputs_embeds(self, input_ids: torch.Tensor, pixel_values, attention_mask,
-                       inputs: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
-        visual = self.encode_video(pixel_values, text_ids=input_ids, text_mask=attention_mask, inputs=inputs)
+                       inputs: Optional[Mapping[str, Any]] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """LLM input embeddings with the visual tokens scattered in, and the selector's training loss."""
+        visual, selector_loss = self._encode(pixel_values, input_ids, attention_mask, inputs)
         embeds = self.llm.embed(input_ids)
-        return scatter_visual_embeddings(embeds, input_ids, self.visual_token_id, visual)
+        return scatter_visual_embeddings(embeds, input_ids, self.visual_token_id, visual), selector_loss
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values=None,
                 labels: Optional[torch.Tensor] = None, **inputs: Any):
         """The LLM's output (``.loss`` when labels are given, ``.logits``). Batch entries that no branch
-        reads ("meta") are ignored."""
-        embeds = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
-                        **self._llm_visual_mask(input_ids))
+        reads ("meta") are ignored. A learning selector's loss is added to ``.loss`` (weighted) and is also
+        given as ``.selector_loss``."""
+        embeds, selector_loss = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs)
+        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
+                       **self._llm_visual_mask(input_ids))
+        if selector_loss is not None:
+            out["selector_loss"] = selector_loss.detach()
+            if out.get("loss") is not None:
+                out["loss"] = out["loss"] + self.selector_loss_weight * selector_loss
+        return out
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values=None,
@@ -158,7 +215,7 @@ class VideoLLM(nn.Module):
         ``batch_keys`` go to the visual side, the rest to the LLM's ``generate``."""
         inputs = {k: gen_kwargs.pop(k) for k in self.batch_keys if k in gen_kwargs}
         gen_kwargs.pop("meta", None)  # per-sample records of the data side, as in forward
-        embeds = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs)
+        embeds, _ = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs)
         new_ids = self.llm.generate(embeds, attention_mask, **self._llm_visual_mask(input_ids), **gen_kwargs)
         texts = self.llm.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         return [self._cut_at_stop(text) for text in texts]

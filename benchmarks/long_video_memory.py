@@ -1,0 +1,140 @@
+"""Peak memory and time of a tiny Video-XL model against the frame count, with and without compression.
+
+Each (frames, compression) point runs in a fresh subprocess so that the peak is its own: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the growth of the process's peak resident set over the resident
+set just before the run (model built, pixels made). The run is one no-grad scoring forward pass over
+"text, video, question": a generation of one token (the prompt's prefill, where the memory goes), with the
+visual encoder streaming 8 frames at a time. Reported: peak MiB and seconds
+per point, and the ratios to the 64-frame point (goal with compression: peak(1024) <= 2 x peak(64)).
+
+    python benchmarks/long_video_memory.py [--frames 64 256 1024] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Tiny but not trivial: 16 tokens per frame (8x8 grid pooled 2x2), windows of 10 frames, ratio 16 at inference.
+MODEL = """
+model:
+  preset: video_xl/tiny
+  llm:
+    window: 160
+    eval_ratios: [16]
+    attn_implementation: sdpa
+    config: {{hidden_size: 128, intermediate_size: 256, num_hidden_layers: 4, num_attention_heads: 4,
+             num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 65536,
+             tie_word_embeddings: true, pad_token_id: 0, bos_token_id: 2, eos_token_id: 3}}
+    compress: {compress}
+  branches:
+    - encoder:
+        name: clip_vit
+        config: {{hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+                 image_size: 64, patch_size: 8}}
+        select_layer: -1
+        drop_cls: true
+        freeze: true
+      stages:
+        - {{name: mlp_gelu, depth: 2}}
+        - {{name: avg_pool_2d, kernel: 2}}
+      chunk_frames: 8
+  sampling:
+    sampler: {{name: fps, target_fps: 1.0, max_frames: {frames}, min_frames: 1}}
+  max_length: null
+"""
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def run_point(frames: int, compress: bool, device: str) -> dict:
+    """One measurement in this process (called in a subprocess by main)."""
+    import tempfile
+
+    import torch
+
+    from vlmkit.assemble import build_model
+    from vlmkit.config import load_config
+    from vlmkit.models.prompting import collate_encoded
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "exp.yaml"
+        path.write_text(MODEL.format(compress=str(compress).lower(), frames=frames))
+        torch.manual_seed(0)
+        model = build_model(load_config(path)).to(device).eval()
+    contract = model.data_contract()
+    encoded = contract.encode([{"from": "human", "value": "<video>\nwhat happens in the video"}], num_media=1,
+                              add_generation_prompt=True)
+    batch = collate_encoded([encoded], contract.pad_token_id, side="left")
+    size = contract.preprocessing[0].size
+    pixels = torch.rand(1, frames, 3, size, size)  # stays on the host: chunks move to the device one by one
+    batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    with torch.no_grad():  # warm-up on a short clip would change the model; warm kernels with one tiny step
+        model.llm(model.llm.embed(batch["input_ids"][:, :8]), batch["attention_mask"][:, :8])
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_mib()
+    start = time.perf_counter()
+    with torch.no_grad():
+        model.generate(**batch, pixel_values=[pixels], max_new_tokens=1, do_sample=False)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    seconds = time.perf_counter() - start
+    return {"frames": frames, "compress": compress, "tokens": int(batch["input_ids"].shape[1]),
+            "peak_mib": round(max(peak, 0.0), 2), "seconds": round(seconds, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--point", nargs=2, metavar=("FRAMES", "COMPRESS"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.point:
+        print(json.dumps(run_point(int(args.point[0]), args.point[1] == "1", args.device)))
+        return 0
+    rows = []
+    for compress in (True, False):
+        for frames in args.frames:
+            cmd = [sys.executable, __file__, "--device", args.device, "--point", str(frames), str(int(compress))]
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+    print(f"\n| compression | frames | tokens | peak MiB | x peak@{args.frames[0]} | seconds | x time@{args.frames[0]} |")
+    print("|---|---|---|---|---|---|---|")
+    for compress in (True, False):
+        mine = [r for r in rows if r["compress"] == compress]
+        base = mine[0]
+        for r in mine:
+            print(f"| {'on' if compress else 'off'} | {r['frames']} | {r['tokens']} | {r['peak_mib']:.1f} | "
+                  f"{r['peak_mib'] / max(base['peak_mib'], 1e-6):.2f} | {r['seconds']:.2f} | "
+                  f"{r['seconds'] / max(base['seconds'], 1e-6):.2f} |")
+    on = {r["frames"]: r for r in rows if r["compress"]}
+    lo, hi = args.frames[0], args.frames[-1]
+    ratio = on[hi]["peak_mib"] / max(on[lo]["peak_mib"], 1e-6)
+    print(f"\ncompression on: peak({hi}) / peak({lo}) = {ratio:.2f} (goal <= 2)")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "peak_ratio_on": ratio}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
