@@ -37,7 +37,8 @@ from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed
 from vlmkit.runners.rng import seed_everything
-from vlmkit.runners.runner import PRECISIONS, collate_fn_of, move_to
+from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
+from vlmkit.runners.train_data import call_hook, collate_fn_of
 from vlmkit.schema import Component, ComponentList, ComponentMap, Runtime
 
 RESULTS_NAME = "results.json"
@@ -219,6 +220,9 @@ class Evaluator:
         self.model = model.to(self.device).eval()
         self.datasets = datasets
         self.tasks = self._build_tasks(tasks)
+        self.skipped_batches: dict[str, int] = {}  # batches with no usable sample, per dataset (this rank)
+        for key in self.splits:  # each dataset lists its bad samples next to its task artefacts
+            call_hook(self.datasets[key], "set_output_dir", str(self.output_dir / key))
 
     # ------------------------------------------------------------------ set-up
     def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str]) -> Path:
@@ -321,6 +325,9 @@ class Evaluator:
         written = 0
         with open(own_file, "a", encoding="utf-8") as out, torch.no_grad():
             for _, batch in loader:
+                if batch is None:  # the dataset skipped every sample of it (on_bad_sample: skip)
+                    self.skipped_batches[key] = self.skipped_batches.get(key, 0) + 1
+                    continue
                 if not known_ids:
                     keep = [r for r, m in enumerate(batch["meta"]) if str(m["id"]) not in done]
                     if not keep:
@@ -353,9 +360,15 @@ class Evaluator:
         per_dataset: dict[str, Any] = {}
         for key in self.splits:
             self.predict(key)
+            skipped = sum(d.get(key, 0) for d in distributed.gather_objects([self.skipped_batches]))
             distributed.barrier()
             if self.env.is_main:
+                call_hook(self.datasets[key], "write_bad_samples")
                 per_dataset[key] = self._score(key)
+                per_dataset[key]["skipped_batches"] = skipped
+                bad = bad_sample_counts(self.datasets, [key])
+                if key in bad:
+                    per_dataset[key]["bad_samples"] = bad[key]
         results = None
         if self.env.is_main:
             results = {"config": self.config, "checkpoint": str(self.checkpoint) if self.checkpoint else None,

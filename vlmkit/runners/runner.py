@@ -2,7 +2,10 @@
 
 One optimizer step draws ``grad_accum_steps`` micro-batches; all but the last run under the strategy's
 ``no_sync``.  Progress is counted in optimizer steps (``global_step``) and, inside an epoch, in micro-batches
-consumed, which is what a checkpoint records as the data position.
+consumed, which is what a checkpoint records as the data position (a streaming dataset's own ``state_dict``
+is saved too; see ``train_data``).  A micro-batch a dataset skipped entirely (None) is left out without
+desynchronising the ranks (see ``skipping``); dataset hooks (``set_epoch``, ``set_output_dir``,
+``write_bad_samples``) are called when a dataset has them.
 """
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import torch
 from omegaconf import OmegaConf
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError, VlmkitError
@@ -25,6 +28,8 @@ from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, sanity
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
+from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
+from vlmkit.runners.train_data import TrainData, call_hook, collate_fn_of, is_stream
 from vlmkit.schema import Component, ComponentList, Runtime
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,11 +49,15 @@ def move_to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def collate_fn_of(dataset: Dataset):
-    """A dataset's own ``collater`` when it has one, torch's default collation otherwise."""
-    if isinstance(dataset, ConcatDataset):
-        return collate_fn_of(dataset.datasets[0])
-    return getattr(dataset, "collater", None) or default_collate
+def bad_sample_counts(datasets: Mapping[str, Any], splits: list[str]) -> dict[str, int]:
+    """Bad samples recorded per split, for datasets that keep such a list."""
+    return {split: len(datasets[split].bad_samples()) for split in dict.fromkeys(splits)
+            if hasattr(datasets[split], "bad_samples")}
+
+
+def write_bad_samples(datasets: Mapping[str, Any], splits: list[str]) -> None:
+    for split in dict.fromkeys(splits):
+        call_hook(datasets[split], "write_bad_samples")
 
 
 @RUNNERS.register("trainer")
@@ -133,14 +142,19 @@ class Trainer:
         self.datasets = datasets
         self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
         self.train_set = self._train_dataset()
-        self.sampler = ResumableSampler(self.train_set, num_replicas=self.env.world_size, rank=self.env.rank,
-                                        shuffle=shuffle, seed=seed, drop_last=True)
-        self.batches_per_epoch = self.sampler.num_samples // batch_size
-        self.steps_per_epoch = self.batches_per_epoch // grad_accum_steps
+        self.data = TrainData(self.train_set, self.env, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
+                              shuffle=shuffle, seed=seed, num_workers=num_workers,
+                              pin_memory=self.device.type == "cuda")
+        self.sampler = self.data.sampler
+        self.batches_per_epoch = self.data.batches_per_epoch
+        self.steps_per_epoch = self.data.estimated_steps_per_epoch  # an estimate for a stream
         if self.steps_per_epoch == 0:
             raise DataError(f"the training data ({len(self.train_set)} records over {self.env.world_size} "
                             f"process(es)) is smaller than one optimizer step (batch_size {batch_size} x "
                             f"grad_accum_steps {grad_accum_steps})")
+        if self.steps_per_epoch is None and max_steps is None:
+            raise ConfigError("run.max_epochs", "the streaming training dataset has no length, so the number of "
+                                                "steps of an epoch is unknown; set run.max_steps instead")
         self.total_steps = max_steps if max_steps is not None else max_epochs * self.steps_per_epoch
 
         self.raw_model = model
@@ -148,7 +162,8 @@ class Trainer:
         self.model = self.strategy.wrap(model.to(self.device), self.device)
         self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
         self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
-                                          total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch)
+                                          total_steps=self.total_steps,
+                                          steps_per_epoch=self.steps_per_epoch or self.total_steps)
         self.autocast_dtype = PRECISIONS[precision]
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self.writer = ckpt.CheckpointWriter(self.output_dir / "checkpoints", self.env, keep_last)
@@ -158,6 +173,9 @@ class Trainer:
         self.batches_in_epoch = 0
         self.best: Optional[float] = None
         self.skipped_steps = 0
+        self.skipped_batches = 0  # micro-batches whose samples a dataset skipped entirely (this rank)
+        self.empty_steps = 0      # steps without any micro-batch on any rank (no optimizer step)
+        self.eval_skipped_batches: dict[str, int] = {}
         self.losses: list[float] = []
         self.last_checkpoint: Optional[Path] = None
         self._stop_signal: Optional[int] = None
@@ -169,23 +187,44 @@ class Trainer:
         parts = [self.datasets[s] for s in self.train_splits]
         if not parts:
             raise ConfigError("run.train_splits", "no training split given")
+        if len(parts) > 1 and any(is_stream(p) for p in parts):
+            raise ConfigError("run.train_splits", f"{self.train_splits}: a streaming dataset cannot be concatenated "
+                                                  f"with others; combine them in one 'mixture' dataset instead")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
-    def _train_loader(self) -> DataLoader:
-        self.sampler.set_position(self.epoch, self.batches_in_epoch * self.batch_size)
-        # An explicit generator: creating the iterator must not draw from the global RNG (exact resume).
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch * 1_009 + self.env.rank)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
-                          num_workers=self.num_workers, collate_fn=collate_fn_of(self.train_set),
-                          pin_memory=self.device.type == "cuda", generator=generator,
-                          persistent_workers=False)
+    def _set_output_dirs(self) -> None:
+        """Each split lists its bad samples under ``<output_dir>/<split>/``."""
+        for split in dict.fromkeys([*self.train_splits, *self.valid_splits]):
+            call_hook(self.datasets[split], "set_output_dir", str(self.output_dir / split))
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split]
+        common = {"batch_size": self.eval_batch_size, "num_workers": self.num_workers,
+                  "collate_fn": collate_fn_of(dataset), "generator": torch.Generator().manual_seed(self.seed)}
+        if is_stream(dataset):  # each rank reads its own shards
+            return DataLoader(dataset, **common)
         sampler = ResumableSampler(dataset, num_replicas=self.env.world_size, rank=self.env.rank, shuffle=False,
                                    seed=self.seed, drop_last=False)
-        return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=collate_fn_of(dataset), generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(dataset, sampler=sampler, **common)
+
+    def _eval_batches(self, split: str) -> Iterator[tuple[Optional[Any], bool]]:
+        """(batch or None, whether this rank has run out) until every rank has run out.  A sampler gives the
+        ranks equal batch counts; streams do not, so for them the ranks agree on the end (one all-reduce)."""
+        stream = is_stream(self.datasets[split])
+        iterator, end = iter(self._eval_loader(split)), object()
+        while True:
+            batch = next(iterator, end)
+            done = batch is end
+            if not stream:
+                if done:
+                    return
+            else:
+                remaining = torch.tensor([0.0 if done else 1.0])
+                if self.env.distributed:
+                    remaining = distributed.all_reduce_tensor(remaining.to(self.device), "sum").cpu()
+                if remaining.item() == 0:
+                    return
+            yield (None if done else batch), done
 
     # ------------------------------------------------------------------ reporting
     def _say(self, text: str) -> None:
@@ -219,7 +258,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _progress_state(self) -> dict:
         return {"global_step": self.global_step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
-                "best": self.best, "skipped_steps": self.skipped_steps}
+                "best": self.best, "skipped_steps": self.skipped_steps, "skipped_batches": self.skipped_batches,
+                "empty_steps": self.empty_steps}
 
     def save_checkpoint(self, name: Optional[str] = None, metrics: Optional[dict] = None) -> Path:
         """Save a full checkpoint (collective: every rank must call it)."""
@@ -228,6 +268,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "progress": self._progress_state(),
+            "data": self.data.state(),  # per-rank stream positions (collective); None for map-style data
         }
         tensors = self.strategy.trainable_state(self.model)
         is_step = name is None
@@ -262,11 +303,15 @@ class Trainer:
         self.global_step, self.epoch = progress["global_step"], progress["epoch"]
         self.batches_in_epoch, self.best = progress["batches_in_epoch"], progress["best"]
         self.skipped_steps = progress["skipped_steps"]
+        self.skipped_batches = progress.get("skipped_batches", 0)
+        self.empty_steps = progress.get("empty_steps", 0)
         same_world = manifest["world_size"] == self.env.world_size
         if not same_world and self.batches_in_epoch:
             raise ckpt.CheckpointError(f"{path} stopped mid-epoch with {manifest['world_size']} processes; resume "
                                        f"it with the same number (now {self.env.world_size})")
-        if self.batches_in_epoch + self.grad_accum_steps > self.batches_per_epoch:
+        if same_world:  # a new world size starts a fresh pass of a stream (checked above: at a boundary)
+            self.data.load_state(state.get("data"), str(path))
+        if self.data.epoch_is_over(self.batches_in_epoch):
             self.epoch, self.batches_in_epoch = self.epoch + 1, 0
         rng = ckpt.load_rng_state(path, self.env.rank)
         if rng is not None and same_world:
@@ -283,19 +328,26 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _train_step(self, micro_batches: list) -> torch.Tensor:
+    def _train_step(self, micro_batches: list, plan: StepPlan) -> tuple[list[torch.Tensor], bool]:
+        """Forward/backward the planned micro-batches; (real losses, whether every loss incl. stand-ins is
+        finite).  A stand-in's loss is multiplied by 0: it only keeps the ranks' collectives in step."""
         self.model.train()
-        losses = []
-        for index, batch in enumerate(micro_batches):
-            last = index == len(micro_batches) - 1
+        losses, finite = [], True
+        for index, position in enumerate(plan.positions):
+            batch, real = stand_in_forward(plan, micro_batches[position])
+            last = index == len(plan.positions) - 1
             with (contextlib.nullcontext() if last else self.strategy.no_sync(self.model)):
                 with self._autocast():
                     out = self.task.train_step(self.model, batch)
                 loss = out["loss"]
-                scaled = loss.float() / len(micro_batches)
+                scaled = loss.float() / plan.loss_divisor if real else loss.float() * 0.0
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            losses.append(loss.detach().float())
-        return torch.stack(losses).mean()
+            detached = loss.detach().float()
+            if real:
+                losses.append(detached)
+            else:
+                finite = finite and bool(torch.isfinite(detached))
+        return losses, finite
 
     def _apply_gradients(self) -> Optional[float]:
         grad_norm = None
@@ -311,12 +363,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _agree(self, loss: torch.Tensor) -> tuple[bool, bool]:
-        """(loss is finite on every rank, a stop signal arrived on any rank): every rank decides the same."""
-        flags = torch.tensor([0.0 if torch.isfinite(loss) else 1.0, 1.0 if self._stop_signal else 0.0],
-                             device=self.device if self.env.distributed else "cpu")
-        distributed.all_reduce_tensor(flags, "max")
-        return bool(flags[0] == 0), bool(flags[1] > 0)
+    def _agree(self, losses: list[torch.Tensor], finite: bool) -> tuple[Optional[torch.Tensor], bool, bool]:
+        """(mean loss over every real micro-batch of every rank, or None when there was none; every loss is
+        finite on every rank; a stop signal arrived on any rank): every rank decides the same."""
+        local = torch.stack(losses).sum() if losses else torch.zeros(())
+        finite = finite and bool(torch.isfinite(local))
+        sums = torch.stack([torch.tensor(0.0 if finite else 1.0), torch.tensor(1.0 if self._stop_signal else 0.0),
+                            torch.where(torch.isfinite(local), local, torch.zeros(())).float(),
+                            torch.tensor(float(len(losses)))])
+        if self.env.distributed:
+            sums = distributed.all_reduce_tensor(sums.to(self.device), "sum").cpu()
+        count = int(sums[3])
+        mean = (torch.stack(losses).mean() if not self.env.distributed else sums[2] / count) if count else None
+        if mean is not None and not finite:
+            mean = torch.tensor(float("nan"))
+        return mean, bool(sums[0] == 0), bool(sums[1] > 0)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -325,10 +386,21 @@ class Trainer:
         self.model.eval()
         metrics: dict[str, float] = {}
         for split in self.valid_splits:
-            records = []
-            for batch in self._eval_loader(split):
+            records, skipped = [], 0
+            for batch, done in self._eval_batches(split):
+                plan = plan_step([batch], False, self.device)  # the forward may be a collective (FSDP, DDP buffers)
+                skipped += batch is None and not done
+                if not plan.positions:
+                    continue
+                run, real = stand_in_forward(plan, batch)
                 with self._autocast():
-                    records.extend(self.task.valid_step(self.model, move_to(batch, self.device)))
+                    out = self.task.valid_step(self.model, move_to(run, self.device))
+                if real:
+                    records.extend(out)
+            if skipped:
+                self._say(f"evaluation of '{split}': {skipped} batch(es) had no usable sample on rank "
+                          f"{self.env.rank} and were skipped")
+            self.eval_skipped_batches[split] = self.eval_skipped_batches.get(split, 0) + skipped
             records = distributed.gather_objects(records)
             split_metrics = self.task.evaluate(records) if self.env.is_main else None
             split_metrics = distributed.broadcast_object(split_metrics)
@@ -377,6 +449,7 @@ class Trainer:
 
     def train(self) -> dict:
         """Run to ``max_steps`` / ``max_epochs`` (or until SIGTERM/SIGINT); returns a summary."""
+        self._set_output_dirs()
         if self.resume_from is not None:
             path = ckpt.resolve(self.resume_from, self.output_dir / "checkpoints")
             if path is not None:
@@ -387,6 +460,7 @@ class Trainer:
         try:
             with self._signal_handlers():
                 stopped = self._loop()
+            summary = self._data_summary()
         finally:
             if self.env.is_main:
                 for logger in self.loggers:
@@ -394,35 +468,82 @@ class Trainer:
         return {"global_step": self.global_step, "epoch": self.epoch, "stopped_by_signal": stopped,
                 "best": self.best, "monitor": self.monitor, "skipped_steps": self.skipped_steps,
                 "last_checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
-                "losses": list(self.losses)}
+                "losses": list(self.losses), **summary}
+
+    def _data_summary(self) -> dict:
+        """Skipped batches (summed over ranks) and bad samples per split; writes each split's bad-sample list."""
+        counts = torch.tensor([float(self.skipped_batches)])
+        if self.env.distributed:
+            counts = distributed.all_reduce_tensor(counts.to(self.device), "sum").cpu()
+        eval_skipped = distributed.gather_objects([self.eval_skipped_batches])
+        splits = [*self.train_splits, *self.valid_splits]
+        distributed.barrier()  # every rank's bad samples are on disk
+        if self.env.is_main:
+            write_bad_samples(self.datasets, splits)
+        bad = bad_sample_counts(self.datasets, splits)
+        summary = {"skipped_batches": int(counts[0]), "empty_steps": self.empty_steps,
+                   "eval_skipped_batches": {s: sum(d.get(s, 0) for d in eval_skipped) for s in self.valid_splits},
+                   "bad_samples": bad}
+        if summary["skipped_batches"] or any(bad.values()):
+            self._say(f"data: {summary['skipped_batches']} training batch(es) skipped (no usable sample), "
+                      f"{self.empty_steps} step(s) without data; bad samples per split: {bad}")
+        return summary
+
+    def _finished(self) -> bool:
+        if self.max_steps is not None:
+            return self.global_step >= self.max_steps
+        return self.epoch >= self.max_epochs
+
+    def _draw_step(self, reported: bool) -> tuple[list, StepPlan, bool]:
+        """The next step's micro-batches, checked, and the plan every rank agreed on."""
+        micro, exhausted = self.data.draw()
+        plan = plan_step(micro, exhausted, self.device)
+        if plan.exhausted:
+            return micro, plan, reported
+        for i, batch in enumerate(micro):
+            if batch is None:
+                self.skipped_batches += 1
+                self._say(f"skipped micro-batch {self.batches_in_epoch + i} of epoch {self.epoch} on rank "
+                          f"{self.env.rank}: the dataset skipped every sample in it")
+            elif not reported:
+                self._startup_report(batch)
+                reported = True
+            else:
+                sanity.check_supervision(batch, f"step {self.global_step}, epoch {self.epoch}, batch "
+                                                f"{self.batches_in_epoch + i} of the epoch")
+        self.data.consumed(micro)
+        if plan.stand_in is not None:
+            plan.stand_in = move_to(plan.stand_in, self.device)
+        return [move_to(b, self.device) for b in micro], plan, reported
 
     def _loop(self) -> Optional[int]:
         reported = False
         window: list[float] = []
         window_start, data_wait = time.perf_counter(), 0.0
-        while self.global_step < self.total_steps:
-            iterator = iter(self._train_loader())
+        while not self._finished():
+            self.data.start_epoch(self.epoch, self.batches_in_epoch)
             epoch_ended = False
-            while self.global_step < self.total_steps:
-                if self.batches_in_epoch + self.grad_accum_steps > self.batches_per_epoch:
+            while not self._finished():
+                if self.data.epoch_is_over(self.batches_in_epoch):
                     epoch_ended = True
                     break
                 wait_start = time.perf_counter()
-                micro = [next(iterator) for _ in range(self.grad_accum_steps)]
+                micro, plan, reported = self._draw_step(reported)
                 data_wait += time.perf_counter() - wait_start
-                for i, batch in enumerate(micro):
-                    where = (f"step {self.global_step}, epoch {self.epoch}, batch {self.batches_in_epoch + i} "
-                             f"of the epoch")
-                    if not reported:
-                        self._startup_report(batch)
-                        reported = True
-                    else:
-                        sanity.check_supervision(batch, where)
-                micro = [move_to(b, self.device) for b in micro]
-                loss = self._train_step(micro)
-                finite, stop = self._agree(loss)
+                if plan.exhausted:  # a stream's pass is over (on some rank): the epoch ends everywhere
+                    if self.batches_in_epoch == 0:
+                        raise DataError(f"the streaming training dataset yielded no complete step in epoch "
+                                        f"{self.epoch} (batch_size {self.batch_size} x grad_accum_steps "
+                                        f"{self.grad_accum_steps}); check its shards and set_epoch")
+                    epoch_ended = True
+                    break
+                losses, standins_finite = self._train_step(micro, plan)
+                loss, finite, stop = self._agree(losses, standins_finite)
                 self.batches_in_epoch += self.grad_accum_steps
-                if not finite:
+                if loss is None:  # no rank had a micro-batch: nothing to learn from
+                    self.empty_steps += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                elif not finite:
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.nonfinite_loss == "raise":
                         raise TrainingError(
@@ -445,12 +566,11 @@ class Trainer:
                             logger.progress(self.global_step, live)
                     if self.global_step % self.log_every == 0:
                         elapsed = time.perf_counter() - window_start
-                        mean_loss = distributed.all_reduce_tensor(
-                            torch.tensor(sum(window) / len(window), device=self.device), "mean").item()
                         samples = len(window) * self.batch_size * self.grad_accum_steps * self.env.world_size
-                        self._log({"loss": mean_loss, "lr": live["lr"], "epoch": self.epoch,
+                        self._log({"loss": sum(window) / len(window), "lr": live["lr"], "epoch": self.epoch,
                                    "samples_per_s": samples / max(elapsed, 1e-9),
                                    "data_wait": data_wait / max(elapsed, 1e-9),
+                                   **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
                                    **({"grad_norm": grad_norm} if grad_norm is not None else {})})
                         window, window_start, data_wait = [], time.perf_counter(), 0.0
                     self._cadence(epoch_ended=False)
