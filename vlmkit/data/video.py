@@ -77,7 +77,11 @@ class _OpenVideo(Protocol):
 
 # ---------------------------------------------------------------------------------------------- backends
 class DecordVideo:
-    """decord's random-access reader (seeks to the keyframe before each request)."""
+    """decord's random-access reader (seeks to the keyframe before each request).
+
+    Known limitation: for some mp4 files cut short mid-packet decord opens the file and returns frames without
+    an error; PyAV reports such files. Use ``backend: pyav`` for data that may hold interrupted downloads.
+    """
 
     name = "decord"
 

@@ -73,7 +73,10 @@ class GenerationTask(Task):
 
     # ------------------------------------------------------------------ predictions
     def generate(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]:
-        return model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], **self.generation)
+        # Entries the model reads besides pixels (precomputed features, GEBC's reference_points) go along.
+        inputs = {key: batch[key] for key in getattr(model, "batch_keys", ()) if key in batch}
+        return model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], **inputs,
+                              **self.generation)
 
     def valid_step(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         meta = batch_meta(batch, batch["input_ids"].shape[0])

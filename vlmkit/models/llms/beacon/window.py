@@ -12,9 +12,21 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention.bias import causal_lower_right
 from torch.utils.checkpoint import checkpoint
-from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
+
+
+def apply_rotary_pos_emb(*args):
+    # imported on first use: the Qwen2 modeling module (and torch's attention-bias helpers below) take seconds
+    # to import, a cost every process that merely lists the LLM registry would otherwise pay
+    from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb as rotate
+
+    return rotate(*args)
+
+
+def causal_lower_right(*args):
+    from torch.nn.attention.bias import causal_lower_right as lower_right
+
+    return lower_right(*args)
 
 BEACON_PARAMS = ("q", "k", "v", "o")
 

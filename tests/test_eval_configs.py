@@ -1,0 +1,167 @@
+"""The tiny evaluation configs run end to end: ``python evaluate.py --cfg-path eval_configs/tiny/X.yaml`` over
+data that ``vlmkit.data.tiny_eval_data`` generates, writing results.json and printing the metric table.
+
+The configs run as real subprocesses, started together (the machine's cores work in parallel); the data
+directory reaches them through command-line overrides."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vlmkit.data.tiny_eval_data import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "eval_configs" / "tiny"
+
+
+def data_overrides(data: Path) -> dict[str, list[str]]:
+    """Per config, the overrides that point it at ``data`` (the configs' default is $VLMKIT_TINY_DATA)."""
+    syn = data / "synthetic"
+    gebc = data / "gebc"
+    return {
+        "multiple_choice": [f"datasets.synthetic_mc.ann_path={syn}/test_mc.json",
+                            f"datasets.synthetic_mc.media_root={syn}", "datasets.synthetic_mc.max_samples=6"],
+        "open_qa_exact": [f"datasets.synthetic_open_qa.ann_path={syn}/test_open_qa.json",
+                          f"datasets.synthetic_open_qa.media_root={syn}"],
+        "open_qa_judge": [f"datasets.synthetic_open_qa.ann_path={syn}/test_open_qa.json",
+                          f"datasets.synthetic_open_qa.media_root={syn}",
+                          f"evaluation.tasks.metrics.0.judge.model_path={data}/judge"],
+        "captioning": [f"datasets.synthetic_captions.ann_path={syn}/test_captions.json",
+                       f"datasets.synthetic_captions.media_root={syn}"],
+        "gebc": [f"datasets.gebc.ann_path={gebc}/annotations.json",
+                 f"datasets.gebc.video_info_path={gebc}/video_info.json",
+                 *(f"datasets.gebc.features.{key}={gebc}/features/{key}"
+                   for key in ("q_former_tokens", "intern_video", "omni", "clip"))],
+        "needle": [f"datasets.niah.ann_path={data}/needle/needles.json", f"datasets.niah.media_root={data}/needle"],
+    }
+
+
+def start(config: str, data: Path, out: Path) -> subprocess.Popen:
+    # The data directory is unset in the environment: only the overrides can lead the run to it.
+    env = {k: v for k, v in os.environ.items() if k != "VLMKIT_TINY_DATA"}
+    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, str(ROOT / "evaluate.py"), "--cfg-path", str(TINY / f"{config}.yaml"),
+               f"evaluation.output_dir={out}", *data_overrides(data)[config]]
+    return subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def finish(process: subprocess.Popen, config: str) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, f"{config} failed:\n{output[-4000:]}"
+    return output
+
+
+def run_all(configs: list[str], data: Path, root: Path) -> dict[str, tuple[str, Path]]:
+    """Run the configs two at a time; (console output, output dir) per config."""
+    results = {}
+    for i in range(0, len(configs), 2):
+        batch = {c: root / f"out_{c}" for c in configs[i:i + 2]}
+        processes = {c: start(c, data, out) for c, out in batch.items()}
+        for config, process in processes.items():
+            results[config] = (finish(process, config), batch[config])
+    return results
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("tiny_eval_data"), videos=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data, tmp_path_factory) -> dict[str, tuple[str, Path]]:
+    return run_all(["multiple_choice", "open_qa_judge", "gebc", "needle", "open_qa_exact"], tiny_data,
+                   tmp_path_factory.mktemp("runs"))
+
+
+def results_of(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def check_table(output: str, dataset: str, metrics: list[str]) -> None:
+    """The console table: its header, and a row per metric naming the dataset."""
+    assert "dataset" in output and "metric" in output and "value" in output
+    rows = [line.split() for line in output.splitlines() if line.startswith(dataset)]
+    for metric in metrics:
+        assert any(metric in row for row in rows), f"no table row for {metric} in:\n{output}"
+
+
+def test_every_tiny_config_has_a_test():
+    shipped = {p.stem for p in TINY.glob("*.yaml")}
+    assert shipped == set(data_overrides(Path("x"))), shipped
+
+
+def test_multiple_choice(runs):
+    output, out = runs["multiple_choice"]
+    entry = results_of(out)["datasets"]["synthetic_mc"]
+    metrics = entry["metrics"]
+    assert entry["task"] == "multiple_choice" and entry["num_predictions"] == 6
+    assert 0.0 <= metrics["accuracy"] <= 100.0 and metrics["num_samples"] == 6
+    assert any(key.startswith("accuracy/") for key in metrics)  # per task type
+    assert results_of(out)["overall"]["accuracy"] == metrics["accuracy"]
+    check_table(output, "synthetic_mc", ["accuracy", "accuracy_micro"])
+
+
+def test_open_qa_exact(runs):
+    output, out = runs["open_qa_exact"]
+    metrics = results_of(out)["datasets"]["synthetic_open_qa"]["metrics"]
+    assert {"exact_match", "contains"} <= set(metrics) and metrics["num_samples"] == 2
+    check_table(output, "synthetic_open_qa", ["exact_match", "contains"])
+
+
+def test_open_qa_judge_reports_the_judge_and_reruns_from_the_cache(runs, tiny_data):
+    output, out = runs["open_qa_judge"]
+    entry = results_of(out)["datasets"]["synthetic_open_qa"]
+    metrics = entry["metrics"]
+    assert metrics["judge.kind"] == "transformers_judge" and metrics["judge.requests"] == 2
+    assert metrics["num_judged"] + metrics["num_unparseable"] == 2 and metrics["num_cached"] == 0
+    assert entry["judge"]["judge.model"].endswith("judge")
+    assert any((out / "judge_cache").rglob("*")), "the judge's replies are cached under the output directory"
+    check_table(output, "synthetic_open_qa", ["accuracy", "score", "num_unparseable", "judge.kind"])
+    # A fresh output directory reuses the cache only if pointed at it: rerun in place instead.
+    rerun = finish(start("open_qa_judge", tiny_data, out), "open_qa_judge (rerun)")
+    again = results_of(out)["datasets"]["synthetic_open_qa"]["metrics"]
+    assert again["judge.requests"] == 0 and again["num_cached"] == 2
+    assert {k: v for k, v in again.items() if not k.startswith(("num_cached", "judge.requests"))} == \
+        {k: v for k, v in metrics.items() if not k.startswith(("num_cached", "judge.requests"))}
+    assert "2 samples predicted earlier" in rerun  # predictions resumed too, nothing regenerated
+
+
+def test_gebc_features_mode(runs):
+    output, out = runs["gebc"]
+    entry = results_of(out)["datasets"]["gebc"]
+    metrics = entry["metrics"]
+    assert entry["num_predictions"] == 6  # 1 video x 2 boundaries x 3 caption types
+    assert metrics["num_boundaries"] == 2 and metrics["num_missing_captions"] == 0
+    for kind in ("subject", "status_before", "status_after", "avg"):
+        assert f"{kind}/CIDEr" in metrics and f"{kind}/ROUGE_L" in metrics
+    assert results_of(out)["generation"]["num_beams"] == 2
+    record = json.loads((out / "predictions" / "gebc.jsonl").read_text().splitlines()[0])
+    assert len(record["reference_points"]) == 2 and isinstance(record["prediction"], str)
+    check_table(output, "gebc", ["avg/CIDEr", "subject/ROUGE_L"])
+
+
+def test_needle_grid(runs):
+    output, out = runs["needle"]
+    metrics = results_of(out)["datasets"]["niah"]["metrics"]
+    assert metrics["num_samples"] == 12  # 2 haystack lengths x 3 depths x 2 needles
+    grid = json.loads((out / "niah" / "niah_grid.json").read_text())
+    assert grid["haystack_frames"] == [8, 16] and grid["needle_depth"] == [0.0, 0.5, 1.0]
+    assert grid["count"] == [[2, 2, 2], [2, 2, 2]]
+    assert (out / "niah" / "niah_grid.png").stat().st_size > 0
+    check_table(output, "niah", ["accuracy", "accuracy/frames=16/depth=0.5"])
+
+
+@pytest.mark.slow
+def test_captioning(tiny_data, tmp_path):
+    # slow: pycocoevalcap's METEOR (and SPICE, when it can run) start a Java process
+    output, out = run_all(["captioning"], tiny_data, tmp_path)["captioning"]
+    metrics = results_of(out)["datasets"]["synthetic_captions"]["metrics"]
+    for name in ("BLEU_1", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr"):
+        assert name in metrics, metrics
+    check_table(output, "synthetic_captions", ["CIDEr", "BLEU_4", "ROUGE_L"])
