@@ -90,3 +90,11 @@ def test_frames_come_from_the_sampling_setting(tmp_path):
     model = tiny(tmp_path, "tiny/pooling", "model.sampling.sampler.num_frames=8",
                  "model.branches.0.stages.1.pooling_shape=[8,2,2]")
     assert model.data_contract().num_frames == 8 and model.visual_tokens == 32
+
+
+def test_instruct_qformer_cannot_silently_read_llm_ids_outside_its_vocabulary(tmp_path):
+    stage = ("model.branches.0.stages=[{name: instruct_qformer, num_query: 2, num_layers: 1, "
+             "config: {hidden_size: 32, num_attention_heads: 4, intermediate_size: 64, vocab_size: 50}}, "
+             "{name: linear}]")
+    with pytest.raises(ValueError, match=r"stages\[0\] reads the prompt text but its vocabulary \(50 ids\)"):
+        tiny(tmp_path, "video_llama/tiny", stage)

@@ -84,6 +84,8 @@ class VideoLLM(nn.Module):
         self.num_frames = self.sampling.max_frames  # decoded per video: the data contract
         self.selector = self._build_selector(selector) if selector is not None else None
         self.selector_loss_weight, self.stage_text = selector_loss_weight, stage_text
+        if stage_text == "prompt":
+            self._check_prompt_vocab()
         if stage_text == "question" and getattr(self.selector, "tokenizer", None) is None:
             raise ValueError("model.stage_text: 'question' needs question_ids from the data side, tokenized with "
                              "the selector's tokenizer; configure a selector that reads the question")
@@ -97,6 +99,17 @@ class VideoLLM(nn.Module):
                                                *getattr(self.selector, "batch_keys", ())]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
+
+    def _check_prompt_vocab(self) -> None:
+        """Stages that read the prompt's LLM token ids must have room for every id (else: stage_text question)."""
+        llm_vocab = len(self.llm.tokenizer)
+        for b, branch in enumerate(self.branches):
+            for s, stage in enumerate(branch.stages):
+                vocab = getattr(stage, "vocab_size", None) if stage.reads_text else None
+                if vocab is not None and vocab < llm_vocab:
+                    raise ValueError(f"model.branches[{b}].stages[{s}] reads the prompt text but its vocabulary "
+                                     f"({vocab} ids) is smaller than the LLM tokenizer's ({llm_vocab}); give it "
+                                     f"the question in its own tokenizer with stage_text: question")
 
     def _build_selector(self, cfg: Any) -> FrameSelector:
         name = SELECTORS.name_of(cfg, "model.selector")
