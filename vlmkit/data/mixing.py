@@ -104,6 +104,11 @@ class MixedDataset(Dataset):
             if hasattr(source, "set_output_dir"):
                 source.set_output_dir(path)
 
+    def write_bad_samples(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "write_bad_samples"):
+                source.write_bad_samples()
+
     def source_counts(self) -> dict[str, int]:
         return {n: int((self.draws == k).sum()) for k, n in enumerate(self.names)}
 
@@ -171,5 +176,19 @@ class MixedStream(IterableDataset):
     def collater(self, samples):
         return self.sources[0].collater(samples)
 
+    def set_epoch(self, epoch: int) -> None:
+        """A new pass: the draw sequence starts again (its sources continue where they are)."""
+        self.step = 0
+
+    def set_output_dir(self, path: str) -> None:
+        for source in self.sources:
+            if hasattr(source, "set_output_dir"):
+                source.set_output_dir(path)
+
     def bad_samples(self) -> list[dict]:
         return [e for s in self.sources if hasattr(s, "bad_samples") for e in s.bad_samples()]
+
+    def write_bad_samples(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "write_bad_samples"):
+                source.write_bad_samples()
