@@ -21,10 +21,9 @@ test: setup
 	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
 
+# The main job: synthetic videos -> caption pretraining -> instruction tuning -> evaluation, on the CPU.
 demo: setup
-	$(PY) -m vlmkit.cli doctor
-	$(PY) -m vlmkit.cli list
-	@for cfg in $$(find train_configs -name '*.yaml' | sort); do $(PY) -m vlmkit.cli validate "$$cfg" --purpose train || exit 1; done
+	$(PY) -m vlmkit.demo --out output/demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -173,3 +173,12 @@ def test_judged_open_qa_records_the_judge_and_reruns_from_cache(tmp_path, monkey
             and k != "num_cached"} == {k: v for k, v in first["datasets"]["msvd"]["metrics"].items()
                                        if not k.startswith("judge.requests") and k != "num_cached"}
     assert "judge-model-1" in capsys.readouterr().err
+
+
+def test_where_the_weights_started_is_not_a_config_mismatch():
+    from vlmkit.runners.evaluator import model_config_diff
+
+    saved = {"preset": "tiny/pooling", "init_weights": [{"path": "stage1"}], "max_length": 9}
+    assert model_config_diff(saved, {"preset": "tiny/pooling", "max_length": 9}, ["init_weights"]) == []
+    assert model_config_diff(saved, {"preset": "tiny/pooling", "max_length": 8}, ["init_weights"]) == [
+        "  model.max_length: checkpoint 9 vs evaluation 8"]

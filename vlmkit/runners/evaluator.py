@@ -239,7 +239,8 @@ class Evaluator:
                                                            f"to evaluate anyway")
             self._say(f"warning: {problem}")
         else:
-            diff = model_config_diff(saved["model"], current, ignore)
+            # where a run's weights started from does not change what the model sees; the checkpoint replaces them
+            diff = model_config_diff(saved["model"], current, ["init_weights", *ignore])
             if diff and not allow_mismatch:
                 raise ConfigError("evaluation.checkpoint",
                                   f"the model config of {path} differs from the evaluation's, so the model would not "

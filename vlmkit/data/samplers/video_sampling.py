@@ -17,9 +17,10 @@ from vlmkit.schema import Component, check_value, plain_params, signature_of, to
 
 class VideoSampling:
     """``sampler``: a samplers config (``{name: fps, max_frames: 16}``); ``image_size``: frame side in pixels,
-    or null to take the encoder's."""
+    or null to take the encoder's; ``train_augment``: training frames get a random resized crop and a horizontal
+    flip (false: processed like evaluation frames, for labels that name left/right or positions)."""
 
-    def __init__(self, sampler: Component("samplers"), image_size: Optional[int] = None):
+    def __init__(self, sampler: Component("samplers"), image_size: Optional[int] = None, train_augment: bool = True):
         from vlmkit.registry import SAMPLERS
 
         sampler = to_plain(sampler)
@@ -35,6 +36,7 @@ class VideoSampling:
                                        or image_size < 1):
             raise ConfigError("sampling.image_size", f"expected a positive integer or null, got {image_size!r}")
         self.image_size = image_size
+        self.train_augment = bool(train_augment)
 
     def sampler(self, train: bool):
         """The training sampler, or its deterministic evaluation counterpart."""
@@ -50,17 +52,19 @@ class VideoSampling:
             raise ConfigError("sampling.image_size",
                               f"{self.image_size} disagrees with the encoder's input size {prep.size}; remove "
                               f"image_size (it defaults to the encoder's) or change the encoder")
-        return VideoSampling(self.sampler_config, prep.size)
+        return VideoSampling(self.sampler_config, prep.size, self.train_augment)
 
     def processor(self, prep: ImagePreprocessing, train: bool):
         """The frame processor for this run, derived from the encoder's preprocessing."""
         from vlmkit.data.processors.encoder_default import from_preprocessing
 
         self.resolve(prep)
-        return from_preprocessing(prep, train=train)
+        return from_preprocessing(prep, train=train and self.train_augment)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sampler": dict(self.sampler_config), "image_size": self.image_size}
+        # train_augment only when switched off: checkpoints saved before it existed still compare equal.
+        return {"sampler": dict(self.sampler_config), "image_size": self.image_size,
+                **({} if self.train_augment else {"train_augment": False})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: str = "sampling") -> "VideoSampling":
@@ -82,7 +86,8 @@ class VideoSampling:
         return isinstance(other, VideoSampling) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return f"VideoSampling(sampler={self.sampler_config}, image_size={self.image_size})"
+        return (f"VideoSampling(sampler={self.sampler_config}, image_size={self.image_size}, "
+                f"train_augment={self.train_augment})")
 
 
 def eval_counterpart(sampler):

@@ -59,10 +59,15 @@ def builtin_tokenizer(spec: str):
     """The tokenizer named by a config value 'local:word' (LLaMA-like: adds BOS) or 'local:word-eos'
     (T5-like: appends EOS, no BOS), over a fixed built-in vocabulary; never touches the network."""
     variants = {"local:word": dict(add_bos=True, add_eos=False), "local:word-eos": dict(add_bos=False, add_eos=True)}
+    if spec == "local:synthetic":  # the shape-video demo's vocabulary (synthetic_tokenizer.py)
+        from vlmkit.models.llms.synthetic_tokenizer import synthetic_word_tokenizer
+
+        return synthetic_word_tokenizer()
     if spec not in variants:
         from vlmkit.errors import ConfigError
 
-        raise ConfigError("tokenizer", f"unknown built-in tokenizer {spec!r}; accepted: {sorted(variants)}")
+        raise ConfigError("tokenizer", f"unknown built-in tokenizer {spec!r}; accepted: "
+                                       f"{sorted([*variants, 'local:synthetic'])}")
     return build_local_tokenizer(texts=[BUILTIN_TEXT], **variants[spec])
 
 

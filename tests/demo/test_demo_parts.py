@@ -1,0 +1,89 @@
+"""The CPU demo's parts: its tokenizer, its encoder, its recipe and configs (fast; the run itself is in
+tests/test_demo.py)."""
+import numpy as np
+import pytest
+import torch
+
+from vlmkit.config import load_config
+from vlmkit.demo import EVAL, STAGE1, STAGE2, mc_breakdown, results_table
+from vlmkit.models.encoders.tiny_video_vit import TinyVideoViT
+from vlmkit.models.llms.local_tokenizer import builtin_tokenizer
+from vlmkit.models.llms.synthetic_tokenizer import synthetic_texts
+
+
+def test_synthetic_tokenizer_knows_every_word_the_generator_writes():
+    tokenizer = builtin_tokenizer("local:synthetic")
+    ids = [i for text in synthetic_texts() for i in tokenizer(text)["input_ids"]]
+    assert tokenizer.unk_token_id not in ids
+    assert len(tokenizer) < 128  # a small output layer is the point
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "What shape is it?"}], tokenize=False,
+                                             add_generation_prompt=True)
+    assert rendered.endswith("<|im_start|>assistant\n")
+    # A vocabulary without the synthetic words would turn answers into <unk>:
+    assert tokenizer.convert_tokens_to_ids("triangle") != tokenizer.unk_token_id
+    assert builtin_tokenizer("local:word").convert_tokens_to_ids("triangle") == \
+        builtin_tokenizer("local:word").unk_token_id
+
+
+def _moving_square(direction: int) -> torch.Tensor:
+    video = torch.zeros(1, 8, 3, 32, 32)
+    for t in range(8):
+        x = 8 + direction * 2 * t
+        video[0, t, :, 12:20, x:x + 8] = 1.0
+    return video
+
+
+def test_tiny_video_vit_shapes_and_motion_input():
+    torch.manual_seed(0)
+    encoder = TinyVideoViT(width=32, depth=1, heads=2, max_frames=8)
+    out = encoder(_moving_square(1))
+    assert out.shape == (1, 4, 16, 32) and encoder.out_tokens(16, 8) == (4, 16)
+    # Same last frame, opposite motion: only the frame-difference channels can tell them apart at t=0..1.
+    left, right = encoder(_moving_square(-1)), encoder(_moving_square(1))
+    assert not torch.allclose(left, right)
+    out.sum().backward()
+    assert encoder.patchify.weight.grad is not None and encoder.patchify.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="multiple of tubelet"):
+        encoder(torch.zeros(1, 7, 3, 32, 32))
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        TinyVideoViT(image_size=30, patch_size=8)
+
+
+def test_demo_configs_validate_and_the_recipe_keeps_training_frames_unflipped(tmp_path):
+    stage1 = load_config(str(STAGE1), [], purpose="train")
+    stage2 = load_config(str(STAGE2), [], purpose="train")
+    load_config(str(EVAL), [], purpose="eval")
+    assert stage1.model == stage2.model
+    from vlmkit.registry import MODELS
+
+    model = MODELS.build(stage2.model, path="model")
+    contract = model.data_contract()
+    assert contract.visual_tokens == 16 and contract.num_frames == 8
+    processor = contract.sampling.processor(contract.preprocessing[0], train=True)
+    assert processor.train is False  # no random crop or flip: "left" must stay left
+    encoded = contract.encode([{"from": "human", "value": "<video>\nWhat shape is it?"},
+                               {"from": "gpt", "value": "circle"}])
+    supervised = [i for i, label in zip(encoded.input_ids, encoded.labels) if label != -100]
+    assert contract.tokenizer.decode(supervised) == "circle <|im_end|>"
+
+
+def test_results_table_reports_each_type_and_the_temporal_ones(tmp_path):
+    import json
+
+    records = [{"id": f"q{i}", "task_type": t, "prediction": p, "answer": "(A) red", "options": ["red", "blue"]}
+               for i, (t, p) in enumerate([("colour", "(A) red"), ("colour", "(B) blue"), ("direction", "( A ) red"),
+                                           ("order", "(B)")])]
+    path = tmp_path / "mc.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    mc = mc_breakdown(path)
+    assert mc["per_type"] == {"colour": 0.5, "direction": 1.0, "order": 0.0}
+    assert mc["temporal"] == 0.5 and mc["overall"] == 0.5
+    evaluation = {"datasets": {"open_qa": {"metrics": {"exact_match": 40.0}},
+                               "captions": {"metrics": {"CIDEr": 1.5}}}}
+    evaluation["datasets"]["open_qa"]["metrics"]["num_samples"] = 5.0
+    table = results_table(mc, evaluation, generated=mc)
+    temporal = next(line for line in table.splitlines() if "temporal" in line).split()
+    assert temporal[-3:] == ["0.500", "0.500", "2"]
+    assert next(line for line in table.splitlines() if "open QA" in line).split()[-2:] == ["0.400", "5"]
+    assert np.isclose(float(table.split("captions CIDEr")[1].split()[0]), 1.5)
+    assert "-" in next(line for line in results_table(mc, evaluation).splitlines() if "overall" in line)

@@ -1,0 +1,242 @@
+"""The CPU demo: synthetic shape videos -> stage 1 caption pretraining -> stage 2 instruction tuning ->
+held-out evaluation, with a results table, a loss plot and a results JSON.
+
+    python -m vlmkit.demo [--out DIR] [--seed S] [--quick]
+
+Every stage is an ordinary experiment config (train_configs/demo/stage1_captions.yaml, stage2_instruct.yaml,
+eval_configs/demo/eval.yaml) run through the same assembly as train.py / evaluate.py; this driver only sets
+paths, seeds and sizes as command-line-style overrides, and hands stage 1's weights to stage 2.
+Data is generated under ``DIR/data`` unless an identical set is already there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+STAGE1 = REPO / "train_configs" / "demo" / "stage1_captions.yaml"
+STAGE2 = REPO / "train_configs" / "demo" / "stage2_instruct.yaml"
+EVAL = REPO / "eval_configs" / "demo" / "eval.yaml"
+# The questions a model that ignores time cannot answer (see vlmkit/data/synthetic/questions.py).
+TEMPORAL_TYPES = ("direction", "order")
+MC_TYPES = ("colour", "shape", "direction", "order", "moving")
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    train_videos: int
+    test_videos: int
+    stage1_steps: int
+    stage2_steps: int
+    batch_size: int
+    warmup_steps: int
+
+
+SIZES = {"full": DemoSize(train_videos=6000, test_videos=400, stage1_steps=400, stage2_steps=1400, batch_size=32,
+                          warmup_steps=50),
+         "quick": DemoSize(train_videos=1500, test_videos=60, stage1_steps=300, stage2_steps=150, batch_size=32,
+                           warmup_steps=20)}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (DataLoader workers, encoder processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds per phase."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, dict[str, float]] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        result = fn(*args, **kwargs)
+        self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(cpu_seconds() - cpu, 1)}
+        print(f"[demo] {name}: {self.phases[name]['wall_s']} s wall, {self.phases[name]['cpu_s']} s CPU", flush=True)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------- stages
+def _config(path: Path, overrides: list[str], purpose: str):
+    from vlmkit.config import load_config
+
+    return load_config(str(path), overrides, purpose=purpose)
+
+
+def train_stage(config_path: Path, overrides: list[str]) -> dict:
+    """Assemble and train one stage, exactly as ``train.py --cfg-path CONFIG OVERRIDES`` would."""
+    from vlmkit.assemble import assemble
+
+    experiment = assemble(_config(config_path, overrides, "train"), section="run")
+    return experiment.runner.train()
+
+
+def evaluate_stage(overrides: list[str]) -> dict:
+    from vlmkit.assemble import assemble
+
+    experiment = assemble(_config(EVAL, overrides, "eval"), section="evaluation")
+    return experiment.runner.evaluate()
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def _metric(metrics: dict, *names: str) -> float | None:
+    for name in names:
+        if name in metrics and isinstance(metrics[name], (int, float)):
+            return float(metrics[name])
+    return None
+
+
+def mc_breakdown(predictions: Path) -> dict[str, Any]:
+    """Accuracy per question type, overall and on the temporal types, scored by the evaluation's own
+    ``mc_accuracy`` rule on the evaluator's prediction records."""
+    from vlmkit.registry import METRICS
+
+    metric = METRICS.build({"name": "mc_accuracy"})
+    per_type: dict[str, list[int]] = {}
+    with open(predictions) as f:
+        for line in f:
+            record = json.loads(line)
+            per_type.setdefault(record["task_type"], []).append(int(metric.score_sample(record)["correct"]))
+    every = [x for v in per_type.values() for x in v]
+    temporal = [x for t in TEMPORAL_TYPES for x in per_type.get(t, [])]
+    return {"per_type": {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
+            "counts": {t: len(v) for t, v in sorted(per_type.items())},
+            "overall": sum(every) / max(len(every), 1), "temporal": sum(temporal) / max(len(temporal), 1)}
+
+
+def results_table(mc: dict[str, Any], evaluation: dict[str, Any],
+                  generated: dict[str, Any] | None = None) -> str:
+    """The demo's table: multiple choice scored by option likelihood and, next to it, by the letter the model
+    writes; ``evaluation`` is the evaluator's results (its ``datasets`` entries)."""
+    def cell(breakdown: dict | None, key: str, kind: str = "per_type") -> str:
+        if breakdown is None:
+            return "-"
+        value = breakdown[kind].get(key) if kind == "per_type" else breakdown[kind]
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = [("multiple choice (chance 0.25)", "likeliest", "written", "n")]
+    rows += [(f"  {t}", cell(mc, t), cell(generated, t), str(mc["counts"][t])) for t in MC_TYPES
+             if t in mc["per_type"]]
+    rows += [("  temporal (direction + order)", cell(mc, "", "temporal"), cell(generated, "", "temporal"),
+              str(sum(mc["counts"].get(t, 0) for t in TEMPORAL_TYPES))),
+             ("  overall", cell(mc, "", "overall"), cell(generated, "", "overall"), str(sum(mc["counts"].values())))]
+    scores = {key: entry.get("metrics", {}) for key, entry in evaluation.get("datasets", {}).items()}
+    open_em = _metric(scores.get("open_qa", {}), "exact_match")
+    if open_em is not None:
+        rows.append(("open QA exact match", f"{open_em / 100:.3f}", "", str(int(scores["open_qa"]["num_samples"]))))
+    for name in ("CIDEr", "BLEU_4", "ROUGE_L"):
+        value = _metric(scores.get("captions", {}), name)
+        if value is not None:
+            rows.append((f"captions {name}", f"{value:.3f}", "", ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{a:<{width}}  {b:>9}  {c:>7}  {d:>5}" for a, b, c, d in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    offset = 0
+    for stage, values in losses.items():
+        ax.plot(range(offset + 1, offset + len(values) + 1), values, label=stage, linewidth=0.8)
+        offset += len(values)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (answer tokens)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("vlmkit CPU demo")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def run_demo(out: str | os.PathLike = "output/demo", seed: int = 0, quick: bool = False,
+             size: DemoSize | None = None, workers: int = 1, threads: int = 1) -> dict[str, Any]:
+    """Run everything; returns (and writes to ``out/results.json``) the figures.
+
+    ``threads``: torch threads of the training process. One thread plus ``workers`` decoding processes fits
+    two cores best: with two threads, a core busy decoding makes every op wait on the other thread."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(Path(out).resolve(), seed, size or SIZES["quick" if quick else "full"], workers)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(out: Path, seed: int, size: DemoSize, workers: int) -> dict[str, Any]:
+    import torch
+
+    from vlmkit.data.synthetic import ensure_synthetic_dataset
+
+    data = out / "data"
+    clock = Clock()
+    manifest = clock.run("data", ensure_synthetic_dataset, data, train=size.train_videos, test=size.test_videos,
+                         seed=seed, workers=2, progress=True)
+    shards = manifest["shard_pattern"]
+    common = [f"run.seed={seed}", f"run.batch_size={size.batch_size}", f"run.num_workers={workers}",
+              f"run.scheduler.warmup_steps={size.warmup_steps}"]
+    stage1 = clock.run("stage 1 (captions)", train_stage, STAGE1, [
+        *common, f"datasets.train.root={data}", f"datasets.train.shards={shards}",
+        f"run.max_steps={size.stage1_steps}", f"run.output_dir={out / 'stage1'}"])
+    stage2 = clock.run("stage 2 (instructions)", train_stage, STAGE2, [
+        *common, f"datasets.train.ann_path={data / 'train_conversations.json'}", f"datasets.train.media_root={data}",
+        f"run.max_steps={size.stage2_steps}", f"run.output_dir={out / 'stage2'}",
+        f"model.init_weights=[{{path: {stage1['last_checkpoint']}}}]"])  # stage 2 starts from stage 1
+    paths = [f"datasets.{key}.{field}={data / name if field == 'ann_path' else data}"
+             for key, name in (("mc", "test_mc.json"), ("mc_generated", "test_mc.json"),
+                               ("open_qa", "test_open_qa.json"),
+                               ("captions", "test_captions.json")) for field in ("ann_path", "media_root")]
+    evaluation = clock.run("evaluation", evaluate_stage, [
+        *paths, f"evaluation.checkpoint={stage2['last_checkpoint']}", f"evaluation.output_dir={out / 'eval'}",
+        f"evaluation.seed={seed}", f"evaluation.num_workers={workers}"])
+
+    mc = mc_breakdown(out / "eval" / "predictions" / "mc.jsonl")
+    mc_generated = mc_breakdown(out / "eval" / "predictions" / "mc_generated.jsonl")
+    losses = {"stage 1 (captions)": stage1["losses"], "stage 2 (instructions)": stage2["losses"]}
+    plot_losses(losses, out / "training_loss.png")
+    total = {"wall_s": round(sum(p["wall_s"] for p in clock.phases.values()), 1),
+             "cpu_s": round(sum(p["cpu_s"] for p in clock.phases.values()), 1)}
+    results = {"seed": seed, "size": asdict(size), "torch_threads": torch.get_num_threads(),
+               "multiple_choice": mc, "multiple_choice_generated": mc_generated,
+               "evaluation": {k: v for k, v in evaluation.items() if k != "config"},
+               "timing": {**clock.phases, "total": total},
+               "loss": {stage: {"first": v[0], "last": v[-1], "steps": len(v)} for stage, v in losses.items()},
+               "chance": {"multiple_choice": 0.25}}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print("\n" + results_table(mc, evaluation, mc_generated))
+    print(f"\ntime: {total['wall_s']} s wall, {total['cpu_s']} s CPU; loss plot {out / 'training_loss.png'}; "
+          f"figures {out / 'results.json'}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vlmkit.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="output/demo", help="output directory (data, runs, plot, results)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the initialisation and the order")
+    parser.add_argument("--quick", action="store_true", help="a small version (about a minute or two)")
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    args = parser.parse_args(argv)
+    run_demo(args.out, args.seed, args.quick, workers=args.workers, threads=args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
