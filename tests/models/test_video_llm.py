@@ -98,3 +98,15 @@ def test_instruct_qformer_cannot_silently_read_llm_ids_outside_its_vocabulary(tm
              "{name: linear}]")
     with pytest.raises(ValueError, match=r"stages\[0\] reads the prompt text but its vocabulary \(50 ids\)"):
         tiny(tmp_path, "video_llama/tiny", stage)
+
+
+def test_branches_with_different_input_sizes_each_get_their_own_processor(tmp_path):
+    model = tiny(tmp_path, "videogpt_plus/tiny")
+    contract = model.data_contract()
+    sizes = [prep.size for prep in contract.preprocessing]
+    assert len(set(sizes)) == 2  # CLIP-like image branch and the chunked video branch
+    for prep in contract.preprocessing:
+        frames = torch.randint(0, 255, (contract.num_frames, 3, 40, 48), dtype=torch.uint8)
+        assert contract.sampling.processor(prep, train=False)(frames).shape[-1] == prep.size
+    with pytest.raises(ValueError, match="take different input sizes"):
+        tiny(tmp_path, "videogpt_plus/tiny", f"model.sampling.image_size={sizes[0]}")

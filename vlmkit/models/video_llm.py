@@ -78,9 +78,7 @@ class VideoLLM(nn.Module):
         self._share_modules(to_plain(shared_modules) or {})
         sampling = VideoSampling(**to_plain(sampling))
         self.pixel_branches = [i for i, branch in enumerate(self.branches) if branch.reads_pixels]
-        # Feature-only models (precomputed features) have no pixel contract to check the sampling against.
-        self.sampling = (sampling.resolve(self.branches[self.pixel_branches[0]].preprocessing)
-                         if self.pixel_branches else sampling)
+        self.sampling = self._resolve_sampling(sampling)
         self.num_frames = self.sampling.max_frames  # decoded per video: the data contract
         self.selector = self._build_selector(selector) if selector is not None else None
         self.selector_loss_weight, self.stage_text = selector_loss_weight, stage_text
@@ -99,6 +97,18 @@ class VideoLLM(nn.Module):
                                                *getattr(self.selector, "batch_keys", ())]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
+
+    def _resolve_sampling(self, sampling: VideoSampling) -> VideoSampling:
+        """The frame size comes from the encoder. Branches with different input sizes (VideoGPT+: CLIP at 336,
+        InternVideo2 at 224) each get their own encoder's size, so a single image_size cannot be set; a
+        feature-only model (precomputed features) has no pixel contract to check against."""
+        sizes = sorted({self.branches[i].preprocessing.size for i in self.pixel_branches})
+        if len(sizes) == 1:
+            return sampling.resolve(self.branches[self.pixel_branches[0]].preprocessing)
+        if len(sizes) > 1 and sampling.image_size is not None:
+            raise ValueError(f"model.sampling.image_size: the pixel branches take different input sizes {sizes}, "
+                             f"each its encoder's; remove image_size")
+        return sampling
 
     def _check_prompt_vocab(self) -> None:
         """Stages that read the prompt's LLM token ids must have room for every id (else: stage_text question)."""
