@@ -13,8 +13,7 @@ from vlmkit.schema import signature_of
 
 def build_offering(reg: Registry, cfg: Any, path: str, **available: Any) -> Any:
     """Build a component, passing it those of ``available`` (the model, the data contract...) it asks for."""
-    params = signature_of(reg.get(reg.name_of(cfg, path))).parameters
-    return reg.build(cfg, path=path, **{k: v for k, v in available.items() if k in params})
+    return reg.build_offering(cfg, path, **available)
 
 
 def build_model(cfg: DictConfig) -> Any:

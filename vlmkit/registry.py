@@ -161,6 +161,14 @@ class Registry:
         obj = self.get(self.name_of(cfg, path))
         return obj(**plain_params(cfg), **runtime)
 
+    def build_offering(self, cfg: Any, path: str = "", **available: Any) -> Any:
+        """``build``, passing only those of ``available`` (an input width, the model, the data contract...) that
+        the component's constructor accepts."""
+        from vlmkit.schema import signature_of
+
+        params = signature_of(self.get(self.name_of(cfg, path))).parameters
+        return self.build(cfg, path=path, **{k: v for k, v in available.items() if k in params})
+
     def check(self, cfg: Any, path: str = "", runtime: Iterable[str] = ()) -> list[ConfigError]:
         """Every problem in ``cfg`` (unknown name, unknown key, wrong type, missing value) without building."""
         from vlmkit.schema import check_component

@@ -29,7 +29,7 @@ from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_se
 from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
-from vlmkit.schema import Component, Struct, StructList, signature_of, to_plain
+from vlmkit.schema import Component, Struct, StructList, to_plain
 
 
 @MODELS.register("video_llm")
@@ -123,11 +123,9 @@ class VideoLLM(nn.Module):
 
     def _build_selector(self, cfg: Any) -> FrameSelector:
         name = SELECTORS.name_of(cfg, "model.selector")
-        offered = {"num_frames": self.num_frames,
-                   "preprocessing": self.branches[self.pixel_branches[0]].preprocessing if self.pixel_branches
-                   else None}
-        params = signature_of(SELECTORS.get(name)).parameters
-        selector = SELECTORS.build(cfg, path="model.selector", **{k: v for k, v in offered.items() if k in params})
+        preprocessing = self.branches[self.pixel_branches[0]].preprocessing if self.pixel_branches else None
+        selector = SELECTORS.build_offering(cfg, "model.selector", num_frames=self.num_frames,
+                                            preprocessing=preprocessing)
         if not isinstance(selector, FrameSelector):
             raise ValueError(f"model.selector: '{name}' is not a frame selector (flow estimators go inside one, "
                              f"as its flow_estimator)")

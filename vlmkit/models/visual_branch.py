@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vlmkit.registry import ENCODERS, STAGES
-from vlmkit.schema import Component, ComponentList, Runtime, signature_of
+from vlmkit.schema import Component, ComponentList, Runtime
 
 
 class VisualBranch(nn.Module):
@@ -34,11 +34,8 @@ class VisualBranch(nn.Module):
         self.encoder = ENCODERS.build(encoder, path=f"{path}.encoder")
         built, width = [], self.encoder.out_dim
         for i, stage_cfg in enumerate(stages):
-            name = STAGES.name_of(stage_cfg, f"{path}.stages[{i}]")
-            offered = {"in_dim": width, "out_dim": llm_width}
-            params = signature_of(STAGES.get(name)).parameters
-            stage = STAGES.build(stage_cfg, path=f"{path}.stages[{i}]",
-                                 **{k: v for k, v in offered.items() if k in params})
+            # projectors also take the LLM's width as out_dim; other stages keep theirs
+            stage = STAGES.build_offering(stage_cfg, f"{path}.stages[{i}]", in_dim=width, out_dim=llm_width)
             built.append(stage)
             width = stage.out_dim
         if width != llm_width:
