@@ -11,8 +11,8 @@ from typing import Optional
 import torch
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
-from vlmkit.models.adapters.qformer_common import qformer_config, query_tokens
-from vlmkit.models.stage import DType, VisualStage, enable_checkpointing, resolve_dtype
+from vlmkit.models.adapters.qformer_common import attach_qformer, qformer_config
+from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
 
@@ -29,14 +29,7 @@ class QFormer(VisualStage):
                              cross_attention_freq=cross_attention_freq, config=config)
         self.in_dim = in_dim
         self.num_query = num_query
-        self.out_dim: int = cfg.hidden_size
-        self.query_tokens = query_tokens(num_query, cfg.hidden_size, cfg.initializer_range)
-        self.qformer = Blip2QFormerModel(cfg)
-        self.to(resolve_dtype(dtype))
-        if gradient_checkpointing:
-            enable_checkpointing(self.qformer)
-        if freeze:
-            self.freeze()
+        attach_qformer(self, Blip2QFormerModel, cfg, num_query, dtype, gradient_checkpointing, freeze)
 
     def out_tokens(self, in_tokens: int, in_frames: int) -> tuple[int, int]:
         return in_frames, self.num_query

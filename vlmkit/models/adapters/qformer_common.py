@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
+from vlmkit.models.stage import enable_checkpointing, resolve_dtype
 
 # Keys the adapters set themselves from their own parameters or from the previous stage's width.
 _OWNED_KEYS = {
@@ -41,3 +42,17 @@ def query_tokens(num_query: int, hidden_size: int, std: float) -> nn.Parameter:
     if num_query < 1:
         raise ConfigError("num_query", f"num_query must be >= 1, got {num_query}")
     return nn.Parameter(torch.randn(1, num_query, hidden_size) * std)
+
+
+def attach_qformer(stage: nn.Module, model_class: type, cfg: Any, num_query: int, dtype: str,
+                   gradient_checkpointing: bool, freeze: bool) -> None:
+    """Give ``stage`` its learned queries and transformers Q-Former, then its dtype, checkpointing and freezing
+    (the same set-up for the BLIP-2, InstructBLIP and video Q-Formers)."""
+    stage.out_dim = cfg.hidden_size
+    stage.query_tokens = query_tokens(num_query, cfg.hidden_size, cfg.initializer_range)
+    stage.qformer = model_class(cfg)
+    stage.to(resolve_dtype(dtype))
+    if gradient_checkpointing:
+        enable_checkpointing(stage.qformer)
+    if freeze:
+        stage.freeze()

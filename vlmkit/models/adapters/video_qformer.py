@@ -16,8 +16,8 @@ from torch import nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.adapters.qformer_common import qformer_config, query_tokens
-from vlmkit.models.stage import DType, VisualStage, enable_checkpointing, resolve_dtype
+from vlmkit.models.adapters.qformer_common import attach_qformer, qformer_config
+from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
 
@@ -39,15 +39,8 @@ class VideoQFormer(VisualStage):
         self.num_query = num_query
         self.max_frame_pos = max_frame_pos
         self.frame_pos_overflow = frame_pos_overflow
-        self.out_dim: int = cfg.hidden_size
         self.frame_position_embedding = nn.Embedding(max_frame_pos, in_dim)
-        self.query_tokens = query_tokens(num_query, cfg.hidden_size, cfg.initializer_range)
-        self.qformer = Blip2QFormerModel(cfg)
-        self.to(resolve_dtype(dtype))
-        if gradient_checkpointing:
-            enable_checkpointing(self.qformer)
-        if freeze:
-            self.freeze()
+        attach_qformer(self, Blip2QFormerModel, cfg, num_query, dtype, gradient_checkpointing, freeze)
 
     def out_tokens(self, in_tokens: int, in_frames: int) -> tuple[int, int]:
         if in_frames > self.max_frame_pos and self.frame_pos_overflow == "error":
