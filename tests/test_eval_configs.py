@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.metrics.judge_server import FakeChatServer
+from vlmkit.data.tiny_benchmark_data import generate as generate_benchmarks
 from vlmkit.data.tiny_eval_data import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,15 +40,20 @@ def data_overrides(data: Path) -> dict[str, list[str]]:
                  *(f"datasets.gebc.features.{key}={gebc}/features/{key}"
                    for key in ("q_former_tokens", "intern_video", "omni", "clip"))],
         "needle": [f"datasets.niah.ann_path={data}/needle/needles.json", f"datasets.niah.media_root={data}/needle"],
+        "vcgbench": [*(f"datasets.vcgbench.{kind}_path={data}/vcgbench/{kind}_qa.json"
+                       for kind in ("generic", "temporal", "consistency")),
+                     f"datasets.vcgbench.media_root={syn}/videos/test"],
+        "mlvu": [f"datasets.{key}.{field}={data}/mlvu/{folder}" for key in ("mlvu_mc", "mlvu_generation")
+                 for field, folder in (("ann_root", "json"), ("media_root", "video"))],
     }
 
 
-def start(config: str, data: Path, out: Path) -> subprocess.Popen:
+def start(config: str, data: Path, out: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     # The data directory is unset in the environment: only the overrides can lead the run to it.
     env = {k: v for k, v in os.environ.items() if k != "VLMKIT_TINY_DATA"}
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     command = [sys.executable, str(ROOT / "evaluate.py"), "--cfg-path", str(TINY / f"{config}.yaml"),
-               f"evaluation.output_dir={out}", *data_overrides(data)[config]]
+               f"evaluation.output_dir={out}", *data_overrides(data)[config], *extra]
     return subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -165,3 +172,65 @@ def test_captioning(tiny_data, tmp_path):
     for name in ("BLEU_1", "BLEU_4", "METEOR", "ROUGE_L", "CIDEr"):
         assert name in metrics, metrics
     check_table(output, "synthetic_captions", ["CIDEr", "BLEU_4", "ROUGE_L"])
+
+
+# ---------------------------------------------------------------------------------------------- judged benchmarks
+# The judged tiny configs run against a scripted OpenAI-style server on 127.0.0.1 instead of their offline judge.
+JUDGE_KEYS = {"vcgbench": "evaluation.tasks.metrics.0.judge",
+              "mlvu": "evaluation.tasks.mlvu_generation.metrics.0.judge"}
+VCG_SCORES = {"factual accuracy": 4, "detail orientation": 3, "contextual understanding": 2,
+              "temporal understanding": 1, "the consistency of generative outputs": 5}
+
+
+def scripted_judge(messages: list[dict]) -> str:
+    system = messages[0]["content"]
+    if "sub-scene" in system:
+        return "Both points are met. {'score_accuracy': 4, 'score_relevance': 3, 'total_score': 7}"
+    if "video summaries" in system:
+        return '{"score_completeness": 2, "score_reliability": 3, "total_score": 5}'
+    return next(f"{{'score': {score}}}" for marker, score in VCG_SCORES.items() if marker in system)
+
+
+@pytest.fixture(scope="module")
+def judged_runs(tiny_data, tmp_path_factory) -> dict[str, tuple[str, Path, FakeChatServer]]:
+    generate_benchmarks(tiny_data, videos=2, seed=0)
+    root = tmp_path_factory.mktemp("judged_runs")
+    with FakeChatServer(scripted_judge) as server:
+        judge = (f"{{name: openai_judge, model: scripted-judge, base_url: '{server.base_url}', "
+                 f"cache_dir: '{root / 'judge_cache'}', max_retries: 0, concurrency: 1}}")
+        outs = {c: root / f"out_{c}" for c in JUDGE_KEYS}
+        processes = {c: start(c, tiny_data, outs[c], (f"{JUDGE_KEYS[c]}={judge}",)) for c in JUDGE_KEYS}
+        return {c: (finish(p, c), outs[c], server) for c, p in processes.items()}
+
+
+def test_vcgbench_five_dimensions_and_average(judged_runs):
+    output, out, server = judged_runs["vcgbench"]
+    entry = results_of(out)["datasets"]["vcgbench"]
+    metrics = entry["metrics"]
+    assert entry["num_predictions"] == 6  # 2 generic, 2 temporal, 2 consistency items (re-paired halves)
+    assert {k: metrics[k] for k in ("correctness", "detail", "context", "temporal", "consistency")} == \
+        {"correctness": 4, "detail": 3, "context": 2, "temporal": 1, "consistency": 5}
+    assert metrics["average"] == 3.0 and metrics["average_of"].startswith("CI,DO,CU,TU,CO")
+    assert metrics["num_unparseable"] == 0 and metrics["judge.model"] == "scripted-judge"
+    records = [json.loads(line) for line in (out / "predictions" / "vcgbench.jsonl").read_text().splitlines()]
+    pairs = [r for r in records if r["task_type"] == "consistency"]
+    assert len(pairs) == 2 and all(isinstance(r["prediction_2"], str) and r["question_2"].startswith("Tell me:")
+                                   for r in pairs)
+    judged = [r["body"]["messages"][1]["content"] for r in server.requests]
+    for r in pairs:  # the consistency judge saw both questions and both answers of the item
+        assert any(f"Question 2: {r['question_2']}\n" in u and f"Predicted Answer to Question 1: {r['prediction']}\n"
+                   f"Predicted Answer to Question 2: {r['prediction_2']}\n" in u for u in judged), r
+    check_table(output, "vcgbench", ["correctness", "detail", "context", "temporal", "consistency", "average"])
+
+
+def test_mlvu_m_avg_and_g_avg(judged_runs):
+    output, out, _ = judged_runs["mlvu"]
+    results = results_of(out)
+    mc = results["datasets"]["mlvu_mc"]["metrics"]
+    gen = results["datasets"]["mlvu_generation"]["metrics"]
+    assert mc["accuracy"] == pytest.approx((mc["accuracy/plotQA"] + mc["accuracy/order"]) / 2)  # M-Avg: macro
+    assert gen["sub_scene"] == 7.0 and gen["summary"] == 5.0 and gen["g_avg"] == 6.0
+    assert gen["num_sub_scene"] == 2 and gen["num_summary"] == 2 and gen["num_unparseable"] == 0
+    assert results["overall"]["g_avg"] == 6.0 and results["overall"]["accuracy"] == mc["accuracy"]
+    check_table(output, "mlvu_generation", ["sub_scene", "summary", "g_avg"])
+    check_table(output, "mlvu_mc", ["accuracy", "accuracy/plotQA"])

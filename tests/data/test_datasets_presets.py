@@ -45,6 +45,12 @@ def _files(media_dir: Path, tmp: Path) -> dict[str, dict]:
     with wds.TarWriter(str(tmp / "s-000.tar")) as sink:
         sink.write({"__key__": "k", "mp4": (media_dir / "good.mp4").read_bytes(),
                     "json": json.dumps({"caption": "c"}).encode()})
+    for folder in ("4_count", "9_summary"):
+        (tmp / "mlvu" / folder).mkdir(parents=True)
+        (tmp / "mlvu" / folder / "good.mp4").write_bytes((media_dir / "good.mp4").read_bytes())
+    write_json(tmp / "mlvu" / "4_count.json", [{"video": "good.mp4", "question": "q", "candidates": ["1", "2"],
+                                                "answer": "2"}])
+    write_json(tmp / "mlvu" / "9_summary.json", [{"video": "good.mp4", "question": "q", "answer": "a"}])
     root = {"media_root": str(media_dir)}
     qa = write_json(tmp / "q.json", [{"video_name": "good", "question_id": "1", "question": "q"}])
     return {
@@ -73,6 +79,10 @@ def _files(media_dir: Path, tmp: Path) -> dict[str, dict]:
         "gebc": {"ann_path": write_json(tmp / "g.json", {"good": [{"boundary_id": "good_0", "timestamp": 1.0,
                                                                    "subject": "s", "status_before": "b",
                                                                    "status_after": "a"}]}), **root},
+        "vcgbench": {"generic_path": write_json(tmp / "vcg.json", [{"Q": "q", "A": "a", "video_name": "good"}]),
+                     **root},
+        "mlvu": {"ann_root": str(tmp / "mlvu"), "media_root": str(tmp / "mlvu"), "tasks": ["count"]},
+        "mlvu_generation": {"ann_root": str(tmp / "mlvu"), "media_root": str(tmp / "mlvu"), "tasks": ["summary"]},
     }
 
 

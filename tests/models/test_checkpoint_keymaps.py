@@ -1,7 +1,8 @@
-"""Published checkpoint layouts (LAVIS BLIP-2, transformers BLIP-2, Video-LLaMA, MiniGPT-4, LLMVA-GEBC) load
+"""Published checkpoint layouts (LAVIS BLIP-2, transformers BLIP-2, Video-LLaMA, MiniGPT-4, LLMVA-GEBC, Video-XL) load
 into vlmkit modules through explicit key maps, strictly, with readable reports."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -223,3 +224,82 @@ def test_pickles_with_code_are_refused(tmp_path):
         read_state_dict(tmp_path / "evil.pth")
     with pytest.raises(Exception, match="unknown checkpoint layout 'videollama'"):
         load_checkpoint(torch.nn.Linear(1, 1), tmp_path / "evil.pth", "videollama")
+
+
+# ---------------------------------------------------------------------------------------------- Video-XL
+def released_video_xl(model) -> dict:
+    """A tiny Video-XL model's weights under the released LlavaQwenForCausalLM names, written from the layout's
+    description (model.embed_tokens / model.layers.N... / model.beacon_embed_tokens / model.norm / lm_head,
+    model.mm_projector.{0,2}, model.vision_tower.vision_tower.vision_model.*), not from the key map."""
+    tower = model.branches[0].encoder.model
+    tower = getattr(tower, "vision_model", tower)  # transformers < 5 nests the CLIP tower one level deeper
+    state = {}
+    for name, tensor in model.llm.model.model.state_dict().items():
+        state[f"model.{name}"] = tensor.clone()
+    state["lm_head.weight"] = model.llm.model.lm_head.weight.detach().clone()
+    for index in (0, 2):
+        for kind in ("weight", "bias"):
+            state[f"model.mm_projector.{index}.{kind}"] = getattr(model.branches[0].stages[0].layers[index],
+                                                                  kind).detach().clone()
+    for name, tensor in tower.state_dict().items():
+        state[f"model.vision_tower.vision_tower.vision_model.{name}"] = tensor.clone()
+    return state
+
+
+def test_released_video_xl_names_land_on_the_beacon_llm_clip_and_projector(tmp_path):
+    model = tiny(tmp_path, "video_xl/tiny", 0)
+    state = released_video_xl(model)
+    assert {"model.layers.1.self_attn.beacon_k_proj.weight", "model.beacon_embed_tokens.weight",
+            "model.mm_projector.2.bias", "model.vision_tower.vision_tower.vision_model.post_layernorm.weight",
+            "model.vision_tower.vision_tower.vision_model.encoder.layers.1.self_attn.q_proj.weight",
+            "model.norm.weight", "lm_head.weight"} <= set(state)
+    keymap = layouts.video_xl()
+    own = model.state_dict()
+    assert keymap.target_of("model.layers.1.self_attn.beacon_v_proj.bias")[0] == \
+        "llm.model.model.layers.1.self_attn.beacon_v_proj.bias"
+    assert keymap.target_of("model.mm_projector.0.weight")[0] == "branches.0.stages.0.layers.0.weight"
+    for key in state:
+        assert keymap.target_of(key)[0] in own, key
+    assert keymap.target_of("model.vision_tower.vision_tower.vision_model.embeddings.position_ids") == \
+        (None, None, True)
+
+
+def test_a_released_video_xl_folder_loads_through_init_weights(tmp_path):
+    source = tiny(tmp_path, "video_xl/tiny", 0)
+    state = released_video_xl(source)
+    state["model.vision_tower.vision_tower.vision_model.embeddings.position_ids"] = torch.arange(17)[None]
+    folder = tmp_path / "Video-XL"  # transformers-style shards with an index, as the release ships them
+    folder.mkdir()
+    keys = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+    for shard, names in shards.items():
+        safetensors.torch.save_file({k: state[k].contiguous() for k in names}, str(folder / shard))
+    index = {"metadata": {}, "weight_map": {k: shard for shard, names in shards.items() for k in names}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    path = tmp_path / "exp.yaml"
+    path.write_text(f"model:\n  preset: video_xl/tiny\n  init_weights: [{{path: '{folder}', layout: video_xl}}]\n")
+    torch.manual_seed(1)
+    target = build_model(load_config(path))
+    assert same(target, source)  # every tensor, the summary-token projections and embedding included
+
+
+def test_a_released_video_xl_checkpoint_without_beacon_k_proj_is_refused_by_name(tmp_path):
+    source, target = tiny(tmp_path, "video_xl/tiny", 0), tiny(tmp_path, "video_xl/tiny", 1)
+    state = released_video_xl(source)
+    del state["model.layers.1.self_attn.beacon_k_proj.weight"]
+    state["model.vision_resampler.mm_projector.weight"] = torch.randn(3)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "video_xl.safetensors"))
+    with pytest.raises(CheckpointMismatch) as err:
+        load_checkpoint(target, tmp_path / "video_xl.safetensors", "video_xl")
+    message = str(err.value)
+    assert "(layout 'video_xl')" in message
+    assert ("1 missing (the module expects them, the checkpoint lacks them):\n"
+            "  llm.model.model.layers.1.self_attn.beacon_k_proj.weight") in message
+    assert "model.vision_resampler.mm_projector.weight (no rule of layout 'video_xl' maps it)" in message
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    # a target set to None is not loaded: only the LLM from the release
+    llm_only = {k: v for k, v in released_video_xl(source).items() if not k.startswith("model.vision_tower.")
+                and not k.startswith("model.mm_projector.")}
+    report = load_mapped(target, llm_only, layouts.video_xl(encoder=None, projector=None))
+    assert report.ok and same(target.llm, source.llm) and not same(target.branches, source.branches)

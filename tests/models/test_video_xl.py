@@ -1,5 +1,6 @@
 """Video-XL recipe: summary-token layout, KV compression, exactness with compression off, tiny training and
-generation, chunked encoding, the 7B preset on meta, and a tiny needle-in-a-haystack grid."""
+generation, chunked encoding, streaming the video into the LLM's windows (exactly the whole-sequence result),
+the 7B preset on meta, and a tiny needle-in-a-haystack grid."""
 import json
 
 import numpy as np
@@ -207,6 +208,116 @@ def test_chunked_encoding_equals_encoding_all_frames_at_once(tiny_video_xl):
 def test_chunking_is_refused_for_stages_that_mix_frames(tmp_path):
     with pytest.raises(Exception, match="chunk_frames"):
         build_preset(tmp_path, "video_xl/tiny", "model.branches.0.stages.1={name: temporal_mean}")
+
+
+# ---------------------------------------------------------------- streaming the video into the windows
+def _run(model, batch, stream, train):
+    """One forward pass with the ratio sampler restarted, so both paths draw the same ratios."""
+    model.stream_visual = stream
+    model.llm.rng = np.random.default_rng(42)
+    model.train(train)
+    return model(**batch)
+
+
+def test_streaming_gives_the_loss_gradients_logits_and_answers_of_the_whole_sequence_path(tmp_path):
+    model = build_preset(tmp_path, "video_xl/tiny")
+    assert model.streaming and model.llm.streams_visual
+    batch = batch_for(model, ["what colour is the shape", "which way does it move now"], ["red", "left"])
+    losses, grads = [], []
+    for stream in (True, False):
+        loss = _run(model, batch, stream, train=True).loss
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        model.zero_grad()
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and any("stages.0" in n for n in grads[0])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-5, msg=name)
+    with torch.no_grad():
+        streamed, whole = _run(model, batch, True, train=False), _run(model, batch, False, train=False)
+    torch.testing.assert_close(streamed.logits, whole.logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(streamed.loss, whole.loss, rtol=0, atol=1e-5)
+    question = batch_for(model, ["what colour is the shape", "which way"], generation=True)  # left padded
+    answers = []
+    for stream in (True, False):
+        model.stream_visual = stream
+        answers.append(model.generate(**question, max_new_tokens=4, do_sample=False))
+    assert answers[0] == answers[1] and len(answers[0]) == 2
+
+
+def test_streaming_never_builds_the_whole_visual_or_embedding_sequence(tmp_path, monkeypatch):
+    from vlmkit.models.streamed_embeddings import StreamedEmbeddings
+    from vlmkit.models.visual_branch import VisualBranch
+
+    model = build_preset(tmp_path, "video_xl/tiny").eval()
+    batch = batch_for(model, ["what colour is the shape"], generation=True)
+    length = batch["input_ids"].shape[1]
+    rows, embedded = [], []
+    read_row, embed = StreamedEmbeddings.row, model.llm.embed
+
+    def spy_row(self, index, offset=0):
+        rows.append(read_row(self, index, offset))
+        return rows[-1]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the whole-video path ran")
+
+    monkeypatch.setattr(StreamedEmbeddings, "row", spy_row)
+    monkeypatch.setattr(VisualBranch, "forward", fail)
+    monkeypatch.setattr(model, "_encode", fail)
+    monkeypatch.setattr(model.llm, "embed", lambda ids: embedded.append(ids.shape[1]) or embed(ids))
+    with torch.no_grad():
+        model.generate(**batch, max_new_tokens=2, do_sample=False)
+    first_visual = int((batch["input_ids"][0] == model.visual_token_id).nonzero()[0])
+    window, chunk_tokens = model.llm.window, model.branches[0].chunk_frames * 4
+    assert model.visual_tokens == 64 and len(rows) == 1
+    # at most one encoded chunk plus the part of the previous one a window still needs
+    assert 0 < rows[0].peak_buffered <= chunk_tokens + window - 1 < model.visual_tokens
+    # embeddings are made a window (or the text before the video) at a time, never the whole prompt
+    assert sum(embedded) == length and max(embedded) <= max(window, first_visual) < length // 2
+
+
+def test_streamed_embeddings_are_read_once_in_order_and_must_fill_every_placeholder(tmp_path):
+    from vlmkit.errors import DataError
+    from vlmkit.models.streamed_embeddings import StreamedEmbeddings
+
+    table = torch.nn.Embedding(10, 3)
+    ids = torch.tensor([[1, 9, 9, 9, 2, 3]])
+    visual = torch.arange(9.0).reshape(3, 3)
+    stream = StreamedEmbeddings(ids, table, 9, lambda row: iter([visual[:2], visual[2:]]), tokens_per_row=3)
+    with torch.no_grad():
+        expected = table(ids)[0].clone()
+    expected[1:4] = visual
+    row = stream.row(0)
+    torch.testing.assert_close(torch.cat([row.span(0, 2), row.span(2, 5)]), expected[:5])
+    with pytest.raises(RuntimeError, match="read once, in order"):
+        row.span(1, 6)
+    with pytest.raises(RuntimeError, match="already read"):
+        stream.row(0)
+    with pytest.raises(RuntimeError, match="skipped but hold visual tokens"):
+        StreamedEmbeddings(ids, table, 9, lambda row: iter([visual]), 3).row(0).span(3, 6)
+    short = StreamedEmbeddings(ids, table, 9, lambda row: iter([visual[:2]]), 3)
+    with pytest.raises(DataError, match="more visual placeholders"):
+        short.row(0).span(0, 6)
+    with pytest.raises(DataError, match="do not match"):
+        StreamedEmbeddings(ids, table, 9, lambda row: iter([visual]), tokens_per_row=4)
+
+
+def test_a_stream_given_to_the_llm_with_compression_off_is_built_in_full(tmp_path):
+    from vlmkit.models.streamed_embeddings import StreamedEmbeddings
+
+    model = build_preset(tmp_path, "video_xl/tiny").eval()
+    batch = batch_for(model, ["what colour is the shape"], ["red"])
+    with torch.no_grad():
+        embeds, _ = model._inputs_embeds(batch["input_ids"], batch["pixel_values"], batch["attention_mask"])
+        assert isinstance(embeds, StreamedEmbeddings)
+        model.llm.compress = False
+        assert not model.streaming
+        out = model.llm(embeds, batch["attention_mask"], batch["labels"],
+                        visual_mask=batch["input_ids"] == model.visual_token_id)
+        plain = model(**batch)
+    torch.testing.assert_close(out.logits, plain.logits, rtol=0, atol=1e-5)
 
 
 def test_full_size_preset_builds_on_meta(tmp_path):

@@ -2,8 +2,13 @@
 
 Routing by the record's type field: correctness (CI), detail (DO) and context (CU) over generic items
 (VCGBench "generic"; Diverse "summary", "spatial", "reasoning"), temporal (TU) over "temporal", consistency
-(CO) over "consistency" items, which carry a second question and prediction.  ``average`` is the mean of the
-five dimensions; Diverse also reports, per generic type, the mean of its pooled CI and DO scores.
+(CO) over "consistency" items, which carry a second question and prediction (``question_2``,
+``prediction_2``: the ``vcgbench`` dataset and ``open_qa`` task write them).  ``average`` is the unweighted mean
+of the five dimension scores CI, DO, CU, TU, CO (the papers' "mean"), reported only when all five are present
+and named in ``average_of``; ``average_pooled`` is the mean of every judged score, where generic items count
+three times (PLLaVA's ``save_results`` "Avg_Score": PLLaVA-34B's published VCG average 3.48 is what its five
+scores give pooled over 1,996 generic, 499 temporal and 499 consistency items; their plain mean is 3.32).
+Diverse also reports, per generic type, the mean of its pooled CI and DO scores.
 """
 from __future__ import annotations
 
@@ -90,6 +95,10 @@ class VCGBench:
         result.update({f"num_{dim}": float(len(v)) for dim, v in per_dim.items()})
         if all(dim in result for dim in DIMENSIONS):
             result["average"] = mean(result[dim] for dim in DIMENSIONS)
+            result["average_of"] = "CI,DO,CU,TU,CO (" + ",".join(DIMENSIONS) + ")"
+        scored = [score for values in per_dim.values() for score in values]
+        if scored:
+            result["average_pooled"] = mean(scored)
         if self.routing == "vcgbench_diverse":
             result.update({f"type/{kind}": mean(v) for kind, v in sorted(per_type.items())})
         result["num_unparseable"] = float(unparseable)

@@ -13,6 +13,11 @@ one tensor per *pixel* branch only.
 An optional frame ``selector`` (VideoTGB's temporal grounding sampler) picks K of the T decoded frames before
 any encoder runs; the branches then see K frames, and a selector that learns adds its loss, weighted by
 ``selector_loss_weight``, to the LM loss.
+
+With an LLM that reads its input window by window (``streams_visual``: Video-XL's compressing Qwen2) and
+branches that encode in chunks (``chunk_frames``), the visual tokens are streamed: the LLM receives
+``StreamedEmbeddings`` and each row's frames are encoded and projected chunk by chunk as its windows reach them,
+so neither the whole visual-token tensor nor the whole input-embedding sequence is built (same result).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from vlmkit.contracts import DataContract
 from vlmkit.data.samplers.video_sampling import VideoSampling
 from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
+from vlmkit.models.streamed_embeddings import StreamedEmbeddings
 from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
@@ -53,6 +59,9 @@ class VideoLLM(nn.Module):
         stage_text: what text-reading stages (InstructBLIP's Q-Former) read: 'prompt' = the LLM's prompt ids
             (right only when the stage and the LLM share a vocabulary), 'question' = the batch's
             ``question_ids`` / ``question_mask``, the question in the selector's (BERT) tokenizer.
+        stream_visual: stream the visual tokens into an LLM that reads windows (see the module docstring) when
+            every branch has ``chunk_frames``; false builds all visual tokens and input embeddings first (the
+            same result with memory growing with the video).
     """
 
     def __init__(self, llm: Component("llms"), branches: StructList(VisualBranch), sampling: Struct(VideoSampling),
@@ -61,7 +70,7 @@ class VideoLLM(nn.Module):
                  shared_modules: Optional[dict[str, str]] = None,
                  selector: Optional[Component("selectors")] = None, selector_loss_weight: float = 1.0,
                  stage_text: Literal["prompt", "question"] = "prompt",
-                 init_weights: Optional[StructList(WeightSource)] = None):
+                 init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True):
         super().__init__()
         self.llm = LLMS.build(llm, path="model.llm")
         if self.llm.tokenizer is None:
@@ -91,6 +100,7 @@ class VideoLLM(nn.Module):
         self.encoded_frames = self.selector.num_selected if self.selector is not None else self.num_frames
         self.template = TEMPLATES.build(template, path="model.template")
         self.max_length, self.truncation = max_length, truncation
+        self.stream_visual = stream_visual
         self.branch_tokens = [branch.tokens(self.encoded_frames) for branch in self.branches]
         self.visual_tokens = sum(self.branch_tokens)
         self.batch_keys = tuple(dict.fromkeys([*(k for branch in self.branches for k in branch.batch_keys),
@@ -179,6 +189,20 @@ class VideoLLM(nn.Module):
 
     def _encode(self, pixel_values, text_ids, text_mask, inputs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Visual tokens and the selector's training loss (None without a learning selector)."""
+        pixels_of, selector_loss, text_ids, text_mask = self._branch_inputs(pixel_values, text_ids, text_mask, inputs)
+        tokens = []
+        for i, branch in enumerate(self.branches):
+            out = branch(pixels_of.get(i), text_ids=text_ids, text_mask=text_mask, inputs=inputs,
+                         frames=self.encoded_frames)
+            if out.shape[1] != self.branch_tokens[i]:
+                raise ValueError(f"branch {i} gave {out.shape[1]} visual tokens but announced "
+                                 f"{self.branch_tokens[i]} for {self.encoded_frames} frames; check the frame count of "
+                                 f"its input (batch keys {list(branch.batch_keys)})")
+            tokens.append(out)
+        return torch.cat(tokens, dim=1), selector_loss
+
+    def _branch_inputs(self, pixel_values, text_ids, text_mask, inputs):
+        """Each pixel branch's frames (after the selector), the selector's loss and the text stages read."""
         if isinstance(pixel_values, torch.Tensor):
             pixel_values = [pixel_values]
         pixel_values = list(pixel_values or [])
@@ -197,23 +221,46 @@ class VideoLLM(nn.Module):
             selector_loss = selection.loss
         if self.stage_text == "question":
             text_ids, text_mask = (inputs or {}).get("question_ids"), (inputs or {}).get("question_mask")
-        tokens = []
-        for i, branch in enumerate(self.branches):
-            out = branch(pixels_of.get(i), text_ids=text_ids, text_mask=text_mask, inputs=inputs,
-                         frames=self.encoded_frames)
-            if out.shape[1] != self.branch_tokens[i]:
-                raise ValueError(f"branch {i} gave {out.shape[1]} visual tokens but announced "
-                                 f"{self.branch_tokens[i]} for {self.encoded_frames} frames; check the frame count of "
-                                 f"its input (batch keys {list(branch.batch_keys)})")
-            tokens.append(out)
-        return torch.cat(tokens, dim=1), selector_loss
+        return pixels_of, selector_loss, text_ids, text_mask
 
     def _inputs_embeds(self, input_ids: torch.Tensor, pixel_values, attention_mask,
-                       inputs: Optional[Mapping[str, Any]] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """LLM input embeddings with the visual tokens scattered in, and the selector's training loss."""
+                       inputs: Optional[Mapping[str, Any]] = None
+                       ) -> tuple[torch.Tensor | StreamedEmbeddings, Optional[torch.Tensor]]:
+        """LLM input embeddings with the visual tokens scattered in (streamed when the LLM reads windows), and
+        the selector's training loss."""
+        if self.streaming:
+            return self._streamed_embeds(input_ids, pixel_values, attention_mask, inputs)
         visual, selector_loss = self._encode(pixel_values, input_ids, attention_mask, inputs)
         embeds = self.llm.embed(input_ids)
         return scatter_visual_embeddings(embeds, input_ids, self.visual_token_id, visual), selector_loss
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the visual tokens go to the LLM as a stream (see the module docstring)."""
+        return (self.stream_visual and bool(getattr(self.llm, "streams_visual", False))
+                and all(branch.streams for branch in self.branches))
+
+    def _streamed_embeds(self, input_ids, pixel_values, attention_mask, inputs):
+        pixels_of, selector_loss, text_ids, text_mask = self._branch_inputs(pixel_values, input_ids, attention_mask,
+                                                                            inputs)
+
+        def one(tensor: Optional[torch.Tensor], row: int) -> Optional[torch.Tensor]:
+            return None if tensor is None else tensor[row:row + 1]
+
+        def visual_row(row: int):
+            """The row's visual tokens (n, D), chunk after chunk, branch after branch (their configured order)."""
+            for i, branch in enumerate(self.branches):
+                given = 0
+                for tokens in branch.stream(pixels_of[i][row:row + 1], one(text_ids, row), one(text_mask, row),
+                                            frames=self.encoded_frames):
+                    given += tokens.shape[1]
+                    yield tokens[0]
+                if given != self.branch_tokens[i]:
+                    raise ValueError(f"branch {i} gave {given} visual tokens but announced {self.branch_tokens[i]} "
+                                     f"for {self.encoded_frames} frames")
+
+        stream = StreamedEmbeddings(input_ids, self.llm.embed, self.visual_token_id, visual_row, self.visual_tokens)
+        return stream, selector_loss
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values=None,
                 labels: Optional[torch.Tensor] = None, **inputs: Any):

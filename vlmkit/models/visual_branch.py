@@ -6,7 +6,7 @@ conditioning from the batch (LLMVA-GEBC's boundary reference points) lists its k
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 import torch
@@ -25,6 +25,7 @@ class VisualBranch(nn.Module):
     ``chunk_frames``: encode and project the frames this many at a time (each chunk moved to the encoder's
     device on its own), so that encoder activations never span the whole video: the streaming path for
     hour-long input (Video-XL). Only for branches whose encoder and stages treat frames independently.
+    ``stream`` yields those chunks one by one, for a composite that feeds them to the LLM as it reads them.
     """
 
     def __init__(self, encoder: Component("encoders"), stages: ComponentList("stages") = (),
@@ -58,6 +59,12 @@ class VisualBranch(nn.Module):
             if any(step != frames for step in steps):
                 return False
         return True
+
+    @property
+    def streams(self) -> bool:
+        """Whether ``stream`` can give this branch's tokens chunk by chunk (pixels, chunk_frames, no batch
+        entries that would have to be split per sample)."""
+        return self.chunk_frames is not None and self.reads_pixels and not self.batch_keys
 
     @property
     def reads_pixels(self) -> bool:
@@ -120,15 +127,22 @@ class VisualBranch(nn.Module):
         return x
 
     def _forward_chunked(self, pixels: torch.Tensor, text_ids, text_mask, inputs, frames) -> torch.Tensor:
+        return torch.cat(list(self.stream(pixels, text_ids, text_mask, inputs, frames)), dim=1)
+
+    def stream(self, pixels: torch.Tensor, text_ids: Optional[torch.Tensor] = None,
+               text_mask: Optional[torch.Tensor] = None, inputs: Optional[Mapping[str, Any]] = None,
+               frames: Optional[int] = None) -> Iterator[torch.Tensor]:
+        """(B, T, C, H, W) pixels -> (B, k, llm_width) tokens of ``chunk_frames`` frames at a time, in order;
+        each chunk is encoded only when asked for."""
+        if self.chunk_frames is None or not self.reads_pixels:
+            raise ValueError("a branch streams its tokens only with chunk_frames set and an encoder reading pixels")
         if frames is not None and pixels.shape[1] != frames:
             raise ValueError(f"got {pixels.shape[1]} frames per video but the model was built for {frames}")
         weights = next(self.encoder.parameters(), None)
         device = weights.device if weights is not None else pixels.device
-        outputs = []
         for start in range(0, pixels.shape[1], self.chunk_frames):
             chunk = pixels[:, start:start + self.chunk_frames].to(device, non_blocking=True)
             x = self._stages(self.encoder(chunk), text_ids, text_mask, inputs)
-            outputs.append(x.reshape(x.shape[0], -1, x.shape[-1]))
-        return torch.cat(outputs, dim=1)
+            yield x.reshape(x.shape[0], -1, x.shape[-1])
 
 

@@ -48,19 +48,25 @@ class VideoQADataset(VideoTextDataset):
     position).  ``video_template``: file stem built from the video key (``v_{video}``, ``video{video}``...);
     the first existing ``media_root/<stem><suffix>`` over ``video_suffixes`` is used.  ``pre_prompt`` /
     ``post_prompt`` wrap the question (lmms-eval: post " Answer the question using a single word or phrase.").
+    ``answer_prefix`` pre-fills the assistant turn at evaluation: its tokens follow the generation prompt, so
+    the model continues from them, and they are never labels (PLLaVA's eval_videoqabench: "\nAnswer: In the
+    video,").  The prediction recorded is the generated continuation alone, without the prefix: PLLaVA's
+    ``infer_videoqabench`` cuts its output after the answer prompt and, as its runs call it (no
+    ``return_prompt``), hands that continuation to the judge.  The prefix is in the record as ``answer_prefix``.
     """
 
     name = "video_qa"
 
     def __init__(self, ann_path: str, media_root: str = "", answers_path: Optional[str] = None,
                  format: QAFormat = "auto", video_template: Optional[str] = None,
-                 video_suffixes: list[str] = VIDEO_SUFFIXES, pre_prompt: str = "", post_prompt: str = "", *,
+                 video_suffixes: list[str] = VIDEO_SUFFIXES, pre_prompt: str = "", post_prompt: str = "",
+                 answer_prefix: str = "", *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
                  backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root, self.answers_path, self.format = ann_path, media_root, answers_path, format
         self.video_template, self.video_suffixes = video_template, list(video_suffixes)
-        self.pre_prompt, self.post_prompt = pre_prompt, post_prompt
+        self.pre_prompt, self.post_prompt, self.answer_prefix = pre_prompt, post_prompt, answer_prefix
         super().__init__(contract, train, on_bad_sample, backend, seed, max_samples, bad_sample_dir)
 
     def records(self) -> list[Record]:
@@ -87,7 +93,7 @@ class VideoQADataset(VideoTextDataset):
             meta = {"question": question, "answer": answer, "video_name": video,
                     "task_type": str(answer_entry.get("type", entry.get("task_type", entry.get("category_id", ""))))}
             records.append(Record(qid, media, [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}],
-                                  meta))
+                                  meta, answer_prefix=self.answer_prefix))
         return records
 
     def _answers(self, questions: list[dict]) -> list[dict]:

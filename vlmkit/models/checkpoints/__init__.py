@@ -1,4 +1,4 @@
-"""Loading published checkpoints (BLIP-2, Video-LLaMA, MiniGPT-4, LLMVA-GEBC) into vlmkit modules.
+"""Loading published checkpoints (BLIP-2, Video-LLaMA, MiniGPT-4, LLMVA-GEBC, Video-XL) into vlmkit modules.
 
 Key names are translated by explicit key maps (``layouts``), loading is strict against what the target
 modules expect and reports missing / unexpected / mis-shaped keys readably (``keymap``), and files are read

@@ -17,6 +17,8 @@ Layouts:
 - ``gebc``: LLMVA-GEBC's video branch (the video_llama keys + temporal_pos_trans(+_norm) + opt_proj or the
   LLaMA variant's llama_project). The other-feature branch's checkpoint names are not published in the
   reference read for vlmkit, so they are not mapped (they would be reported as unexpected, never guessed).
+- ``video_xl``: Video-XL's released LlavaQwenForCausalLM weights (LLM with beacon parameters, mm_projector,
+  CLIP tower); the map lives in ``video_xl.py``.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import re
 from typing import Callable, Optional
 
 from vlmkit.models.checkpoints.keymap import KeyMap, Rule, join, rules_under, scoped
+from vlmkit.models.checkpoints.video_xl import video_xl
 
 _LAYER = r"bert\.encoder\.layer\.(\d+)\."
 _WB = r"(weight|bias)"
@@ -153,5 +156,5 @@ def gebc(video_qformer: str, projector: Optional[str] = None) -> KeyMap:
 
 LAYOUTS: dict[str, Callable[..., KeyMap]] = {
     "qformer_lavis": qformer_lavis, "blip2_lavis": blip2_lavis, "blip2_hf": blip2_hf,
-    "video_llama": video_llama, "minigpt4": minigpt4, "gebc": gebc,
+    "video_llama": video_llama, "minigpt4": minigpt4, "gebc": gebc, "video_xl": video_xl,
 }

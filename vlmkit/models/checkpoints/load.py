@@ -7,7 +7,7 @@ from typing import Optional
 from torch import nn
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.checkpoints.io import read_state_dict
+from vlmkit.models.checkpoints.init_weights import read_sharded
 from vlmkit.models.checkpoints.keymap import LoadReport, load_mapped
 from vlmkit.models.checkpoints.layouts import LAYOUTS
 
@@ -20,4 +20,5 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, layout: str, *, s
     if layout not in LAYOUTS:
         raise ConfigError("layout", f"unknown checkpoint layout '{layout}'; accepted: {', '.join(sorted(LAYOUTS))}")
     keymap = LAYOUTS[layout](**targets)
-    return load_mapped(model, read_state_dict(path), keymap, strict=strict, source=str(path))
+    # a released transformers folder (Video-XL) comes in shards listed by an index; a single file reads as is
+    return load_mapped(model, read_sharded(str(path)), keymap, strict=strict, source=str(path))

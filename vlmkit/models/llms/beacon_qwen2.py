@@ -9,7 +9,10 @@ answer) is processed without compression on top of that memory. The loss is the 
 windows; returned logits exclude summary positions. With ``compress: false`` (or no visual tokens) the
 plain transformers model runs unchanged.
 
-The composite tells the wrapper where the visual tokens are through ``visual_mask`` (``reads_visual_mask``).
+The composite tells the wrapper where the visual tokens are through ``visual_mask`` (``reads_visual_mask``),
+and, while compressing, may hand ``inputs_embeds`` as ``StreamedEmbeddings`` (``streams_visual``): each row is
+then read window by window, so the video is encoded as the windows reach it and neither all its visual tokens
+nor the whole input-embedding sequence ever exist at once.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from vlmkit.models.llms.base import AttnImplementation, DType
 from vlmkit.models.llms.beacon.schedule import RatioSchedule, interleave_layout
 from vlmkit.models.llms.beacon.window import BEACON_PARAMS, KVMemory, run_window
 from vlmkit.models.llms.causal_lm import CausalLM
+from vlmkit.models.streamed_embeddings import RowEmbeddings, StreamedEmbeddings
 from vlmkit.registry import LLMS
 
 IGNORE_INDEX = -100
@@ -110,29 +114,37 @@ class BeaconQwen2(CausalLM):
         if freeze:
             self.model.requires_grad_(False)
 
+    @property
+    def streams_visual(self) -> bool:
+        """Whether ``inputs_embeds`` may come as ``StreamedEmbeddings`` (read window by window)."""
+        return self.compress
+
     def active_ratios(self) -> list[int]:
         return self.ratios if self.training or self.eval_ratios is None else self.eval_ratios
 
     # ------------------------------------------------------------------ training / scoring
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+    def forward(self, inputs_embeds: torch.Tensor | StreamedEmbeddings, attention_mask: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None, visual_mask: Optional[torch.Tensor] = None,
                 **kwargs: Any) -> Any:
         """Loss over labels != -100 (token-weighted over windows) and, outside training, logits at every input
         position (summary positions excluded). Training returns no logits: they are never needed in full."""
         if not self._compressing(visual_mask):
-            return super().forward(inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+            return super().forward(_materialized(inputs_embeds), attention_mask=attention_mask, labels=labels,
+                                   **kwargs)
         if kwargs:
             raise ValueError(f"{type(self).__name__}: unsupported arguments with compression on: {sorted(kwargs)}")
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
             attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
         want_logits = not self.training
-        logits = (inputs_embeds.new_zeros(batch, length, self.base_config.vocab_size) if want_logits else None)
-        loss_sum, count = inputs_embeds.new_zeros(()), 0
+        logits = (torch.zeros(batch, length, self.base_config.vocab_size, dtype=inputs_embeds.dtype,
+                              device=inputs_embeds.device) if want_logits else None)
+        loss_sum, count = torch.zeros((), device=inputs_embeds.device), 0
         for row in range(batch):
             valid = _valid_positions(attention_mask[row])
             row_labels = None if labels is None else labels[row, valid]
-            out = self._compressed_row(inputs_embeds[row, valid], visual_mask[row, valid], row_labels, want_logits)
+            out = self._compressed_row(_row(inputs_embeds, row, valid), visual_mask[row, valid], row_labels,
+                                       want_logits)
             if want_logits:
                 logits[row, valid] = out["logits"].to(logits.dtype)
             if row_labels is not None:
@@ -143,22 +155,25 @@ class BeaconQwen2(CausalLM):
     def _compressing(self, visual_mask: Optional[torch.Tensor]) -> bool:
         return self.compress and visual_mask is not None and bool(visual_mask.any())
 
-    def _compressed_row(self, embeds: torch.Tensor, visual: torch.Tensor, labels: Optional[torch.Tensor],
-                        want_logits: bool, stop: Optional[int] = None) -> dict:
-        """One sample (L, D) through the windows. ``stop``: process only positions [0, stop) (generation)."""
-        length = embeds.shape[0] if stop is None else stop
+    def _compressed_row(self, embeds: torch.Tensor | RowEmbeddings, visual: torch.Tensor,
+                        labels: Optional[torch.Tensor], want_logits: bool, stop: Optional[int] = None) -> dict:
+        """One sample through the windows: its embeddings (L, D), or a stream of them read window by window.
+        ``stop``: process only positions [0, stop) (generation)."""
+        read = _reader(embeds)
+        length = visual.shape[0] if stop is None else stop
         where = torch.nonzero(visual).flatten()
-        first, last = int(where[0]), int(where[-1]) + 1
+        first, last = (int(where[0]), int(where[-1]) + 1) if where.numel() else (length, length)
         shifted = None
         if labels is not None:  # each position carries its own next-token target, so windows need no overlap
             shifted = torch.cat([labels[1:], labels.new_full((1,), IGNORE_INDEX)])
         memory = KVMemory(len(self.decoder.layers))
         schedule = RatioSchedule(self.active_ratios(), self.ratio_mix, self.rng, self.window,
                                  self.base_config.max_position_embeddings, length, self.adapt_margin, self.training)
-        out = {"loss_sum": embeds.new_zeros(()), "count": 0, "logits": [], "windows": [], "hidden": None}
+        out = {"loss_sum": torch.zeros((), device=visual.device), "count": 0, "logits": [], "windows": [],
+               "hidden": None}
         remainder = 0
         for start, end, compressed in _segments(length, first, last, self.window, self.training):
-            chunk = embeds[start:end][None]
+            chunk = read(start, end)[None]
             beacon_mask, keep = None, "all"
             if compressed:
                 ratio = schedule.next(end - start)
@@ -198,13 +213,13 @@ class BeaconQwen2(CausalLM):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+    def generate(self, inputs_embeds: torch.Tensor | StreamedEmbeddings, attention_mask: Optional[torch.Tensor] = None,
                  visual_mask: Optional[torch.Tensor] = None, **gen_kwargs: Any) -> torch.Tensor:
         """New token ids (B, n_new). The prompt is compressed into a KV cache (all but its last token), then
         transformers' ``generate`` continues from that cache with the plain Qwen2 (the text after the video
         uses no summary tokens). Rows are generated one by one (each has its own compressed length)."""
         if not self._compressing(visual_mask):
-            return super().generate(inputs_embeds, attention_mask, **gen_kwargs)
+            return super().generate(_materialized(inputs_embeds), attention_mask, **gen_kwargs)
         from transformers import DynamicCache
 
         batch, length = inputs_embeds.shape[:2]
@@ -214,23 +229,42 @@ class BeaconQwen2(CausalLM):
         rows = []
         for row in range(batch):
             valid = _valid_positions(attention_mask[row])
-            embeds, visual = inputs_embeds[row, valid], visual_mask[row, valid]
+            embeds, visual = _row(inputs_embeds, row, valid), visual_mask[row, valid]
             if bool(visual[-1]):
                 raise DataError("generate: the prompt ends with visual tokens; the compressing LLM needs at least "
                                 "one text token after the video (the template's generation prompt)")
-            memory = self._compressed_row(embeds, visual, None, False, stop=embeds.shape[0] - 1)["memory"]
+            length = visual.shape[0]
+            memory = self._compressed_row(embeds, visual, None, False, stop=length - 1)["memory"]
+            last = _reader(embeds)(length - 1, length)  # a stream is read on from where the windows stopped
             cache = DynamicCache(config=self.base_config)
             for i in range(len(self.decoder.layers)):
                 cache.update(*memory.get(i), i)
             cached = len(memory)
             # generate() reads only the embeddings past the cache: the first ``cached`` rows are placeholders.
-            feed = torch.cat([embeds.new_zeros(cached, embeds.shape[-1]), embeds[-1:]])[None]
-            mask = torch.ones(1, cached + 1, dtype=torch.long, device=embeds.device)
+            feed = torch.cat([last.new_zeros(cached, last.shape[-1]), last])[None]
+            mask = torch.ones(1, cached + 1, dtype=torch.long, device=last.device)
             rows.append(self.model.generate(inputs_embeds=feed, attention_mask=mask, past_key_values=cache,
                                             **gen_kwargs)[0])
         pad = gen_kwargs.get("pad_token_id", 0)
         width = max(r.numel() for r in rows)
         return torch.stack([F.pad(r, (0, width - r.numel()), value=pad) for r in rows])
+
+
+def _materialized(inputs_embeds: torch.Tensor | StreamedEmbeddings) -> torch.Tensor:
+    return inputs_embeds.materialize() if isinstance(inputs_embeds, StreamedEmbeddings) else inputs_embeds
+
+
+def _row(inputs_embeds: torch.Tensor | StreamedEmbeddings, row: int,
+         valid: torch.Tensor) -> torch.Tensor | RowEmbeddings:
+    """One row's valid positions: a (L, D) tensor, or a stream of them counted from the first valid one."""
+    if isinstance(inputs_embeds, StreamedEmbeddings):
+        return inputs_embeds.row(row, offset=int(valid[0]))
+    return inputs_embeds[row, valid]
+
+
+def _reader(embeds: torch.Tensor | RowEmbeddings):
+    """``read(start, end)`` -> the embeddings of positions [start, end)."""
+    return embeds.span if isinstance(embeds, RowEmbeddings) else (lambda start, end: embeds[start:end])
 
 
 def _valid_positions(mask_row: torch.Tensor) -> torch.Tensor:
