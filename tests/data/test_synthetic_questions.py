@@ -182,3 +182,31 @@ def test_stage2_prompt_and_answer_format():
     letter = "ABCD"[q.answer_index]
     assert f"({letter}) {q.answer}" in human["value"] and gpt["value"] == f"({letter}) {q.answer}"
     assert all(e["video"] == f"videos/train/{video.video_id}.mp4" for e in entries)
+
+
+def test_multi_turn_conversations_hold_every_turn_once_in_a_shuffled_order():
+    single, grouped = SyntheticVideoGenerator(), SyntheticVideoGenerator(questions_per_conversation=3)
+    orders = set()
+    for index in range(20):
+        video = single.sample("train", index, seed=0)
+        assert grouped.sample("train", index, seed=0).mc == video.mc   # grouping changes no question
+        pairs = [(e["conversations"][0]["value"].removeprefix("<video>\n"), e["conversations"][1]["value"])
+                 for e in single.conversations(video)]
+        entries = grouped.conversations(video)
+        assert all(1 <= len(e["conversations"]) // 2 <= 3 for e in entries)
+        assert len(entries) == -(-len(pairs) // 3)
+        seen = []
+        for entry in entries:
+            turns = entry["conversations"]
+            assert [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2)
+            # the video token opens the first question only, as in LLaVA's multi-turn data
+            assert turns[0]["value"].startswith("<video>\n")
+            assert not any("<video>" in t["value"] for t in turns[1:])
+            assert len(entry["task_type"].split("+")) == len(turns) // 2
+            seen += [(turns[i]["value"].removeprefix("<video>\n"), turns[i + 1]["value"])
+                     for i in range(0, len(turns), 2)]
+        assert sorted(seen) == sorted(pairs)
+        orders.add(tuple(seen) == tuple(pairs))
+    assert orders == {True, False} or orders == {False}   # turns are shuffled, not kept in question order
+    with pytest.raises(ValueError, match="questions_per_conversation"):
+        SyntheticVideoGenerator(questions_per_conversation=0)

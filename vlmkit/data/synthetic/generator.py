@@ -31,6 +31,7 @@ class SyntheticVideo:
     open: list[OpenQuestion]
     captions: list[str]
     caption_request: bool        # training: also ask for the caption in stage 2
+    turn_order: tuple[int, ...] = ()   # training: a shuffle of the stage-2 turns, for multi-turn conversations
 
     @property
     def caption(self) -> str:
@@ -53,7 +54,8 @@ class SyntheticVideoGenerator:
                  background: tuple[int, ...] = (0, 0, 0), num_options: int = 4,
                  mc_types: tuple[str, ...] = MC_TYPES, attributes_for_each_object: bool = True,
                  train_open_per_video: int = 1, test_open_per_video: int = 1,
-                 caption_request_fraction: float = 0.25, video_token: str = "<video>",
+                 caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
+                 video_token: str = "<video>",
                  mc_suffix: str = "Only give the best option.",
                  caption_prompt: str = "Describe what happens in the video.",
                  fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
@@ -69,12 +71,15 @@ class SyntheticVideoGenerator:
             raise ValueError(f"background must be three values in 0..255, got {background}")
         if not 0.0 <= caption_request_fraction <= 1.0:
             raise ValueError(f"caption_request_fraction must be in [0, 1], got {caption_request_fraction}")
+        if questions_per_conversation < 1:
+            raise ValueError(f"questions_per_conversation must be >= 1, got {questions_per_conversation}")
         if min(train_open_per_video, test_open_per_video) < 0 or shard_size < 1 or fps < 1:
             raise ValueError("train_open_per_video / test_open_per_video must be >= 0, shard_size and fps >= 1")
         self.mc_types, self.background = tuple(mc_types), tuple(background)
         self.attributes_for_each_object = attributes_for_each_object
         self.open_per_video = {"train": train_open_per_video, "test": test_open_per_video}
         self.caption_request_fraction = caption_request_fraction
+        self.questions_per_conversation = questions_per_conversation
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
         self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
 
@@ -91,7 +96,9 @@ class SyntheticVideoGenerator:
                   if t in self.mc_types]
         opens = self.questions.random_open(spec, question_rng, self.open_per_video[split])
         wants_caption = bool(question_rng.random() < self.caption_request_fraction)
-        return SyntheticVideo(f"{split}_{index:06d}", split, spec, mc, opens, captions(spec), wants_caption)
+        # drawn last, so the questions above do not depend on it
+        order = tuple(int(i) for i in question_rng.permutation(len(mc) + len(opens) + wants_caption))
+        return SyntheticVideo(f"{split}_{index:06d}", split, spec, mc, opens, captions(spec), wants_caption, order)
 
     def frames(self, video: SyntheticVideo) -> np.ndarray:
         return render(video.spec, self.background)
@@ -112,16 +119,31 @@ class SyntheticVideoGenerator:
         return gt_option_string(letter, question.candidates)
 
     def conversations(self, video: SyntheticVideo) -> list[dict]:
-        """Stage-2 entries for one training video: one single-turn conversation per question."""
-        head = f"{self.video_token}\n"
+        """Stage-2 entries for one training video.
+
+        ``questions_per_conversation`` 1: one single-turn conversation per question (no turn can see another's
+        answer). N > 1: the video's turns, shuffled, in multi-turn conversations of up to N questions (LLaVA's
+        form; the video is decoded and encoded once for N answers, and later turns may read earlier answers)."""
         turns = [(f"mc{k}", f"mc_{q.task_type}", self.mc_prompt(q.question, q.candidates), self.mc_answer(q))
                  for k, q in enumerate(video.mc)]
         turns += [(f"open{k}", f"open_{q.task_type}", q.question, q.answer) for k, q in enumerate(video.open)]
         if video.caption_request:
             turns.append(("caption", "caption", self.caption_prompt, video.caption))
-        return [{"id": f"{video.video_id}-{suffix}", "video": video.video_path, "task_type": task_type,
-                 "conversations": [{"from": "human", "value": head + prompt}, {"from": "gpt", "value": answer}]}
-                for suffix, task_type, prompt, answer in turns]
+        size = self.questions_per_conversation
+        if size > 1:
+            turns = [turns[i] for i in video.turn_order]
+        entries = []
+        for start in range(0, len(turns), size):
+            group = turns[start:start + size]
+            messages = []
+            for number, (_, _, prompt, answer) in enumerate(group):
+                head = f"{self.video_token}\n" if number == 0 else ""
+                messages += [{"from": "human", "value": head + prompt}, {"from": "gpt", "value": answer}]
+            suffix = "-".join(t[0] for t in group)
+            task_type = group[0][1] if len(group) == 1 else "+".join(t[1] for t in group)
+            entries.append({"id": f"{video.video_id}-{suffix}", "video": video.video_path, "task_type": task_type,
+                            "conversations": messages})
+        return entries
 
     @staticmethod
     def test_records(video: SyntheticVideo) -> dict[str, list[dict]]:
