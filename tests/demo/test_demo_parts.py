@@ -58,7 +58,7 @@ def test_demo_configs_validate_and_the_recipe_keeps_training_frames_unflipped(tm
 
     model = MODELS.build(stage2.model, path="model")
     contract = model.data_contract()
-    assert contract.visual_tokens == 16 and contract.num_frames == 8
+    assert contract.visual_tokens == 64 and contract.num_frames == 8
     processor = contract.sampling.processor(contract.preprocessing[0], train=True)
     assert processor.train is False  # no random crop or flip: "left" must stay left
     encoded = contract.encode([{"from": "human", "value": "<video>\nWhat shape is it?"},
