@@ -28,8 +28,8 @@ TEMPORAL_TYPES = ("direction", "order")
 MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 
 
-# Four questions about a video per training conversation: the video's tokens are encoded and attended once for
-# four answers (stage 2 sees ~4x the questions per second of compute than with single-turn conversations).
+# Four questions about a video per training conversation: the video is encoded once for four answers, so stage 2
+# trains on about four times as many questions per unit of compute as with single-turn conversations.
 GENERATOR = {"questions_per_conversation": 4}
 
 
