@@ -17,5 +17,8 @@ def test_quick_demo_learns(tmp_path):
     assert mc["per_type"]["direction"] > 0.5, mc
     for name in ("results.json", "training_loss.png", "eval/predictions/mc.jsonl"):
         assert (tmp_path / "demo" / name).is_file()
+    # the demo trains on multi-turn conversations (vlmkit.demo.GENERATOR): four questions about one video each
+    conversations = json.loads((tmp_path / "demo" / "data" / "train_conversations.json").read_text())
+    assert max(len(c["conversations"]) for c in conversations) == 8
     saved = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert saved["multiple_choice"]["overall"] == mc["overall"]
