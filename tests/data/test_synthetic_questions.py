@@ -184,6 +184,20 @@ def test_stage2_prompt_and_answer_format():
     assert all(e["video"] == f"videos/train/{video.video_id}.mp4" for e in entries)
 
 
+def test_answer_first_format_and_no_suffix():
+    generator = SyntheticVideoGenerator(mc_answer_format="{option} ({letter})", mc_suffix="")
+    video = generator.sample("train", 3, seed=0)
+    mc = [e for e in generator.conversations(video) if e["task_type"].startswith("mc_")]
+    for entry, q in zip(mc, video.mc):
+        human, gpt = entry["conversations"]
+        letter = "ABCD"[q.answer_index]
+        assert gpt["value"] == f"{q.answer} ({letter})"
+        assert human["value"].endswith(f"({'ABCD'[len(q.candidates) - 1]}) {q.candidates[-1]}")  # no suffix line
+    for bad in ("{option}", "({letter})", "answer"):
+        with pytest.raises(ValueError, match="mc_answer_format"):
+            SyntheticVideoGenerator(mc_answer_format=bad)
+
+
 def test_multi_turn_conversations_hold_every_turn_once_in_a_shuffled_order():
     single, grouped = SyntheticVideoGenerator(), SyntheticVideoGenerator(questions_per_conversation=3)
     orders = set()

@@ -16,7 +16,7 @@ from vlmkit.data.synthetic.encode import encode_mp4
 from vlmkit.data.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
 from vlmkit.data.synthetic.render import render
 from vlmkit.data.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, SceneSampler, SceneSpec
-from vlmkit.metrics.mc_format import format_question, gt_option_string, option_letters
+from vlmkit.metrics.mc_format import format_question, option_letters
 
 SPLITS = {"train": 0, "test": 1}
 
@@ -56,7 +56,7 @@ class SyntheticVideoGenerator:
                  train_open_per_video: int = 1, test_open_per_video: int = 1,
                  caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
                  video_token: str = "<video>",
-                 mc_suffix: str = "Only give the best option.",
+                 mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
                  caption_prompt: str = "Describe what happens in the video.",
                  fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
         arguments = dict(locals())   # the JSON-able record of every parameter, for manifest.json
@@ -73,6 +73,9 @@ class SyntheticVideoGenerator:
             raise ValueError(f"caption_request_fraction must be in [0, 1], got {caption_request_fraction}")
         if questions_per_conversation < 1:
             raise ValueError(f"questions_per_conversation must be >= 1, got {questions_per_conversation}")
+        if "{option}" not in mc_answer_format or "{letter}" not in mc_answer_format:
+            raise ValueError(f"mc_answer_format must name both {{letter}} and {{option}}, got {mc_answer_format!r}; "
+                             "e.g. '({letter}) {option}' (VideoChat2) or '{option} ({letter})'")
         if min(train_open_per_video, test_open_per_video) < 0 or shard_size < 1 or fps < 1:
             raise ValueError("train_open_per_video / test_open_per_video must be >= 0, shard_size and fps >= 1")
         self.mc_types, self.background = tuple(mc_types), tuple(background)
@@ -81,6 +84,7 @@ class SyntheticVideoGenerator:
         self.caption_request_fraction = caption_request_fraction
         self.questions_per_conversation = questions_per_conversation
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
+        self.mc_answer_format = mc_answer_format
         self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
 
     # ------------------------------------------------------------------ one video
@@ -112,11 +116,12 @@ class SyntheticVideoGenerator:
         \\n(A) ...`` plus ``mc_suffix`` on its own line."""
         return format_question(question, list(candidates)) + (f"\n{self.mc_suffix}" if self.mc_suffix else "")
 
-    @staticmethod
-    def mc_answer(question: MCQuestion) -> str:
-        """The stage-2 target: ``"(B) red"`` (letter and option text, VideoChat2's ground-truth form)."""
+    def mc_answer(self, question: MCQuestion) -> str:
+        """The stage-2 target, ``mc_answer_format`` filled in: ``"(B) red"`` by default (VideoChat2's ground-truth
+        form); ``"red (B)"`` puts the answer before the letter, so that under teacher forcing the letter cannot
+        give the answer away and the letter becomes a copy of the one written before ``red`` in the options."""
         letter = option_letters(len(question.candidates))[question.answer_index]
-        return gt_option_string(letter, question.candidates)
+        return self.mc_answer_format.format(letter=letter, option=question.candidates[question.answer_index])
 
     def conversations(self, video: SyntheticVideo) -> list[dict]:
         """Stage-2 entries for one training video.
