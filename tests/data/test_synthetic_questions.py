@@ -184,16 +184,17 @@ def test_stage2_prompt_and_answer_format():
     assert all(e["video"] == f"videos/train/{video.video_id}.mp4" for e in entries)
 
 
-def test_answer_first_format_and_no_suffix():
-    generator = SyntheticVideoGenerator(mc_answer_format="{option} ({letter})", mc_suffix="")
+@pytest.mark.parametrize("answer_format", ["{option} ({letter})", "{option}"])
+def test_answer_text_formats_and_no_suffix(answer_format):
+    generator = SyntheticVideoGenerator(mc_answer_format=answer_format, mc_suffix="")
     video = generator.sample("train", 3, seed=0)
     mc = [e for e in generator.conversations(video) if e["task_type"].startswith("mc_")]
     for entry, q in zip(mc, video.mc):
         human, gpt = entry["conversations"]
         letter = "ABCD"[q.answer_index]
-        assert gpt["value"] == f"{q.answer} ({letter})"
+        assert gpt["value"] == answer_format.format(option=q.answer, letter=letter)
         assert human["value"].endswith(f"({'ABCD'[len(q.candidates) - 1]}) {q.candidates[-1]}")  # no suffix line
-    for bad in ("{option}", "({letter})", "answer"):
+    for bad in ("({letter})", "answer"):
         with pytest.raises(ValueError, match="mc_answer_format"):
             SyntheticVideoGenerator(mc_answer_format=bad)
 

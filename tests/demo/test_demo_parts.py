@@ -87,3 +87,23 @@ def test_results_table_reports_each_type_and_the_temporal_ones(tmp_path):
     assert next(line for line in table.splitlines() if "open QA" in line).split()[-2:] == ["0.400", "5"]
     assert np.isclose(float(table.split("captions CIDEr")[1].split()[0]), 1.5)
     assert "-" in next(line for line in results_table(mc, evaluation).splitlines() if "overall" in line)
+
+
+def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on():
+    """A prompt or answer format that differs between training and evaluation silently costs accuracy."""
+    from vlmkit.data.datasets.multiple_choice import mc_record
+    from vlmkit.data.synthetic import SyntheticVideoGenerator
+    from vlmkit.demo import GENERATOR
+
+    generator = SyntheticVideoGenerator(**{**GENERATOR, "questions_per_conversation": 1})
+    evaluation = load_config(str(EVAL), [], purpose="eval")
+    mc_set, mc_task = evaluation.datasets.mc, evaluation.evaluation.tasks.mc
+    video = generator.sample("train", 5, seed=0)
+    trained = [e["conversations"] for e in generator.conversations(video) if e["task_type"].startswith("mc_")]
+    for (human, gpt), question in zip(trained, video.mc):
+        entry = {"question": question.question, "candidates": list(question.candidates), "answer": question.answer,
+                 "video": "v.mp4"}
+        record = mc_record(entry, "test", "", mc_set.system_prompt, mc_set.question_suffix, mc_set.answer_prefix)
+        assert record.conversation[0]["value"] == human["value"]
+        letter = "ABCD"[question.answer_index]
+        assert mc_task.option_format.format(letter=letter, option=question.answer) == gpt["value"]

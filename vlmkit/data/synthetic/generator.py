@@ -73,9 +73,9 @@ class SyntheticVideoGenerator:
             raise ValueError(f"caption_request_fraction must be in [0, 1], got {caption_request_fraction}")
         if questions_per_conversation < 1:
             raise ValueError(f"questions_per_conversation must be >= 1, got {questions_per_conversation}")
-        if "{option}" not in mc_answer_format or "{letter}" not in mc_answer_format:
-            raise ValueError(f"mc_answer_format must name both {{letter}} and {{option}}, got {mc_answer_format!r}; "
-                             "e.g. '({letter}) {option}' (VideoChat2) or '{option} ({letter})'")
+        if "{option}" not in mc_answer_format:
+            raise ValueError(f"mc_answer_format must name {{option}} (and may name {{letter}}), got "
+                             f"{mc_answer_format!r}; e.g. '({{letter}}) {{option}}' (VideoChat2) or '{{option}}'")
         if min(train_open_per_video, test_open_per_video) < 0 or shard_size < 1 or fps < 1:
             raise ValueError("train_open_per_video / test_open_per_video must be >= 0, shard_size and fps >= 1")
         self.mc_types, self.background = tuple(mc_types), tuple(background)
@@ -118,8 +118,8 @@ class SyntheticVideoGenerator:
 
     def mc_answer(self, question: MCQuestion) -> str:
         """The stage-2 target, ``mc_answer_format`` filled in: ``"(B) red"`` by default (VideoChat2's ground-truth
-        form); ``"red (B)"`` puts the answer before the letter, so that under teacher forcing the letter cannot
-        give the answer away and the letter becomes a copy of the one written before ``red`` in the options."""
+        form); ``"red"`` (``{option}``) answers with the option text alone, which a model too small to map
+        letters to options can still learn, and under teacher forcing no letter gives the answer away."""
         letter = option_letters(len(question.candidates))[question.answer_index]
         return self.mc_answer_format.format(letter=letter, option=question.candidates[question.answer_index])
 
