@@ -34,7 +34,7 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # learns which letter goes with which option (the letters it wrote were at chance, 0.24-0.31), and under teacher
 # forcing a letter written first hands the answer to the text token. Answers first lifted seed 1 from 0.833 to
 # 0.881 and seed 2 from 0.814 to 0.823 (0.842 with the text alone and stage 2's learning rate 2e-3). No "Only
-# give the best option." line: ~10 % fewer tokens per step.
+# give the best option." line: it tells this model nothing (it did not make the steps measurably faster).
 GENERATOR = {"questions_per_conversation": 4, "mc_suffix": "", "mc_answer_format": "{option}"}
 
 
