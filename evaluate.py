@@ -1,14 +1,18 @@
 """Score a model: `python evaluate.py --cfg-path eval_configs/Y.yaml [key=value ...]` (torchrun works too)."""
 from vlmkit.assemble import assemble
 from vlmkit.entry import load_experiment
+from vlmkit.runners import distributed
 
 
 def main(argv=None) -> int:
     cfg, dry_run = load_experiment(argv, purpose="eval", description=__doc__)
     if dry_run:
         return 0
-    experiment = assemble(cfg, section="evaluation")
-    experiment.runner.evaluate()
+    try:
+        experiment = assemble(cfg, section="evaluation")
+        experiment.runner.evaluate()
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -1,14 +1,18 @@
 """Train an experiment: `torchrun --nproc_per_node N train.py --cfg-path train_configs/X.yaml [key=value ...]`."""
 from vlmkit.assemble import assemble
 from vlmkit.entry import load_experiment
+from vlmkit.runners import distributed
 
 
 def main(argv=None) -> int:
     cfg, dry_run = load_experiment(argv, purpose="train", description=__doc__)
     if dry_run:
         return 0
-    experiment = assemble(cfg, section="run")
-    experiment.runner.train()
+    try:
+        experiment = assemble(cfg, section="run")
+        experiment.runner.train()
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -6,6 +6,7 @@ instead of hanging it.
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ def init_distributed(device: torch.device, timeout: datetime.timedelta = DEFAULT
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, timeout=timeout)
+        # A gloo group left alive into interpreter teardown can abort the process (SIGABRT, "terminate called
+        # without an active exception") after the work is done; tear it down while Python is still whole.
+        atexit.register(shutdown)
     return env
 
 
@@ -116,5 +120,6 @@ def all_reduce_tensor(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
 
 
 def shutdown() -> None:
+    """Destroy the process group (idempotent); train.py and evaluate.py call it on the way out."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
