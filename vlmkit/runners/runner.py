@@ -67,7 +67,8 @@ class Trainer:
     Set exactly one of ``max_epochs`` / ``max_steps``. ``eval_every`` / ``save_every`` count optimizer
     steps; left unset they fall at the end of every epoch (epoch-based) or at the end (step-based).
     ``batch_size`` is per process and per micro-batch. ``resume_from``: a checkpoint path, 'latest'
-    (must exist) or 'auto' (latest if there is one).
+    (must exist) or 'auto' (latest if there is one). ``group_by_length``: batches of samples of similar text
+    length, less padding (see ``length_grouping``; map-style datasets only).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class Trainer:
         precision: Literal["fp32", "bf16", "fp16"] = "fp32",
         seed: int = 42,
         shuffle: bool = True,
+        group_by_length: bool = False,
         num_workers: int = 0,
         log_every: int = 10,
         eval_every: Optional[int] = None,
@@ -143,7 +145,7 @@ class Trainer:
         self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
         self.train_set = self._train_dataset()
         self.data = TrainData(self.train_set, self.env, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
-                              shuffle=shuffle, seed=seed, num_workers=num_workers,
+                              shuffle=shuffle, seed=seed, num_workers=num_workers, group_by_length=group_by_length,
                               pin_memory=self.device.type == "cuda")
         self.sampler = self.data.sampler
         self.batches_per_epoch = self.data.batches_per_epoch

@@ -24,6 +24,7 @@ from torch.utils.data import (
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
+from vlmkit.runners.length_grouping import MEGABATCH_BATCHES, dataset_lengths
 from vlmkit.runners.sampler import ResumableSampler
 
 
@@ -51,13 +52,17 @@ class TrainData:
     """The training batches of one process, epoch by epoch (see the module docstring)."""
 
     def __init__(self, dataset: Dataset, env: DistEnv, *, batch_size: int, grad_accum_steps: int, shuffle: bool,
-                 seed: int, num_workers: int, pin_memory: bool):
+                 seed: int, num_workers: int, pin_memory: bool, group_by_length: bool = False):
         self.dataset, self.env = dataset, env
         self.batch_size, self.grad_accum_steps, self.seed = batch_size, grad_accum_steps, seed
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.stream = is_stream(dataset)
         self.iterator: Optional[Iterator] = None
         if self.stream:
+            if group_by_length:
+                raise ConfigError("run.group_by_length", f"the streaming training dataset {type(dataset).__name__} "
+                                                         f"has no lengths to group by; group_by_length works with "
+                                                         f"map-style datasets (set it to false)")
             self._check_stream()
             self.sampler = None
             self.batches_per_epoch: Optional[int] = None
@@ -65,8 +70,10 @@ class TrainData:
             self.estimated_steps_per_epoch = (size // env.world_size // batch_size // grad_accum_steps
                                               if size is not None else None)
         else:
+            grouping = ({"lengths": dataset_lengths(dataset),
+                         "group_size": batch_size * env.world_size * MEGABATCH_BATCHES} if group_by_length else {})
             self.sampler = ResumableSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=shuffle,
-                                            seed=seed, drop_last=True)
+                                            seed=seed, drop_last=True, **grouping)
             self.batches_per_epoch = self.sampler.num_samples // batch_size
             self.estimated_steps_per_epoch = self.batches_per_epoch // grad_accum_steps
 

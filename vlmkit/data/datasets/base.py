@@ -349,11 +349,22 @@ class VideoTextDataset(Dataset):
     def build_sample(self, record: Record, seed: int) -> dict:
         return self.builder.build(record, seed)
 
+    def text_lengths(self) -> list[int]:
+        """Words of each sample's conversation (LLaVA's length proxy, for ``run.group_by_length``); no media
+        is read. Visual tokens are the same for every sample of a model, so they do not change the order."""
+        return [sum(len(_turn_text(turn).split()) for turn in record.conversation) for record in self.items]
+
     def collater(self, samples: Sequence[Optional[dict]]) -> Optional[dict]:
         return self.builder.collate(samples)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} samples, train={self.train}, on_bad_sample={self.on_bad_sample})"
+
+
+def _turn_text(turn: Any) -> str:
+    if isinstance(turn, dict):
+        return str(turn.get("content", turn.get("value", "")))
+    return str(getattr(turn, "content", turn))
 
 
 def _role(turn: Any) -> str:
