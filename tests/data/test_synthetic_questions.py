@@ -199,6 +199,17 @@ def test_answer_text_formats_and_no_suffix(answer_format):
             SyntheticVideoGenerator(mc_answer_format=bad)
 
 
+def test_question_last_layout_lists_the_options_then_the_question():
+    first, last = SyntheticVideoGenerator(mc_suffix=""), SyntheticVideoGenerator(mc_suffix="", mc_question_last=True)
+    video = first.sample("train", 5, seed=0)
+    for entry, q in zip(first.conversations(video), video.mc):
+        assert entry["conversations"][0]["value"].startswith(f"<video>\nQuestion: {q.question}\nOptions:\n(A) ")
+    for entry, q in zip(last.conversations(video), video.mc):
+        human = entry["conversations"][0]["value"]
+        assert human.startswith("<video>\nOptions:\n(A) ") and human.endswith(f"\nQuestion: {q.question}")
+        assert human == "<video>\n" + last.mc_prompt(q.question, q.candidates)
+
+
 def test_multi_turn_conversations_hold_every_turn_once_in_a_shuffled_order():
     single, grouped = SyntheticVideoGenerator(), SyntheticVideoGenerator(questions_per_conversation=3)
     orders = set()

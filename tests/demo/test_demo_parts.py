@@ -98,12 +98,15 @@ def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on():
     generator = SyntheticVideoGenerator(**{**GENERATOR, "questions_per_conversation": 1})
     evaluation = load_config(str(EVAL), [], purpose="eval")
     mc_set, mc_task = evaluation.datasets.mc, evaluation.evaluation.tasks.mc
+    prompt_keys = ("system_prompt", "question_suffix", "answer_prefix", "question_last")
+    assert {k: mc_set.get(k) for k in prompt_keys} == {k: evaluation.datasets.mc_generated.get(k) for k in prompt_keys}
     video = generator.sample("train", 5, seed=0)
     trained = [e["conversations"] for e in generator.conversations(video) if e["task_type"].startswith("mc_")]
     for (human, gpt), question in zip(trained, video.mc):
         entry = {"question": question.question, "candidates": list(question.candidates), "answer": question.answer,
                  "video": "v.mp4"}
-        record = mc_record(entry, "test", "", mc_set.system_prompt, mc_set.question_suffix, mc_set.answer_prefix)
+        record = mc_record(entry, "test", "", mc_set.system_prompt, mc_set.question_suffix, mc_set.answer_prefix,
+                           question_last=mc_set.get("question_last", False))
         assert record.conversation[0]["value"] == human["value"]
         letter = "ABCD"[question.answer_index]
         assert mc_task.option_format.format(letter=letter, option=question.answer) == gpt["value"]

@@ -67,6 +67,7 @@ def test_option_formatting_and_answers():
     assert format_options(["x", "y"]) == "(A) x\n(B) y"
     assert format_options(["x", "y"], "dot") == "A. x\nB. y"
     assert format_question("What?", ["x", "y"]) == "Question: What?\nOptions:\n(A) x\n(B) y"
+    assert format_question("What?", ["x", "y"], question_last=True) == "Options:\n(A) x\n(B) y\nQuestion: What?"
     assert answer_letter("two cars", OPTIONS) == "C"
     assert answer_letter("(D) the sky", OPTIONS) == "D"
     assert answer_letter(1, OPTIONS) == "B"

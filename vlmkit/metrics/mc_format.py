@@ -39,9 +39,15 @@ def format_options(options: Sequence[str], style: Literal["paren", "dot"] = "par
     raise ValueError(f"unknown option style {style!r}; accepted: 'paren', 'dot'")
 
 
-def format_question(question: str, options: Sequence[str], style: Literal["paren", "dot"] = "paren") -> str:
-    """VideoChat2's ``qa_template``: ``Question: {q}\\nOptions:\\n(A) ...`` without a trailing newline."""
-    return f"Question: {question}\nOptions:\n{format_options(options, style)}".rstrip()
+def format_question(question: str, options: Sequence[str], style: Literal["paren", "dot"] = "paren",
+                    question_last: bool = False) -> str:
+    """VideoChat2's ``qa_template``: ``Question: {q}\\nOptions:\\n(A) ...`` without a trailing newline.
+    ``question_last``: ``Options:\\n(A) ...\\nQuestion: {q}``, the question right before the answer, for a
+    model too shallow to carry the question's words past the option list (the CPU demo's)."""
+    listed = format_options(options, style)
+    if question_last:
+        return f"Options:\n{listed}\nQuestion: {question}".rstrip()
+    return f"Question: {question}\nOptions:\n{listed}".rstrip()
 
 
 def answer_letter(answer: Union[str, int], options: Sequence[str] = ()) -> str:

@@ -20,8 +20,10 @@ MVBENCH_ANSWER_PREFIX = "Best option:("
 
 
 def mc_record(entry: dict, where: str, media_root: str, system_prompt: Optional[str], question_suffix: str,
-              answer_prefix: str, task_type: str = "", sample_id: Optional[str] = None) -> Record:
-    """One multiple-choice sample: prompt ``Question: q\\nOptions:\\n(A) ...`` + suffix, answer ``(X) text``."""
+              answer_prefix: str, task_type: str = "", sample_id: Optional[str] = None,
+              question_last: bool = False) -> Record:
+    """One multiple-choice sample: prompt ``Question: q\\nOptions:\\n(A) ...`` (the options first with
+    ``question_last``) + suffix, answer ``(X) text``."""
     question = str(require(entry, "question", where))
     candidates = [str(c) for c in require(entry, "candidates", where)]
     if len(candidates) < 2:
@@ -30,7 +32,8 @@ def mc_record(entry: dict, where: str, media_root: str, system_prompt: Optional[
     letter = answer_letter(answer, candidates)
     truth = gt_option_string(letter, candidates)
     conversation = [{"from": "system", "value": system_prompt}] if system_prompt else []
-    conversation += [{"from": "human", "value": f"<video>\n{format_question(question, candidates)}{question_suffix}"},
+    prompt = format_question(question, candidates, question_last=question_last) + question_suffix
+    conversation += [{"from": "human", "value": f"<video>\n{prompt}"},
                      {"from": "gpt", "value": truth}]
     video = require(entry, "video", where)
     meta = {"question": question, "options": candidates, "answer": truth, "answer_letter": letter,
@@ -44,17 +47,20 @@ def mc_record(entry: dict, where: str, media_root: str, system_prompt: Optional[
 class MultipleChoiceDataset(VideoTextDataset):
     """A list of MVBench-form entries, prompted the MVBench way (system prompt, options ``(A) ...``,
     "Only give the best option.", answer pre-filled with ``Best option:(``).  ``answer`` may be the option
-    text, a letter, ``(B) text`` or an index.  Training targets are ``(X) option text``."""
+    text, a letter, ``(B) text`` or an index.  Training targets are ``(X) option text``.  ``question_last``
+    lists the options before the question, for a model trained on that layout (the CPU demo's)."""
 
     name = "multiple_choice"
 
     def __init__(self, ann_path: str, media_root: str = "", system_prompt: Optional[str] = MVBENCH_SYSTEM,
-                 question_suffix: str = MVBENCH_SUFFIX, answer_prefix: str = MVBENCH_ANSWER_PREFIX, *,
+                 question_suffix: str = MVBENCH_SUFFIX, answer_prefix: str = MVBENCH_ANSWER_PREFIX,
+                 question_last: bool = False, *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
                  backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root = ann_path, media_root
         self.system_prompt, self.question_suffix, self.answer_prefix = system_prompt, question_suffix, answer_prefix
+        self.question_last = question_last
         super().__init__(contract, train, on_bad_sample, backend, seed, max_samples, bad_sample_dir)
 
     def records(self) -> list[Record]:
@@ -62,5 +68,6 @@ class MultipleChoiceDataset(VideoTextDataset):
         if not isinstance(data, list):
             raise DataError(f"{self.ann_path}: expected a list of questions, got {type(data).__name__}")
         return [mc_record(entry, f"{self.ann_path} entry {i}", self.media_root, self.system_prompt,
-                          self.question_suffix, self.answer_prefix, sample_id=str(entry.get("id", i)))
+                          self.question_suffix, self.answer_prefix, sample_id=str(entry.get("id", i)),
+                          question_last=self.question_last)
                 for i, entry in enumerate(data)]

@@ -57,6 +57,7 @@ class SyntheticVideoGenerator:
                  caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
                  video_token: str = "<video>",
                  mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
+                 mc_question_last: bool = False,
                  caption_prompt: str = "Describe what happens in the video.",
                  fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
         arguments = dict(locals())   # the JSON-able record of every parameter, for manifest.json
@@ -84,7 +85,7 @@ class SyntheticVideoGenerator:
         self.caption_request_fraction = caption_request_fraction
         self.questions_per_conversation = questions_per_conversation
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
-        self.mc_answer_format = mc_answer_format
+        self.mc_answer_format, self.mc_question_last = mc_answer_format, mc_question_last
         self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
 
     # ------------------------------------------------------------------ one video
@@ -113,8 +114,10 @@ class SyntheticVideoGenerator:
     # ------------------------------------------------------------------ annotation records
     def mc_prompt(self, question: str, candidates: list[str] | tuple[str, ...]) -> str:
         """The stage-2 multiple-choice prompt (after the video token): VideoChat2's ``Question: ...\\nOptions:
-        \\n(A) ...`` plus ``mc_suffix`` on its own line."""
-        return format_question(question, list(candidates)) + (f"\n{self.mc_suffix}" if self.mc_suffix else "")
+        \\n(A) ...`` (``Options: ...\\nQuestion: ...`` with ``mc_question_last``) plus ``mc_suffix`` on its own
+        line."""
+        prompt = format_question(question, list(candidates), question_last=self.mc_question_last)
+        return prompt + (f"\n{self.mc_suffix}" if self.mc_suffix else "")
 
     def mc_answer(self, question: MCQuestion) -> str:
         """The stage-2 target, ``mc_answer_format`` filled in: ``"(B) red"`` by default (VideoChat2's ground-truth
