@@ -11,10 +11,12 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
+# --no-compile: pip would byte-compile every module of torch and the rest (about 30 s on 2 cores); Python
+# compiles the modules a run imports, once, on first import.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-compile $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
 	touch $@
 
 test: setup

@@ -52,7 +52,7 @@ class DemoSize:
     warmup_steps: int
 
 
-SIZES = {"full": DemoSize(train_videos=6000, test_videos=400, stage1_steps=800, stage2_steps=800, batch_size=32,
+SIZES = {"full": DemoSize(train_videos=6000, test_videos=400, stage1_steps=600, stage2_steps=800, batch_size=32,
                           warmup_steps=50),
          "quick": DemoSize(train_videos=1500, test_videos=60, stage1_steps=300, stage2_steps=150, batch_size=32,
                            warmup_steps=20)}

@@ -5,6 +5,10 @@ of the step on padding. The epoch's shuffled order is cut into megabatches of ``
 is sorted by length (longest first), so the batches cut from it hold samples of similar length while the
 epoch stays a random order of megabatches. Lengths are a cheap proxy read from the annotations (words of the
 text), never from decoding media.
+
+Batches of one length are often batches of one kind (all one-turn or all four-turn conversations), which changes
+the gradient mix: on the CPU demo's stage 2 it saved about 15 % of the step time but lowered held-out accuracy
+in the one run compared (seed 2: 0.865 -> 0.824), so the demo leaves it off.
 """
 from __future__ import annotations
 
