@@ -7,8 +7,8 @@ Generates the demo's synthetic conversations (``vlmkit.demo.GENERATOR``) in a te
 recipe (``demo/tiny_video_qa``, random weights) and its ``llava_instruct`` dataset, and draws every batch of
 epoch 0 both ways (the same samples, only grouped differently). Every batch is decoded once, then timed forward +
 backward + AdamW step, alternating plain and grouped batches, ``--repeats`` times. (A small dataset is one
-megabatch, so it groups a little better than the demo's 10k conversations.) Prints a JSON line: the padded share of the token slots each way, per-batch times and
-``time_ratio = grouped / plain``.
+megabatch, so it groups a little better than the demo's 10k conversations.) Prints a JSON line: the padded share
+of the token slots each way, per-batch times and ``time_ratio = grouped / plain``.
 """
 from __future__ import annotations
 

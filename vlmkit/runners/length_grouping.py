@@ -1,9 +1,9 @@
 """Length-grouped batches (``run.group_by_length``), as in transformers' LengthGroupedSampler and LLaVA.
 
 A batch is padded to its longest sample, so mixing one-turn and four-turn conversations in a batch spends much
-of the step on padding. The epoch's shuffled order is cut into megabatches of ``MEGABATCH_BATCHES`` batches (per rank); each
-is sorted by length (longest first), so the batches cut from it hold samples of similar length while the
-epoch stays a random order of megabatches. Lengths are a cheap proxy read from the annotations (words of the
+of the step on padding. The epoch's shuffled order is cut into megabatches of ``MEGABATCH_BATCHES`` batches
+(per rank); each is sorted by length (longest first), so the batches cut from it hold samples of similar length
+while the epoch stays a random order of megabatches. Lengths are a cheap proxy read from the annotations (words of the
 text), never from decoding media.
 
 Batches of one length are often batches of one kind (all one-turn or all four-turn conversations), which changes

@@ -38,7 +38,8 @@ Files under ``--out`` (paths inside the JSON files are relative to ``--out``; id
     caption, ``task_type`` ``caption``).  The multiple-choice prompt is VideoChat2's ``Question: {q}\\nOptions:\\n
     (A) ...`` (``vlmkit.metrics.mc_format.format_question``; with ``mc_question_last`` the options come first and
     the question last, as in the CPU demo) plus ``mc_suffix`` on a new line (none when empty); the answer is
-    ``mc_answer_format`` filled in: ``"({letter}) {option}"`` by default, ``"{option}"`` in the CPU demo.  ``SyntheticVideoGenerator.mc_prompt`` builds the same prompt for evaluation.
+    ``mc_answer_format`` filled in: ``"({letter}) {option}"`` by default, ``"{option}"`` in the CPU demo.
+    ``SyntheticVideoGenerator.mc_prompt`` builds the same prompt for evaluation.
 
 ``test_mc.json`` (MVBench form; one entry per question, several per test video)
     ``{"id", "video", "question", "candidates": [4 strings], "answer": <the correct candidate's text>,
