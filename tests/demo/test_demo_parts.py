@@ -89,24 +89,33 @@ def test_results_table_reports_each_type_and_the_temporal_ones(tmp_path):
     assert "-" in next(line for line in results_table(mc, evaluation).splitlines() if "overall" in line)
 
 
-def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on():
-    """A prompt or answer format that differs between training and evaluation silently costs accuracy."""
-    from vlmkit.data.datasets.multiple_choice import mc_record
+def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on(tmp_path):
+    """A prompt or answer format that differs between training and evaluation silently costs accuracy: the
+    evaluation's multiple-choice datasets, built from eval_configs/demo/eval.yaml like any run builds them, must
+    ask exactly the prompts stage 2 trained on, and the loglik task must score exactly the trained answers."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from tests.data.dataset_fixtures import tiny_model
     from vlmkit.data.synthetic import SyntheticVideoGenerator
     from vlmkit.demo import GENERATOR
+    from vlmkit.registry import DATASETS
 
     generator = SyntheticVideoGenerator(**{**GENERATOR, "questions_per_conversation": 1})
     evaluation = load_config(str(EVAL), [], purpose="eval")
-    mc_set, mc_task = evaluation.datasets.mc, evaluation.evaluation.tasks.mc
-    prompt_keys = ("system_prompt", "question_suffix", "answer_prefix", "question_last")
-    assert {k: mc_set.get(k) for k in prompt_keys} == {k: evaluation.datasets.mc_generated.get(k) for k in prompt_keys}
     video = generator.sample("train", 5, seed=0)
     trained = [e["conversations"] for e in generator.conversations(video) if e["task_type"].startswith("mc_")]
-    for (human, gpt), question in zip(trained, video.mc):
-        entry = {"question": question.question, "candidates": list(question.candidates), "answer": question.answer,
-                 "video": "v.mp4"}
-        record = mc_record(entry, "test", "", mc_set.system_prompt, mc_set.question_suffix, mc_set.answer_prefix,
-                           question_last=mc_set.get("question_last", False))
-        assert record.conversation[0]["value"] == human["value"]
+    ann = tmp_path / "mc.json"
+    ann.write_text(json.dumps([{"id": f"q{k}", "video": "v.mp4", "question": q.question,
+                                "candidates": list(q.candidates), "answer": q.answer} for k, q in enumerate(video.mc)]))
+    contract = tiny_model().data_contract()
+    for split in ("mc", "mc_generated"):
+        cfg = OmegaConf.to_container(evaluation.datasets[split], resolve=True)
+        cfg.update(ann_path=str(ann), media_root=str(tmp_path))
+        asked = DATASETS.build(cfg, f"datasets.{split}", contract=contract)
+        assert [r.conversation[0]["value"] for r in asked.items] == [human["value"] for human, _ in trained], split
+    mc_task = evaluation.evaluation.tasks.mc
+    for (_, gpt), question in zip(trained, video.mc):
         letter = "ABCD"[question.answer_index]
         assert mc_task.option_format.format(letter=letter, option=question.answer) == gpt["value"]

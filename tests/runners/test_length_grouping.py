@@ -52,6 +52,9 @@ def test_grouped_order_sorts_each_group_longest_first_and_keeps_every_index():
     assert sorted(out) == list(range(8))
     with pytest.raises(ValueError, match="group_size"):
         grouped_order([0], [1], 0)
+    with pytest.raises(ValueError, match="drop_last"):
+        ResumableSampler(ToyWithLengths(8), num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=False,
+                         lengths=[1] * 8, group_size=4)
 
 
 @pytest.mark.parametrize("world_size", [1, 2])

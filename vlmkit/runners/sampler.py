@@ -22,9 +22,8 @@ class ResumableSampler(DistributedSampler):
                  drop_last: bool, lengths: Optional[Sequence[int]] = None, group_size: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=drop_last)
-        if lengths is not None and (len(lengths) != len(dataset) or group_size < 1):
-            raise ValueError(f"length grouping needs one length per sample ({len(lengths)} for {len(dataset)}) "
-                             f"and group_size >= 1 (got {group_size})")
+        if lengths is not None and not drop_last:
+            raise ValueError("length grouping deals whole batches and needs drop_last=True")
         self.lengths, self.group_size = lengths, group_size
         self.start = 0
 
@@ -38,11 +37,7 @@ class ResumableSampler(DistributedSampler):
             order = torch.randperm(len(self.dataset), generator=generator).tolist()
         else:
             order = list(range(len(self.dataset)))
-        if self.drop_last:
-            order = order[:self.total_size]
-        else:
-            order += (order * (self.total_size // max(len(order), 1) + 1))[:self.total_size - len(order)]
-        order = grouped_order(order, self.lengths, self.group_size)
+        order = grouped_order(order[:self.total_size], self.lengths, self.group_size)
         return order[self.rank:self.total_size:self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
