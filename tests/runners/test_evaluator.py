@@ -52,12 +52,18 @@ def test_batched_generation_equals_one_by_one_and_results_are_complete(tmp_path,
     assert entry["task"] == "multiple_choice" and entry["num_predictions"] == entry["dataset_size"] == 6
     metrics = entry["metrics"]
     assert metrics == METRICS.build("mc_accuracy").compute(many)  # scored on the merged records
-    assert {"accuracy", "accuracy/colour", "accuracy/shape", "num_no_letter"} <= set(metrics)
+    assert {"accuracy", "accuracy/colour", "accuracy/shape", "num_no_answer"} <= set(metrics)
     assert entry["primary"] == {"name": "accuracy", "value": metrics["accuracy"]}
-    assert results["overall"] == {"accuracy": metrics["accuracy"], "num_datasets": 1.0}
+    assert results["overall"] == {"accuracy": metrics["accuracy"], "num_no_answer": metrics["num_no_answer"],
+                                  "num_datasets": 1.0}
     assert (tmp_path / "batched" / "config.yaml").is_file()
     table = capsys.readouterr().err
     assert "accuracy/colour" in table and "overall" in table
+    rows = [line.split() for line in table.splitlines()]
+    assert sum(1 for row in rows if row[-2] == "accuracy") >= 2  # the datasets and the overall ones
+    for k, row in enumerate(rows):  # every accuracy row is followed by its no-answer count
+        if row[-2] == "accuracy":
+            assert rows[k + 1][-2] == "num_no_answer" and rows[k + 1][0] == row[0], table
 
 
 @pytest.mark.parametrize("dataset_cls", [TinyVideoQAWithIds, TinyVideoQA], ids=["ids_known", "ids_after_loading"])

@@ -15,10 +15,16 @@ Every rule maps (prediction text, the question's letters, options, ground-truth 
   5. The text of exactly one option contained in the prediction (case- and punctuation-insensitive).
   Otherwise "" (counted wrong).  Only letters of the question's options count.
 
+Every rule is applied behind one guard (``names_an_option``, used by ``mc_accuracy``): a generation that names
+no option -- no option letter standing alone (case-insensitive) and no option text -- is scored wrong and counted
+as "no answer", whatever the rule says.  Some upstream checks credit such answers (VideoChat2's substring test
+passes for an empty first token, and for the pre-filled "(" alone); ``mc_accuracy(credit_no_answer=True)``
+reproduces that and reports how many answers it credited.
+
 Upstream rules:
   ``mvbench``        VideoChat2 notebook ``check_ans``: lower-case, first whitespace token of the prediction vs
                      the GT token "(b)": correct if token-without-dots is a substring of "(b)" or "(b)" of the
-                     token.  Guard: an empty token (or one that is only dots) is wrong, not a substring hit.
+                     token -- so an empty token, "." or "(" is a hit upstream (the metric's guard stops it).
                      Pair it with ``prediction_prefix: "("`` as the notebook prepends "(" to the generation.
   ``videogpt_plus``  the same check on the SECOND token (VideoGPT+'s preds start with a prefix word); fewer
                      than two tokens is wrong.
@@ -92,13 +98,20 @@ def extract_vlmkit(text: str, q: Question) -> str:
     return ""
 
 
+def names_an_option(text: str, q: Question) -> bool:
+    """Whether ``text`` (the model's own words, before any scorer-added prefix) names at least one option: an
+    option letter standing alone, in either case ("b", "(B)", "B.", "答案是B"), or the text of an option."""
+    letters = re.escape(q.letters)
+    if re.search(rf"(?<![A-Za-z])[{letters}](?![A-Za-z])", text, flags=re.IGNORECASE):
+        return True
+    said = f" {_normalise(text)} "
+    return any(_normalise(str(option)) and f" {_normalise(str(option))} " in said for option in q.options)
+
+
 # ---------------------------------------------------------------- upstream variants
 def _videochat2_check(token: str, gt: str) -> bool:
     gt_option = f"({gt.lower()})"
-    stripped = token.replace(".", "")
-    if not stripped:
-        return False  # guard: upstream counts "" as a substring hit
-    return stripped in gt_option or gt_option in token
+    return token.replace(".", "") in gt_option or gt_option in token  # upstream, "" in "(b)" included
 
 
 def rule_mvbench(text: str, q: Question) -> tuple[str, bool]:
@@ -109,8 +122,9 @@ def rule_mvbench(text: str, q: Question) -> tuple[str, bool]:
 
 def rule_videogpt_plus(text: str, q: Question) -> tuple[str, bool]:
     tokens = text.lower().split()
-    token = tokens[1] if len(tokens) > 1 else ""
-    return token, _videochat2_check(token, q.gt)
+    if len(tokens) < 2:
+        return "", False  # upstream indexes pred_list[1] and would crash
+    return tokens[1], _videochat2_check(tokens[1], q.gt)
 
 
 def rule_mlvu(text: str, q: Question) -> tuple[str, bool]:

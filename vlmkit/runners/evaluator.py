@@ -414,6 +414,10 @@ class Evaluator:
             if "primary" in entry:
                 groups.setdefault(entry["primary"]["name"], []).append(entry["primary"]["value"])
         overall = {name: sum(v) / len(v) for name, v in groups.items()}
+        no_answer = [e["metrics"]["num_no_answer"] for e in per_dataset.values()
+                     if isinstance(e.get("metrics", {}).get("num_no_answer"), (int, float))]
+        if no_answer:  # an accuracy is never shown without its count of answers that named no option
+            overall["num_no_answer"] = float(sum(no_answer))
         overall["num_datasets"] = float(len(per_dataset))
         return overall
 
