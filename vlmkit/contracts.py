@@ -10,6 +10,10 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# The instruction that text-reading visual stages (InstructBLIP's Q-Former) get: the last user turn without
+# media placeholders, tokenized by the data side with the tokenizer in ``DataContract.extra["instruction"]``.
+INSTRUCTION_IDS, INSTRUCTION_MASK = "instruction_ids", "instruction_mask"
+
 
 @dataclass(frozen=True)
 class ImagePreprocessing:

@@ -26,6 +26,9 @@ def batch_for(model, questions, answers=None, generation=False):
     batch = collate_encoded(samples, contract.pad_token_id, side="left" if generation else "right")
     batch["pixel_values"] = [torch.rand(len(questions), contract.num_frames, 3, prep.size, prep.size)
                              for prep in contract.preprocessing]
+    if "instruction" in contract.extra:  # what the datasets add for a Q-Former that reads the instruction
+        encoded = contract.extra["instruction"]["tokenizer"](questions, padding=True, return_tensors="pt")
+        batch["instruction_ids"], batch["instruction_mask"] = encoded["input_ids"], encoded["attention_mask"]
     return batch
 
 

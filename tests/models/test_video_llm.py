@@ -92,12 +92,14 @@ def test_frames_come_from_the_sampling_setting(tmp_path):
     assert model.data_contract().num_frames == 8 and model.visual_tokens == 32
 
 
-def test_instruct_qformer_cannot_silently_read_llm_ids_outside_its_vocabulary(tmp_path):
+def test_instruct_qformer_needs_its_own_tokenizer_within_its_vocabulary(tmp_path):
     stage = ("model.branches.0.stages=[{name: instruct_qformer, num_query: 2, num_layers: 1, "
-             "config: {hidden_size: 32, num_attention_heads: 4, intermediate_size: 64, vocab_size: 50}}, "
+             "config: {hidden_size: 32, num_attention_heads: 4, intermediate_size: 64, vocab_size: 50}%s}, "
              "{name: linear}]")
-    with pytest.raises(ValueError, match=r"stages\[0\] reads the prompt text but its vocabulary \(50 ids\)"):
-        tiny(tmp_path, "video_llama/tiny", stage)
+    with pytest.raises(ValueError, match=r"stages\[0\] reads the instruction text.*set its tokenizer"):
+        tiny(tmp_path, "video_llama/tiny", stage % "")
+    with pytest.raises(ValueError, match=r"tokens but the Q-Former's vocabulary is 50"):
+        tiny(tmp_path, "video_llama/tiny", stage % ", tokenizer: 'local:word'")
 
 
 def test_branches_with_different_input_sizes_each_get_their_own_processor(tmp_path):

@@ -120,7 +120,6 @@ def test_selector_slot_rejects_a_flow_estimator_and_too_many_frames(tmp_path):
     from tests.models.recipe_helpers import build_preset
 
     with pytest.raises(ValueError, match="not a frame selector"):
-        build_preset(tmp_path, "videotgb/tiny_llama", "model.selector={name: frame_difference_flow_standin}",
-                     "model.stage_text=prompt")
+        build_preset(tmp_path, "videotgb/tiny_llama", "model.selector={name: frame_difference_flow_standin}")
     with pytest.raises(ValueError, match="num_selected=12"):
         build_preset(tmp_path, "videotgb/tiny_llama", "model.selector.num_selected=12")

@@ -11,6 +11,7 @@ from typing import Literal, Optional
 
 import torch
 
+from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK
 from vlmkit.errors import DataError
 
 IGNORE_INDEX = -100
@@ -28,8 +29,9 @@ def pad_1d(rows: Sequence[torch.Tensor], value: int, side: Literal["right", "lef
 
 
 def collate_samples(samples: Sequence[Optional[dict]], pad_token_id: int,
-                    side: Literal["right", "left"] = "right") -> Optional[dict]:
-    """The batch of the data contract: input_ids, attention_mask, labels, pixel_values (list), meta."""
+                    side: Literal["right", "left"] = "right", instruction_pad_id: int = 0) -> Optional[dict]:
+    """The batch of the data contract: input_ids, attention_mask, labels, pixel_values (list), meta, and the
+    instruction ids and mask of text-reading stages (right-padded) when the samples carry them."""
     if side not in ("right", "left"):
         raise ValueError(f"padding side must be 'right' or 'left', got {side!r}")
     kept = [s for s in samples if s is not None]
@@ -55,8 +57,16 @@ def collate_samples(samples: Sequence[Optional[dict]], pad_token_id: int,
         if any(f.numel() == 0 for f in frames):
             raise DataError(f"branch {b}: an empty frame tensor reached the collater")
         pixel_values.append(torch.stack(frames))
-    return {"input_ids": pad_1d(ids, pad_token_id, side),
-            "attention_mask": pad_1d([torch.ones_like(r) for r in ids], 0, side),
-            "labels": pad_1d(labels, IGNORE_INDEX, side),
-            "pixel_values": pixel_values,
-            "meta": [s.get("meta", {"id": s.get("id")}) for s in kept]}
+    batch = {"input_ids": pad_1d(ids, pad_token_id, side),
+             "attention_mask": pad_1d([torch.ones_like(r) for r in ids], 0, side),
+             "labels": pad_1d(labels, IGNORE_INDEX, side),
+             "pixel_values": pixel_values,
+             "meta": [s.get("meta", {"id": s.get("id")}) for s in kept]}
+    if any(INSTRUCTION_IDS in s for s in kept):
+        missing = [s.get("id") for s in kept if INSTRUCTION_IDS not in s]
+        if missing:
+            raise DataError(f"samples {missing} carry no {INSTRUCTION_IDS} while others do; one contract per batch")
+        rows = [torch.as_tensor(s[INSTRUCTION_IDS], dtype=torch.long) for s in kept]
+        batch[INSTRUCTION_IDS] = pad_1d(rows, instruction_pad_id, "right")
+        batch[INSTRUCTION_MASK] = pad_1d([torch.ones_like(r) for r in rows], 0, "right")
+    return batch

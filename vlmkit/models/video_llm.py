@@ -10,6 +10,11 @@ A branch whose encoder reads precomputed features (LLMVA-GEBC) takes them from t
 branch declares (``batch_keys``); so do stages that need per-sample conditioning. ``pixel_values`` then holds
 one tensor per *pixel* branch only.
 
+Stages that read text (InstructBLIP's Q-Former) read the instruction only: the batch's ``instruction_ids`` /
+``instruction_mask``, the last user turn without media placeholders, tokenized by the data side with the stage's
+own tokenizer (``data_contract().extra["instruction"]``), the same in training and generation. Neither the LLM
+prompt (visual placeholders, template) nor the answer ever reaches them.
+
 An optional frame ``selector`` (VideoTGB's temporal grounding sampler) picks K of the T decoded frames before
 any encoder runs; the branches then see K frames, and a selector that learns adds its loss, weighted by
 ``selector_loss_weight``, to the LM loss.
@@ -27,7 +32,7 @@ from typing import Any, Literal, Optional, Sequence
 import torch
 from torch import nn
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK, DataContract
 from vlmkit.data.samplers.video_sampling import VideoSampling
 from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
@@ -56,9 +61,6 @@ class VideoLLM(nn.Module):
             a previous vlmkit run (layout 'vlmkit', e.g. stage 2 from stage 1) or a published layout.
         selector: a SELECTORS config choosing ``num_selected`` of the decoded frames per video (null = all).
         selector_loss_weight: weight of the selector's own training loss in the total loss.
-        stage_text: what text-reading stages (InstructBLIP's Q-Former) read: 'prompt' = the LLM's prompt ids
-            (right only when the stage and the LLM share a vocabulary), 'question' = the batch's
-            ``question_ids`` / ``question_mask``, the question in the selector's (BERT) tokenizer.
         stream_visual: stream the visual tokens into an LLM that reads windows (see the module docstring) when
             every branch has ``chunk_frames``; false builds all visual tokens and input embeddings first (the
             same result with memory growing with the video).
@@ -69,7 +71,6 @@ class VideoLLM(nn.Module):
                  truncation: Literal["error", "answer_tail"] = "error",
                  shared_modules: Optional[dict[str, str]] = None,
                  selector: Optional[Component("selectors")] = None, selector_loss_weight: float = 1.0,
-                 stage_text: Literal["prompt", "question"] = "prompt",
                  init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True):
         super().__init__()
         self.llm = LLMS.build(llm, path="model.llm")
@@ -90,12 +91,8 @@ class VideoLLM(nn.Module):
         self.sampling = self._resolve_sampling(sampling)
         self.num_frames = self.sampling.max_frames  # decoded per video: the data contract
         self.selector = self._build_selector(selector) if selector is not None else None
-        self.selector_loss_weight, self.stage_text = selector_loss_weight, stage_text
-        if stage_text == "prompt":
-            self._check_prompt_vocab()
-        if stage_text == "question" and getattr(self.selector, "tokenizer", None) is None:
-            raise ValueError("model.stage_text: 'question' needs question_ids from the data side, tokenized with "
-                             "the selector's tokenizer; configure a selector that reads the question")
+        self.selector_loss_weight = selector_loss_weight
+        self.instruction = self._instruction_needs()
         # frames each branch encodes
         self.encoded_frames = self.selector.num_selected if self.selector is not None else self.num_frames
         self.template = TEMPLATES.build(template, path="model.template")
@@ -103,8 +100,9 @@ class VideoLLM(nn.Module):
         self.stream_visual = stream_visual
         self.branch_tokens = [branch.tokens(self.encoded_frames) for branch in self.branches]
         self.visual_tokens = sum(self.branch_tokens)
+        text_keys = (INSTRUCTION_IDS, INSTRUCTION_MASK) if self.instruction else ()
         self.batch_keys = tuple(dict.fromkeys([*(k for branch in self.branches for k in branch.batch_keys),
-                                               *getattr(self.selector, "batch_keys", ())]))
+                                               *getattr(self.selector, "batch_keys", ()), *text_keys]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
 
@@ -120,16 +118,34 @@ class VideoLLM(nn.Module):
                              f"each its encoder's; remove image_size")
         return sampling
 
-    def _check_prompt_vocab(self) -> None:
-        """Stages that read the prompt's LLM token ids must have room for every id (else: stage_text question)."""
-        llm_vocab = len(self.llm.tokenizer)
-        for b, branch in enumerate(self.branches):
-            for s, stage in enumerate(branch.stages):
-                vocab = getattr(stage, "vocab_size", None) if stage.reads_text else None
-                if vocab is not None and vocab < llm_vocab:
-                    raise ValueError(f"model.branches[{b}].stages[{s}] reads the prompt text but its vocabulary "
-                                     f"({vocab} ids) is smaller than the LLM tokenizer's ({llm_vocab}); give it "
-                                     f"the question in its own tokenizer with stage_text: question")
+    def _instruction_needs(self) -> Optional[dict[str, Any]]:
+        """{tokenizer, max_length} of the instruction text the text-reading stages get from the data side (None
+        without such a stage). One tokenizer serves every such stage: its own, else the selector's (VideoTGB's
+        Q-Former and sampler both read bert-base-uncased ids)."""
+        readers = [(f"model.branches[{b}].stages[{s}]", stage) for b, branch in enumerate(self.branches)
+                   for s, stage in enumerate(branch.stages) if stage.reads_text]
+        if not readers:
+            return None
+        fallback = getattr(self.selector, "tokenizer", None)
+        found = {id(stage.tokenizer): (where, stage) for where, stage in readers if stage.tokenizer is not None}
+        if len(found) > 1:
+            raise ValueError(f"{', '.join(w for w, _ in found.values())} each set a tokenizer; the instruction is "
+                             f"tokenized once, so set it on one stage only")
+        if found:
+            _, stage = next(iter(found.values()))
+            tokenizer, max_length = stage.tokenizer, stage.max_text_length
+        elif fallback is not None:
+            tokenizer, max_length = fallback, min(s.max_text_length for _, s in readers)
+        else:
+            raise ValueError(f"{readers[0][0]} reads the instruction text, tokenized with its own tokenizer; set "
+                             f"its tokenizer (the Q-Former's BERT tokenizer, e.g. a local bert-base-uncased "
+                             f"folder) or configure a selector that reads the question")
+        for where, stage in readers:
+            vocab = getattr(stage, "vocab_size", None)
+            if vocab is not None and len(tokenizer) > vocab:
+                raise ValueError(f"{where} reads instruction ids of a tokenizer with {len(tokenizer)} tokens but its "
+                                 f"vocabulary has {vocab} ids; give it its own tokenizer")
+        return {"tokenizer": tokenizer, "max_length": max_length}
 
     def _build_selector(self, cfg: Any) -> FrameSelector:
         name = SELECTORS.name_of(cfg, "model.selector")
@@ -177,7 +193,8 @@ class VideoLLM(nn.Module):
                             preprocessing=tuple(self.branches[i].preprocessing for i in self.pixel_branches),
                             sampling=self.sampling, encode=self.encode_conversation, pad_token_id=int(pad),
                             extra={"encoder_decoder": self.llm.is_encoder_decoder, "batch_keys": self.batch_keys,
-                                   "selector": self.selector.data_needs() if self.selector is not None else {}})
+                                   "selector": self.selector.data_needs() if self.selector is not None else {},
+                                   **({"instruction": self.instruction} if self.instruction else {})})
 
     # ------------------------------------------------------------------ model side
     def encode_video(self, pixel_values: Optional[Sequence[torch.Tensor]] = None,
@@ -219,8 +236,12 @@ class VideoLLM(nn.Module):
             selection = self.selector([pixels_of[i] for i in self.pixel_branches], inputs or {})
             pixels_of = {i: gather_frames(pixels, selection.indices) for i, pixels in pixels_of.items()}
             selector_loss = selection.loss
-        if self.stage_text == "question":
-            text_ids, text_mask = (inputs or {}).get("question_ids"), (inputs or {}).get("question_mask")
+        if self.instruction and text_ids is None:
+            text_ids, text_mask = (inputs or {}).get(INSTRUCTION_IDS), (inputs or {}).get(INSTRUCTION_MASK)
+            if text_ids is None:
+                given = sorted(inputs) if inputs else []
+                raise ValueError(f"a stage reads the instruction text but the batch has no '{INSTRUCTION_IDS}' "
+                                 f"(made by the datasets from the model's data contract; given: {given})")
         return pixels_of, selector_loss, text_ids, text_mask
 
     def _inputs_embeds(self, input_ids: torch.Tensor, pixel_values, attention_mask,
@@ -230,7 +251,7 @@ class VideoLLM(nn.Module):
         the selector's training loss."""
         if self.streaming:
             return self._streamed_embeds(input_ids, pixel_values, attention_mask, inputs)
-        visual, selector_loss = self._encode(pixel_values, input_ids, attention_mask, inputs)
+        visual, selector_loss = self._encode(pixel_values, None, None, inputs)
         embeds = self.llm.embed(input_ids)
         return scatter_visual_embeddings(embeds, input_ids, self.visual_token_id, visual), selector_loss
 
@@ -241,8 +262,7 @@ class VideoLLM(nn.Module):
                 and all(branch.streams for branch in self.branches))
 
     def _streamed_embeds(self, input_ids, pixel_values, attention_mask, inputs):
-        pixels_of, selector_loss, text_ids, text_mask = self._branch_inputs(pixel_values, input_ids, attention_mask,
-                                                                            inputs)
+        pixels_of, selector_loss, text_ids, text_mask = self._branch_inputs(pixel_values, None, None, inputs)
 
         def one(tensor: Optional[torch.Tensor], row: int) -> Optional[torch.Tensor]:
             return None if tensor is None else tensor[row:row + 1]

@@ -17,7 +17,8 @@ def second_question_batch(batch: Mapping[str, Any], rows: Sequence[int], batch_k
     """The rows of ``batch`` that carry a second question, with that question as their prompt (same pixels).
 
     The rows' other visual-side entries (``batch_keys``) are reused as they are: a question-conditioned frame
-    selector (VideoTGB's ``question_ids``) still sees the first question when answering the second.
+    selector (VideoTGB's ``question_ids``) still sees the first question when answering the second. An entry
+    with a second-question version (``instruction_ids_2``: the Q-Former's instruction) is taken from that.
     """
     mask = batch["attention_mask_2"][rows]
     start = int(mask.any(0).nonzero()[0])  # drop the left-padding columns no selected row needs
@@ -25,7 +26,7 @@ def second_question_batch(batch: Mapping[str, Any], rows: Sequence[int], batch_k
                               "pixel_values": [p[rows] for p in batch["pixel_values"]]}
     for key in batch_keys:
         if key in batch:
-            value = batch[key]
+            value = batch.get(f"{key}_2", batch[key])
             picked[key] = value[rows] if isinstance(value, torch.Tensor) else [value[r] for r in rows]
     return picked
 

@@ -70,9 +70,10 @@ def pseudo_labels(model, dataset, max_new_tokens: int = 32, limit: Optional[int]
         if sample is None:
             continue
         extra = {}
-        if "question_ids" in sample:
-            ids = torch.as_tensor(sample["question_ids"]).unsqueeze(0)
-            extra = {"question_ids": ids, "question_mask": torch.ones_like(ids)}
+        for key in ("question", "instruction"):  # the sampler's question, the Q-Former's instruction
+            if f"{key}_ids" in sample:
+                ids = torch.as_tensor(sample[f"{key}_ids"]).unsqueeze(0)
+                extra.update({f"{key}_ids": ids, f"{key}_mask": torch.ones_like(ids)})
         scores = frame_scores(model, sample, max_new_tokens, extra)
         start, end = best_span(scores)
         last = max(len(scores) - 1, 1)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import INSTRUCTION_IDS, DataContract
 from vlmkit.data.video import VideoReader
 from vlmkit.errors import DataError
 
@@ -233,6 +233,15 @@ class SampleBuilder:
     def __init__(self, contract: DataContract, train: bool, backend: str = "decord"):
         self.contract, self.train = contract, train
         self.media = MediaLoader(contract, train, backend=backend)
+        self.instruction = (contract.extra or {}).get("instruction")  # {tokenizer, max_length} or None
+
+    def instruction_ids(self, record: Record) -> torch.Tensor:
+        """The last user turn, placeholders removed, in the text-reading stage's tokenizer: the same text in
+        training and generation, and never the answer."""
+        text = last_user_text(record.conversation, self.contract.placeholders)
+        tokenizer = self.instruction["tokenizer"]
+        ids = tokenizer(text, truncation=True, max_length=self.instruction["max_length"])["input_ids"]
+        return torch.tensor(ids, dtype=torch.long)
 
     def encode(self, record: Record) -> Any:
         if self.train:
@@ -260,14 +269,19 @@ class SampleBuilder:
         meta = {"id": record.id, "media": record.media, **record.meta}
         if record.answer_prefix:
             meta["answer_prefix"] = record.answer_prefix
-        return {"input_ids": torch.tensor(encoded.input_ids, dtype=torch.long),
-                "labels": torch.tensor(encoded.labels, dtype=torch.long),
-                "pixel_values": pixel_values, "id": record.id, "meta": meta}
+        sample = {"input_ids": torch.tensor(encoded.input_ids, dtype=torch.long),
+                  "labels": torch.tensor(encoded.labels, dtype=torch.long),
+                  "pixel_values": pixel_values, "id": record.id, "meta": meta}
+        if self.instruction:
+            sample[INSTRUCTION_IDS] = self.instruction_ids(record)
+        return sample
 
     def collate(self, samples: Sequence[Optional[dict]]) -> Optional[dict]:
         from vlmkit.data.collate import collate_samples
 
-        return collate_samples(samples, self.contract.pad_token_id, side="right" if self.train else "left")
+        pad = self.instruction["tokenizer"].pad_token_id if self.instruction else None
+        return collate_samples(samples, self.contract.pad_token_id, side="right" if self.train else "left",
+                               instruction_pad_id=pad or 0)
 
 
 # ---------------------------------------------------------------------------------------------- base dataset
@@ -370,6 +384,18 @@ def _turn_text(turn: Any) -> str:
 def _role(turn: Any) -> str:
     role = turn.get("role", turn.get("from")) if isinstance(turn, dict) else None
     return {"gpt": "assistant", "assistant": "assistant"}.get(str(role).lower(), "user")
+
+
+def last_user_text(conversation: Sequence[Any], placeholders: Sequence[str] = ("<video>", "<image>")) -> str:
+    """Text of the conversation's last user turn (system and assistant turns skipped), placeholders removed."""
+    for turn in reversed(conversation):
+        role = turn.get("role", turn.get("from")) if isinstance(turn, dict) else None
+        if str(role).lower() in ("human", "user"):
+            text = _turn_text(turn)
+            for placeholder in placeholders:
+                text = text.replace(placeholder, "")
+            return text.strip()
+    raise DataError("the conversation has no user turn to take the instruction from")
 
 
 def media_turn(text: str, placeholder: str = "<video>") -> str:

@@ -161,6 +161,8 @@ class VCGBenchDataset(VideoTextDataset):
         second = self.second.get(record.id)
         if second is not None and not self.train:
             sample["input_ids_2"] = torch.tensor(self.builder.encode(second).input_ids, dtype=torch.long)
+            if self.builder.instruction:  # a Q-Former reading the instruction reads the second question then
+                sample["instruction_ids_2"] = self.builder.instruction_ids(second)
         return sample
 
     def collater(self, samples: Sequence[Optional[dict]]) -> Optional[dict]:
@@ -175,4 +177,8 @@ class VCGBenchDataset(VideoTextDataset):
         batch["input_ids_2"] = pad_1d(rows, pad, "left")
         batch["attention_mask_2"] = pad_1d(masks, 0, "left")
         batch["has_question_2"] = torch.tensor(["input_ids_2" in s for s in kept])
+        if self.builder.instruction:
+            rows = [s.get("instruction_ids_2", s["instruction_ids"]) for s in kept]
+            batch["instruction_ids_2"] = pad_1d(rows, self.builder.instruction["tokenizer"].pad_token_id or 0, "right")
+            batch["instruction_mask_2"] = pad_1d([torch.ones_like(r) for r in rows], 0, "right")
         return batch

@@ -1,8 +1,10 @@
 """InstructBLIP's instruction-aware Q-Former, per frame: the queries also attend to the prompt text.
 
-Built on transformers' InstructBlipQFormerModel (word + position embeddings, text FFNs).  The prompt is
-tokenized with the Q-Former's own (BERT) tokenizer and arrives at forward time as ``text_ids``; every
-frame of a sample reads the same instruction.  Only the query positions are returned.
+Built on transformers' InstructBlipQFormerModel (word + position embeddings, text FFNs).  As in
+transformers' InstructBLIP processor and LAVIS, the Q-Former reads the instruction only (the last user turn,
+without media placeholders, never the answer), tokenized with its own (BERT) ``tokenizer`` by the data side
+and given at forward time as ``text_ids``; every frame of a sample reads the same instruction.  Only the query
+positions are returned.
 """
 from __future__ import annotations
 
@@ -19,13 +21,20 @@ from vlmkit.schema import Runtime
 
 @ADAPTERS.register("instruct_qformer", aliases=["instructblip_qformer"])
 class InstructQFormer(VisualStage):
-    """InstructBLIP Q-Former: learned queries read each frame's tokens and the instruction text."""
+    """InstructBLIP Q-Former: learned queries read each frame's tokens and the instruction text.
+
+    Args:
+        tokenizer: the Q-Former's own tokenizer (a local bert-base-uncased folder; 'local:word' in tests) that
+            the data side uses for the instruction; null = the frame selector's question tokenizer (VideoTGB).
+        max_text_length: instruction tokens kept (128, LAVIS InstructBLIP's max_txt_len).
+    """
 
     reads_text = True
 
     def __init__(self, in_dim: Runtime[int], num_query: int = 32, num_layers: int = 12,
                  cross_attention_freq: int = 2, config: Optional[dict] = None, require_text: bool = True,
-                 freeze: bool = False, dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
+                 tokenizer: Optional[str] = None, max_text_length: int = 128, freeze: bool = False,
+                 dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()
         cfg = qformer_config(InstructBlipQFormerConfig, "instruct_qformer", in_dim=in_dim, num_layers=num_layers,
                              cross_attention_freq=cross_attention_freq, config=config)
@@ -33,6 +42,16 @@ class InstructQFormer(VisualStage):
         self.num_query = num_query
         self.require_text = require_text
         self.vocab_size: int = cfg.vocab_size
+        self.max_text_length = max_text_length
+        self.tokenizer = None
+        if tokenizer is not None:
+            from vlmkit.models.llms.hf_lm import HFLanguageModel
+
+            self.tokenizer = HFLanguageModel._load_tokenizer(tokenizer, trust_remote_code=False)
+            if len(self.tokenizer) > self.vocab_size:
+                raise ValueError(f"instruct_qformer.tokenizer: '{tokenizer}' has {len(self.tokenizer)} tokens but "
+                                 f"the Q-Former's vocabulary is {self.vocab_size} (config.vocab_size); use the "
+                                 f"Q-Former's own tokenizer")
         attach_qformer(self, InstructBlipQFormerModel, cfg, num_query, dtype, gradient_checkpointing, freeze)
 
     def out_tokens(self, in_tokens: int, in_frames: int) -> tuple[int, int]:
