@@ -3,18 +3,25 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeChatServer:
-    """``reply(messages) -> str`` gives the content; ``faults`` (consumed first, in order) can be
-    "500", "badjson" (a body that is not JSON), "nochoices" or "text:<content>" (a verbatim content)."""
+    """``reply(messages) -> str`` gives the content; ``faults`` (consumed first, one per request, in order) can be
+    "500", "badjson" (a body that is not JSON), "nochoices", "text:<content>" (a verbatim content),
+    "429:<retry-after>" (rate limited, with that Retry-After header), "redirect:<location>" (HTTP 307),
+    "truncate" (half the promised body, then the connection closes), "reset" (closes without answering),
+    "drip" (headers at once, then the body a byte every ``drip_s``) or "driphead" (all of it, status line
+    included, a byte every ``drip_s``)."""
 
-    def __init__(self, reply: Callable[[list[dict]], str], faults: list[str] | None = None, status: int = 200):
+    def __init__(self, reply: Callable[[list[dict]], str], faults: list[str] | None = None, status: int = 200,
+                 drip_s: float = 0.1):
         self.reply = reply
         self.faults = list(faults or [])
         self.status = status
+        self.drip_s = drip_s
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -37,21 +44,47 @@ class FakeChatServer:
                     return self._send(200, b"<html>gateway hiccup</html>")
                 if fault == "nochoices":
                     return self._send(200, b'{"choices": []}')
+                if fault and fault.startswith("429:"):
+                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": fault[4:]})
+                if fault and fault.startswith("redirect:"):
+                    return self._send(307, b"", {"Location": fault[9:]})
+                if fault == "reset":
+                    self.close_connection = True
+                    return None
                 content = fault[5:] if fault and fault.startswith("text:") else server.reply(body["messages"])
                 payload = {"id": "x", "object": "chat.completion", "model": body["model"],
                            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                         "finish_reason": "stop"}]}
-                self._send(200, json.dumps(payload).encode())
+                data = json.dumps(payload).encode()
+                if fault == "truncate":
+                    self.close_connection = True
+                    return self._send(200, data, body=data[:len(data) // 2])
+                if fault in ("drip", "driphead"):
+                    return self._drip(data, head=fault == "driphead")
+                self._send(200, data)
 
-            def _send(self, code: int, data: bytes):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            def _head(self, code: int, data: bytes, extra: dict[str, str] | None = None) -> bytes:
+                lines = [f"HTTP/1.0 {code} X", "Content-Type: application/json", f"Content-Length: {len(data)}"]
+                lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+                return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+            def _send(self, code: int, data: bytes, extra: dict[str, str] | None = None, body: bytes | None = None):
+                self.wfile.write(self._head(code, data, extra) + (data if body is None else body))
+
+            def _drip(self, data: bytes, head: bool):
+                self.close_connection = True
+                whole = self._head(200, data) + data
+                start = 0 if head else len(whole) - len(data)
+                try:
+                    self.wfile.write(whole[:start])
+                    for i in range(start, len(whole)):
+                        time.sleep(server.drip_s)
+                        self.wfile.write(whole[i:i + 1])
+                except OSError:  # the client gave up: stop dripping
+                    return
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:

@@ -56,24 +56,48 @@ def test_retries_parsing_and_cache(tmp_path, monkeypatch):
                {k: v for k, v in out.items() if k not in ("judge.requests", "num_cached")}
 
 
-def test_unparseable_replies_are_counted_cached_and_optionally_zeroed(tmp_path):
+def test_unparseable_replies_are_counted_reasked_on_rerun_and_optionally_zeroed(tmp_path):
     with FakeChatServer(qa_reply) as server:
         metric = judged_qa(server, tmp_path, max_retries=2)
         out = metric.compute(samples("a dog", "gibberish"))
         assert len(server.requests) == 1 + 3  # the gibberish one was asked 3 times
-        assert out["num_unparseable"] == 1 and out["num_judged"] == 1
+        assert len(list(tmp_path.rglob("*.json"))) == 1  # only the parsed reply is cached
+        assert out["num_unparseable"] == 1 and out["num_judged"] == 1 and out["num_failed"] == 0
         assert out["accuracy"] == 100.0 and out["score"] == 4.0
         lenient = METRICS.build({"name": "judged_qa", "unparseable": "no_zero", "judge": {
-            "name": "openai_judge", "model": "judge-model-1", "base_url": server.base_url,
+            "name": "openai_judge", "model": "judge-model-1", "base_url": server.base_url, "max_retries": 0,
             "cache_dir": str(tmp_path)}}).compute(samples("a dog", "gibberish"))
-        assert len(server.requests) == 4  # the unparseable reply was cached too
+        assert len(server.requests) == 5  # the parsed reply came from the cache, the unparseable one was re-asked
         assert lenient["accuracy"] == 50.0 and lenient["score"] == 2.0
 
 
-def test_persistent_server_errors_raise_after_retries(tmp_path):
+def test_cache_unparseable_keeps_unparseable_replies_only_for_judges_that_ask_for_it(tmp_path):
+    with FakeChatServer(qa_reply) as server:
+        for _ in range(2):
+            out = judged_qa(server, tmp_path, max_retries=0, cache_unparseable=True).compute(samples("gibberish"))
+        assert len(server.requests) == 1 and out["num_unparseable"] == 1 and out["num_cached"] == 1
+        # a default judge does not trust that cached bad reply: it asks again
+        out = judged_qa(server, tmp_path, max_retries=0).compute(samples("gibberish"))
+        assert len(server.requests) == 2 and out["num_cached"] == 0
+
+
+def test_persistent_server_errors_are_counted_not_scored_or_cached(tmp_path):
+    with FakeChatServer(qa_reply, faults=["500"] * 3) as server:
+        out = judged_qa(server, tmp_path, max_retries=2).compute(samples("a dog", "a cat"))
+        assert len(server.requests) == 3 + 1
+        assert out["num_failed"] == 1 and out["num_judged"] == 1 and out["num_unparseable"] == 0
+        assert out["accuracy"] == 0.0 and out["score"] == 1.0  # only "a cat" (no/1) was scored
+        rerun = judged_qa(server, tmp_path, max_retries=2).compute(samples("a dog", "a cat"))
+        assert len(server.requests) == 5 and rerun["num_failed"] == 0 and rerun["num_cached"] == 1
+
+
+def test_persistent_server_errors_raise_under_on_failure_raise(tmp_path):
     with FakeChatServer(qa_reply, faults=["500"] * 10) as server:
+        metric = METRICS.build({"name": "judged_qa", "on_failure": "raise", "judge": {
+            "name": "openai_judge", "model": "judge-model-1", "base_url": server.base_url, "max_retries": 2,
+            "backoff_s": 0.001, "cache_dir": str(tmp_path)}})
         with pytest.raises(JudgeError, match="failed 3 times"):
-            judged_qa(server, tmp_path, max_retries=2).compute(samples("a dog"))
+            metric.compute(samples("a dog"))
         assert len(server.requests) == 3
 
 

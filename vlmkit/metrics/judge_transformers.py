@@ -22,8 +22,9 @@ class TransformersJudge(ChatJudge):
         max_tokens: new tokens to generate per reply.
         max_retries: re-asks for replies the metric cannot parse; greedy decoding repeats itself, so 0.
         """
+        # Greedy decoding gives the same unparseable reply again, so keep those in the cache as well.
         super().__init__(cache_dir, max_retries, backoff_s=0.0, max_backoff_s=0.0, concurrency=1,
-                         temperature=0.0, max_tokens=max_tokens)
+                         temperature=0.0, max_tokens=max_tokens, cache_unparseable=True)
         self.model_name = model_path
         self.endpoint = f"local:{device}"
         self.device = device
