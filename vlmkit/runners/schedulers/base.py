@@ -2,8 +2,10 @@
 
 Every scheduler sets ``group['lr'] = base_lr(step) * group.get('lr_scale', 1.0)`` for each parameter group,
 so per-component scales (a 10x projector rate) and layer-wise scales survive every schedule.
-LAVIS's names are kept: ``init_lr`` (peak), ``min_lr`` (floor), ``warmup_lr`` (first warm-up value,
-default ``init_lr``: no warm-up ramp) and ``warmup_steps`` (optimizer steps).
+LAVIS's names are kept: ``init_lr`` (peak), ``min_lr`` (floor), ``warmup_lr`` (the lr of step 0, LAVIS's
+``warmup_start_lr``; default 0, the ramp of transformers' ``get_*_schedule_with_warmup`` that the HF-Trainer
+recipes use) and ``warmup_steps`` (optimizer steps). A warm-up never is a silent no-op: ``warmup_steps > 0`` with
+``warmup_lr`` equal to ``init_lr`` is an error.
 """
 from __future__ import annotations
 
@@ -24,7 +26,11 @@ class StepScheduler:
         self.steps_per_epoch = steps_per_epoch
         self.init_lr = init_lr
         self.warmup_steps = warmup_steps
-        self.warmup_lr = init_lr if warmup_lr is None else warmup_lr
+        self.warmup_lr = 0.0 if warmup_lr is None else warmup_lr
+        if warmup_steps > 0 and self.warmup_lr == init_lr:
+            raise ConfigError("run.scheduler.warmup_lr", f"equals init_lr ({init_lr}), so the {warmup_steps} "
+                                                         f"warm-up steps would be flat; leave warmup_lr unset to "
+                                                         f"ramp from 0, set a lower one, or set warmup_steps: 0")
         self.step_index = 0
         self.set_step(0)
 

@@ -13,7 +13,7 @@ from vlmkit.schema import Runtime
 
 @SCHEDULERS.register("linear_warmup_cosine", aliases=["linear_warmup_cosine_lr", "cosine"])
 class LinearWarmupCosine(StepScheduler):
-    """Warm up linearly from warmup_lr to init_lr, then follow a cosine down to min_lr at the last step.
+    """Warm up linearly from warmup_lr (default 0) to init_lr, then follow a cosine down to min_lr at the last step.
 
     ``granularity: epoch`` reproduces LAVIS exactly (the cosine advances once per epoch, counted from the
     first epoch); ``step`` (default) decays smoothly over the optimizer steps after warm-up.
