@@ -1,10 +1,11 @@
 """Config -> model, datasets, runner: the one place train.py and evaluate.py share."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vlmkit.config import to_dict
 from vlmkit.registry import DATASETS, MODELS, RUNNERS, Registry
@@ -27,6 +28,17 @@ def build_datasets(cfg: DictConfig, model: Any) -> dict[str, Any]:
             for key, entry in cfg.datasets.items()}
 
 
+def in_evaluation_mode(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose datasets are in evaluation mode (``train: false``: deterministic frames,
+    generation prompt without the answer), whatever their defaults say (llava_instruct, gebc... default to
+    training); the resolved config handed to the runner, and so results.json, shows it."""
+    cfg = copy.deepcopy(cfg)
+    for key, entry in cfg.datasets.items():
+        if "train" in DATASETS.parameters(Registry.name_of(entry, f"datasets.{key}")):
+            cfg.datasets[key] = OmegaConf.merge(entry, {"train": False})
+    return cfg
+
+
 @dataclass
 class Experiment:
     cfg: DictConfig
@@ -46,6 +58,8 @@ def run_seed(cfg: DictConfig, section: str) -> int | None:
 
 def assemble(cfg: DictConfig, section: str = "run") -> Experiment:
     """Build everything a validated config describes; ``section`` names the runner ('run' or 'evaluation')."""
+    if section == "evaluation":
+        cfg = in_evaluation_mode(cfg)
     seed = run_seed(cfg, section)
     if seed is not None:  # the model's random init is part of the experiment: same config, same weights
         from vlmkit.runners.rng import seed_everything

@@ -25,6 +25,8 @@ META_KEYS = ("defaults", "imports")
 SECTIONS = {"model": ("models", "one"), "datasets": ("datasets", "map"),
             "run": ("runners", "one"), "evaluation": ("runners", "one")}
 REQUIRED_SECTIONS = {"train": ("model", "datasets", "run"), "eval": ("model", "datasets", "evaluation")}
+# the runner each section needs: runners declare what they are for with a class attribute ``purpose``
+SECTION_PURPOSE = {"run": "train", "evaluation": "eval"}
 RESOLVED_NAME = "config.yaml"
 
 
@@ -231,12 +233,35 @@ def config_problems(cfg: DictConfig, purpose: str | None = None) -> list[ConfigE
         reg = registry(kind)
         if shape == "one":
             problems.extend(check_component(reg, node, section))
+            if section in SECTION_PURPOSE:
+                problems.extend(runner_purpose_problems(reg, node, section))
         elif not isinstance(node, DictConfig):
             problems.append(ConfigError(section, f"expected a mapping of name -> {kind} config, got {node!r}"))
         else:
             for key, entry in node.items():
                 problems.extend(check_component(reg, entry, f"{section}.{key}"))
     return problems
+
+
+def runner_purpose_problems(runners: Any, node: Any, section: str) -> list[ConfigError]:
+    """A training runner under ``evaluation`` or an evaluator under ``run`` would validate and then fail
+    (no ``train()`` / ``evaluate()``): name it now, with the runners that fit."""
+    from vlmkit.errors import RegistryError
+
+    wanted = SECTION_PURPOSE[section]
+    try:
+        name = runners.name_of(node, section)
+        declared = getattr(runners.get(name), "purpose", None)
+    except (ConfigError, RegistryError):
+        return []  # an unknown or missing name: check_component reports it
+    if declared is None or declared == wanted:
+        return []  # a plug-in runner that declares nothing is taken at its word
+    fitting = [n for n in runners.names() if getattr(runners.get(n), "purpose", None) == wanted]
+    kind = {"train": "a training", "eval": "an evaluation"}
+    entry = "train.py" if wanted == "train" else "evaluate.py"
+    return [ConfigError(f"{section}.name", f"runner '{name}' is {kind.get(declared, repr(declared))} runner; the "
+                                           f"'{section}' section ({entry}) needs {kind[wanted]} runner: "
+                                           f"{', '.join(fitting)}")]
 
 
 def validate_config(cfg: DictConfig, purpose: str | None = None) -> None:

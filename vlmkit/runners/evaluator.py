@@ -8,10 +8,14 @@ Output directory::
     <dataset>/                           task artefacts (a needle grid's JSON and heat map)
     results.json                         config, checkpoint, metrics per dataset and overall
 
-Resume: a rerun reads every ``rank*.jsonl`` of a dataset and skips the sample ids found there (a torn last
-line is ignored and recomputed).  When a dataset offers ``sample_id(index) -> str``, finished samples are not
-even loaded; otherwise they are dropped from the collated batch before the model runs.  The files must lie on
-a file system every rank sees (one node under torchrun does).
+Resume: a rerun reads every ``rank*.jsonl`` of a dataset and skips the samples found there (a torn last
+line is ignored and recomputed), but only predictions this run would have made: every record carries the
+digest of the run's fingerprint (``provenance``: weights, model config, generation settings, prompt template,
+data files) and the hash of its sample's content.  Earlier records of another fingerprint, or of a sample whose
+content changed, are refused with a diff, or with ``on_stale_predictions: recompute`` replaced.  When a dataset
+offers ``sample_id(index) -> str``, finished samples are not even loaded (their content is then vouched for
+by the data files' hashes only); otherwise they are dropped from the collated batch before the model runs.
+The files must lie on a file system every rank sees (one node under torchrun does).
 
 Distributed: the samples still to do are dealt round-robin to the ranks (torchrun; gloo on CPU); each rank
 appends its records to its own file, and rank 0 merges and scores after a barrier.
@@ -35,7 +39,8 @@ from vlmkit.config import RESOLVED_NAME, save_config
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
 from vlmkit.runners import checkpoint as ckpt
-from vlmkit.runners import distributed
+from vlmkit.runners import distributed, provenance
+from vlmkit.runners.provenance import StalePredictionsError, flatten
 from vlmkit.runners.rng import seed_everything
 from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
@@ -45,21 +50,6 @@ RESULTS_NAME = "results.json"
 
 
 # ---------------------------------------------------------------------------------------------- config check
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts / lists as ``{"a.b[0].c": leaf}``."""
-    if isinstance(value, Mapping):
-        items = {}
-        for key, sub in value.items():
-            items.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
-        return items or {prefix: {}}
-    if isinstance(value, (list, tuple)):
-        items = {}
-        for i, sub in enumerate(value):
-            items.update(flatten(sub, f"{prefix}[{i}]"))
-        return items or {prefix: []}
-    return {prefix: value}
-
-
 def model_config_diff(saved: Mapping, current: Mapping, ignore: list[str] = ()) -> list[str]:
     """Lines naming every key whose value differs between two model sections (keys under ``ignore`` skipped)."""
     a, b = flatten(saved, "model"), flatten(current, "model")
@@ -157,8 +147,11 @@ class Evaluator:
     training run directory, its ``checkpoints`` directory or one checkpoint; its trainable tensors are loaded
     strictly, and its saved ``model`` config must equal the evaluation's (sampling, preprocessing, template...)
     unless ``allow_config_mismatch`` (keys under ``ignore_model_keys`` are not compared).  Generation settings
-    apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions.
+    apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
+    ``on_stale_predictions``: ``refuse`` (default) or ``recompute`` earlier predictions this run did not make.
     """
+
+    purpose = "eval"  # the entry point it serves (config validation checks the section)
 
     def __init__(
         self, *,
@@ -178,6 +171,7 @@ class Evaluator:
         precision: Literal["fp32", "bf16", "fp16"] = "fp32",
         seed: int = 42,
         resume: bool = True,
+        on_stale_predictions: Literal["refuse", "recompute"] = "refuse",
         device: Optional[str] = None,
         loggers: ComponentList("loggers") = ("console",),
         output_dir: str = "output/eval",
@@ -196,6 +190,7 @@ class Evaluator:
             raise ConfigError("evaluation.splits", f"{unknown} are not datasets of this config; "
                                                    f"datasets: {sorted(datasets)}")
         self.batch_size, self.num_workers, self.resume = batch_size, num_workers, resume
+        self.on_stale_predictions = on_stale_predictions
         self.autocast_dtype = PRECISIONS[precision]
         self.config = config
         self.generation: dict[str, Any] = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
@@ -220,6 +215,9 @@ class Evaluator:
         self.model = model.to(self.device).eval()
         self.datasets = datasets
         self.tasks = self._build_tasks(tasks)
+        self.fingerprints = self._fingerprints(seed, precision)
+        self.digests = {key: provenance.digest(fp) for key, fp in self.fingerprints.items()}
+        self.current_samples: dict[str, dict[str, str]] = {}  # dataset -> id -> sample hash seen in this run
         self.skipped_batches: dict[str, int] = {}  # batches with no usable sample, per dataset (this rank)
         for key in self.splits:  # each dataset lists its bad samples next to its task artefacts
             call_hook(self.datasets[key], "set_output_dir", str(self.output_dir / key))
@@ -268,11 +266,25 @@ class Evaluator:
                 raise ConfigError("evaluation.tasks", f"tasks must name exactly the evaluated datasets: no dataset "
                                                       f"{unknown}, no task for {missing} (datasets: {self.splits})")
             configs = {key: plain[key] for key in self.splits}
+        self.task_configs = configs
         self.task_names = {key: TASKS.canonical(Registry.name_of(cfg, f"evaluation.tasks.{key}"))
                            for key, cfg in configs.items()}
         return {key: build_offering(TASKS, cfg, f"evaluation.tasks.{key}", generation=dict(self.generation),
                                     output_dir=str(self.output_dir / key))
                 for key, cfg in configs.items()}
+
+    def _fingerprints(self, seed: int, precision: str) -> dict[str, dict[str, Any]]:
+        """Per dataset, what its predictions depend on (``provenance``): weights, model, generation, data."""
+        config = self.config or {}
+        model_config = config.get("model")
+        weights = provenance.weights_of(self.checkpoint, model_config)
+        prompt = provenance.prompt_of(self.model)
+        generation = {**self.generation, "precision": precision}
+        return {key: provenance.fingerprint(
+                    weights=weights, model_config=model_config, seed=seed, generation=generation,
+                    task_config=self.task_configs[key], prompt=prompt,
+                    data=provenance.data_of((config.get("datasets") or {}).get(key), self.datasets[key]))
+                for key in self.splits}
 
     # ------------------------------------------------------------------ reporting
     def _say(self, text: str) -> None:
@@ -288,7 +300,27 @@ class Evaluator:
         shard_dir = self._shard_dir(key)
         return [r for path in sorted(shard_dir.glob("rank*.jsonl")) for r in read_records(path)]
 
-    def _todo(self, key: str, dataset: Dataset, done: set[str]) -> tuple[list[int], bool]:
+    def _reusable(self, key: str) -> tuple[Optional[str], dict[str, list[str]]]:
+        """Rank 0: (a refusal message or None, id -> sample hashes of the records this run may reuse).
+
+        Records of another fingerprint are refused, or under ``on_stale_predictions: recompute`` deleted."""
+        shard_dir, current = self._shard_dir(key), self.digests[key]
+        files = {path: read_records(path) for path in sorted(shard_dir.glob("rank*.jsonl"))}
+        stale = [r for records in files.values() for r in records if r.get("fingerprint") != current]
+        if stale and self.on_stale_predictions == "refuse":
+            total = sum(len(records) for records in files.values())
+            return provenance.stale_message(shard_dir, stale, total, self.fingerprints[key]), {}
+        if stale:
+            self._say(f"{key}: recomputing {len(stale)} predictions made by a different run")
+            for path, records in files.items():
+                provenance.rewrite_records(path, [r for r in records if r.get("fingerprint") == current])
+        provenance.write_fingerprint(shard_dir, current, self.fingerprints[key])
+        done: dict[str, list[str]] = {}
+        for record in (r for records in files.values() for r in records if r.get("fingerprint") == current):
+            done.setdefault(str(record["id"]), []).append(record.get("sample_hash"))
+        return None, done
+
+    def _todo(self, key: str, dataset: Dataset, done: Mapping[str, Any]) -> tuple[list[int], bool]:
         """Dataset indices still to predict (all of them when ids are only known after loading)."""
         sample_id = getattr(dataset, "sample_id", None)
         if sample_id is None:
@@ -298,6 +330,20 @@ class Evaluator:
             repeated = sorted({i for i in ids if ids.count(i) > 1})[:5]
             raise DataError(f"dataset '{key}': sample ids repeat ({repeated}...); resuming needs unique ids")
         return [i for i, sid in enumerate(ids) if sid not in done], True
+
+    def _unfinished_rows(self, key: str, metas: list[dict], done: Mapping[str, list[str]]) -> list[int]:
+        """Rows of a loaded batch to predict: new ids, and (under ``recompute``) samples whose content changed
+        since their prediction; a changed sample is refused otherwise."""
+        hashes = [provenance.sample_hash(m) for m in metas]
+        seen = self.current_samples.setdefault(key, {})
+        seen.update((str(m["id"]), h) for m, h in zip(metas, hashes))
+        changed = [m for m, h in zip(metas, hashes) if str(m["id"]) in done and h not in done[str(m["id"])]]
+        if changed and self.on_stale_predictions == "refuse":
+            earlier = {str(r["id"]): r for r in self._finished_records(key)
+                       if r.get("fingerprint") == self.digests[key]}
+            raise StalePredictionsError(provenance.changed_samples_message(
+                self._shard_dir(key), [(earlier.get(str(m["id"]), {}), m) for m in changed]))
+        return [r for r, (m, h) in enumerate(zip(metas, hashes)) if h not in done.get(str(m["id"]), ())]
 
     def predict(self, key: str) -> int:
         """Predict this rank's share of the unfinished samples of one dataset; returns how many it wrote."""
@@ -309,9 +355,9 @@ class Evaluator:
         distributed.barrier()
         repair_tail(own_file)
         distributed.barrier()
-        done = distributed.broadcast_object(
-            sorted({str(r["id"]) for r in self._finished_records(key)}) if self.env.is_main else None)
-        done = set(done)
+        refusal, done = distributed.broadcast_object(self._reusable(key) if self.env.is_main else None)
+        if refusal:
+            raise StalePredictionsError(refusal)
         todo, known_ids = self._todo(key, dataset, done)
         shard = todo[self.env.rank::self.env.world_size]
         self._say(f"{key}: {len(done)} samples predicted earlier, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
@@ -329,24 +375,32 @@ class Evaluator:
                 if batch is None:  # the dataset skipped every sample of it (on_bad_sample: skip)
                     self.skipped_batches[key] = self.skipped_batches.get(key, 0) + 1
                     continue
-                if not known_ids:
-                    keep = [r for r, m in enumerate(batch["meta"]) if str(m["id"]) not in done]
-                    if not keep:
-                        continue
-                    if len(keep) < len(batch["meta"]):
-                        batch = select_rows(batch, keep)
+                keep = self._unfinished_rows(key, batch["meta"], {} if known_ids else done)
+                if not keep:
+                    continue
+                if len(keep) < len(batch["meta"]):
+                    batch = select_rows(batch, keep)
+                hashes = {str(m["id"]): provenance.sample_hash(m) for m in batch["meta"]}
                 with autocast:
                     records = task.valid_step(self.model, move_to(batch, self.device))
+                for record in records:  # what produced it, and from which sample content
+                    record.update(fingerprint=self.digests[key], sample_hash=hashes.get(str(record.get("id"))))
                 out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
                 out.flush()
                 written += len(records)
         return written
 
-    def merged_records(self, key: str) -> list[dict]:
-        """Every finished record of a dataset once (the first one written per id), sorted by id."""
+    def merged_records(self, key: str, current: Optional[Mapping[str, str]] = None) -> list[dict]:
+        """Every record of this run's fingerprint once (the first one written per id), sorted by id; with
+        ``current`` (id -> sample hash seen in this run), only records of that sample content."""
         unique: dict[str, dict] = {}
         for record in self._finished_records(key):
-            unique.setdefault(str(record["id"]), record)
+            rid = str(record["id"])
+            if record.get("fingerprint") != self.digests[key]:
+                continue
+            if current and rid in current and record.get("sample_hash") != current[rid]:
+                continue  # the sample changed since (recomputed under on_stale_predictions: recompute)
+            unique.setdefault(rid, record)
         return [unique[i] for i in sorted(unique)]
 
     # ------------------------------------------------------------------ the run
@@ -355,17 +409,21 @@ class Evaluator:
         if not self.resume:
             if self.env.is_main:
                 for key in self.splits:
-                    for path in self._shard_dir(key).glob("rank*.jsonl"):
+                    for path in [*self._shard_dir(key).glob("rank*.jsonl"),
+                                 *self._shard_dir(key).glob(provenance.FINGERPRINT_GLOB)]:
                         path.unlink()
             distributed.barrier()
         per_dataset: dict[str, Any] = {}
         for key in self.splits:
             self.predict(key)
             skipped = sum(d.get(key, 0) for d in distributed.gather_objects([self.skipped_batches]))
+            current: dict[str, str] = {}
+            for seen in distributed.gather_objects([self.current_samples.get(key, {})]):
+                current.update(seen)
             distributed.barrier()
             if self.env.is_main:
                 call_hook(self.datasets[key], "write_bad_samples")
-                per_dataset[key] = self._score(key)
+                per_dataset[key] = self._score(key, current)
                 per_dataset[key]["skipped_batches"] = skipped
                 bad = bad_sample_counts(self.datasets, [key])
                 if key in bad:
@@ -385,13 +443,14 @@ class Evaluator:
             logger.close()
         return results
 
-    def _score(self, key: str) -> dict[str, Any]:
-        records = self.merged_records(key)
+    def _score(self, key: str, current: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+        records = self.merged_records(key, current)
         merged = self.output_dir / "predictions" / f"{key}.jsonl"
         merged.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         task = self.tasks[key]
         entry: dict[str, Any] = {"task": self.task_names[key], "dataset_size": len(self.datasets[key]),
-                                 "num_predictions": len(records), "predictions": str(merged)}
+                                 "num_predictions": len(records), "predictions": str(merged),
+                                 "fingerprint": {"digest": self.digests[key], **self.fingerprints[key]}}
         if not records:
             entry["metrics"] = {}
             entry["error"] = "no predictions (every sample was skipped?)"

@@ -71,6 +71,8 @@ class Trainer:
     length, less padding (see ``length_grouping``; map-style datasets only).
     """
 
+    purpose = "train"  # the entry point it serves (config validation checks the section)
+
     def __init__(
         self, *,
         scheduler: Component("schedulers"),
