@@ -68,7 +68,10 @@ class Trainer:
     steps; left unset they fall at the end of every epoch (epoch-based) or at the end (step-based).
     ``batch_size`` is per process and per micro-batch. ``resume_from``: a checkpoint path, 'latest'
     (must exist) or 'auto' (latest if there is one). ``group_by_length``: batches of samples of similar text
-    length, less padding (see ``length_grouping``; map-style datasets only).
+    length, less padding (see ``length_grouping``; map-style datasets only). ``loss_normalization``: 'token'
+    (the step's loss is its summed token losses over every micro-batch and rank divided by its supervised
+    tokens, so layout, accumulation and world size never change the objective) or 'sample' (the mean of
+    micro-batch means, as recipes written for that objective define it; see docs/training.md).
     """
 
     purpose = "train"  # the entry point it serves (config validation checks the section)
@@ -101,6 +104,7 @@ class Trainer:
         monitor: Optional[str] = None,
         monitor_mode: Literal["max", "min"] = "min",
         nonfinite_loss: Literal["raise", "skip"] = "raise",
+        loss_normalization: Literal["token", "sample"] = "token",
         save_on_signal: bool = True,
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
@@ -125,6 +129,7 @@ class Trainer:
         self.log_every, self.eval_every, self.save_every, self.keep_last = log_every, eval_every, save_every, keep_last
         self.resume_from, self.monitor, self.monitor_mode = resume_from, monitor, monitor_mode
         self.nonfinite_loss, self.save_on_signal = nonfinite_loss, save_on_signal
+        self.loss_normalization = loss_normalization
         self.train_splits, self.valid_splits = list(train_splits), list(valid_splits)
         self.config = config
 
@@ -332,26 +337,39 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def _loss_weight(self, plan: StepPlan, position: int) -> float:
+        """What a real micro-batch's loss (a mean over its tokens) is multiplied by before backward.  Every
+        strategy averages gradients over ranks, hence the factor world_size: 'token' gives
+        sum(token losses) / step tokens, 'sample' the mean of the micro-batch means."""
+        if self.loss_normalization == "sample":
+            return 1.0 / plan.loss_divisor
+        if plan.total_tokens <= 0:
+            raise DataError(f"step {self.global_step}, epoch {self.epoch}: the step's micro-batches have no "
+                            f"supervised token the loss can average over (loss_normalization: token)")
+        return plan.tokens[position] * plan.world_size / plan.total_tokens
+
     def _train_step(self, micro_batches: list, plan: StepPlan) -> tuple[list[torch.Tensor], bool]:
-        """Forward/backward the planned micro-batches; (real losses, whether every loss incl. stand-ins is
-        finite).  A stand-in's loss is multiplied by 0: it only keeps the ranks' collectives in step."""
+        """Forward/backward the planned micro-batches; (each real micro-batch's share of the step loss, whether
+        every loss incl. stand-ins is finite).  The shares of all ranks sum to the step's loss.  A stand-in's
+        loss is multiplied by 0: it only keeps the ranks' collectives in step."""
         self.model.train()
-        losses, finite = [], True
+        shares, finite = [], True
         for index, position in enumerate(plan.positions):
             batch, real = stand_in_forward(plan, micro_batches[position])
+            weight = self._loss_weight(plan, position) if real else 0.0
             last = index == len(plan.positions) - 1
             with (contextlib.nullcontext() if last else self.strategy.no_sync(self.model)):
                 with self._autocast():
                     out = self.task.train_step(self.model, batch)
                 loss = out["loss"]
-                scaled = loss.float() / plan.loss_divisor if real else loss.float() * 0.0
+                scaled = loss.float() * weight
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             detached = loss.detach().float()
             if real:
-                losses.append(detached)
+                shares.append(detached * (weight / plan.world_size))
             else:
                 finite = finite and bool(torch.isfinite(detached))
-        return losses, finite
+        return shares, finite
 
     def _apply_gradients(self) -> Optional[float]:
         grad_norm = None
@@ -367,21 +385,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _agree(self, losses: list[torch.Tensor], finite: bool) -> tuple[Optional[torch.Tensor], bool, bool]:
-        """(mean loss over every real micro-batch of every rank, or None when there was none; every loss is
-        finite on every rank; a stop signal arrived on any rank): every rank decides the same."""
-        local = torch.stack(losses).sum() if losses else torch.zeros(())
+    def _agree(self, shares: list[torch.Tensor], finite: bool) -> tuple[Optional[torch.Tensor], bool, bool]:
+        """(the step's loss: the sum of every rank's shares, or None when no rank had a real micro-batch; every
+        loss is finite on every rank; a stop signal arrived on any rank): every rank decides the same."""
+        local = torch.stack(shares).sum() if shares else torch.zeros(())
         finite = finite and bool(torch.isfinite(local))
         sums = torch.stack([torch.tensor(0.0 if finite else 1.0), torch.tensor(1.0 if self._stop_signal else 0.0),
                             torch.where(torch.isfinite(local), local, torch.zeros(())).float(),
-                            torch.tensor(float(len(losses)))])
+                            torch.tensor(float(len(shares)))])
         if self.env.distributed:
             sums = distributed.all_reduce_tensor(sums.to(self.device), "sum").cpu()
-        count = int(sums[3])
-        mean = (torch.stack(losses).mean() if not self.env.distributed else sums[2] / count) if count else None
-        if mean is not None and not finite:
-            mean = torch.tensor(float("nan"))
-        return mean, bool(sums[0] == 0), bool(sums[1] > 0)
+        loss = (local if not self.env.distributed else sums[2]) if int(sums[3]) else None
+        if loss is not None and not finite:
+            loss = torch.tensor(float("nan"))
+        return loss, bool(sums[0] == 0), bool(sums[1] > 0)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -501,7 +518,10 @@ class Trainer:
     def _draw_step(self, reported: bool) -> tuple[list, StepPlan, bool]:
         """The next step's micro-batches, checked, and the plan every rank agreed on."""
         micro, exhausted = self.data.draw()
-        plan = plan_step(micro, exhausted, self.device)
+        tokens = None
+        if self.loss_normalization == "token":  # counted on the host, before the batches move
+            tokens = [0 if b is None else self.task.supervised_tokens(self.raw_model, b) for b in micro]
+        plan = plan_step(micro, exhausted, self.device, tokens)
         if plan.exhausted:
             return micro, plan, reported
         for i, batch in enumerate(micro):

@@ -7,6 +7,14 @@ from typing import Any
 import torch
 
 from vlmkit.errors import DataError
+from vlmkit.models.prompting import IGNORE_INDEX
+
+
+def supervised_tokens(labels: torch.Tensor, encoder_decoder: bool) -> int:
+    """Label tokens a transformers LM loss averages over: a causal LM predicts position t from t-1, so the first
+    position of each row is never a target (``labels[..., 1:]``); a seq2seq decoder's labels are all targets."""
+    targets = labels if encoder_decoder else labels[..., 1:]
+    return int((targets != IGNORE_INDEX).sum())
 
 
 def model_loss(output: Any) -> torch.Tensor:
@@ -24,6 +32,16 @@ class Task:
     def train_step(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """A dict with a scalar 'loss' tensor (and optionally more scalars to log)."""
         return {"loss": model_loss(model(**batch))}
+
+    def supervised_tokens(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> int:
+        """How many tokens the loss of ``train_step`` averages over (a token-weighted step needs it before the
+        forward). A VideoLLM declares its LM's layout (``llm.is_encoder_decoder``); other models count as causal."""
+        labels = batch.get("labels") if isinstance(batch, Mapping) else None
+        if not isinstance(labels, torch.Tensor):
+            raise DataError("run.loss_normalization 'token' weights each micro-batch by its supervised tokens, but "
+                            "this training batch has no 'labels' tensor; set run.loss_normalization: sample")
+        llm = getattr(model, "llm", None)
+        return supervised_tokens(labels, encoder_decoder=bool(getattr(llm, "is_encoder_decoder", False)))
 
     def valid_step(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Evaluation records of one batch (plain Python values, so ranks can exchange them)."""
