@@ -118,11 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(vlmkit sweep --help)")
     sub.add_parser("data", help="`vlmkit data validate CFG`: scan a config's datasets for missing or undecodable "
                                 "media, placeholder mismatches and over-long samples")
+    sub.add_parser("convert-features", help="rewrite pickled feature files (<video>.pkl) as .npy, which load "
+                                            "without running code (vlmkit convert-features --help)")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
-DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate"}
+DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
+             ("convert-features",): "vlmkit.tools.pkl_to_npy"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ command line really changes which defaults load.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,9 +196,16 @@ def _model_from_checkpoint(cfg: DictConfig) -> None:
     if trained.get("model") is None:
         raise ConfigError("evaluation.checkpoint", "the run's saved config has no model section")
     cfg.model = OmegaConf.merge(trained.model, cfg.get("model") or {})  # command-line model.* on top
-    plugins = [*(trained.get("imports") or []), *(cfg.get("imports") or [])]
-    if plugins:  # components the run was built from
-        cfg.imports = list(dict.fromkeys(plugins))
+    own = [str(m) for m in (cfg.get("imports") or [])]
+    brought = [str(m) for m in (trained.get("imports") or []) if str(m) not in own]
+    if brought:  # components the run was built from: importing runs their code, so only when trusted
+        print(f"the saved config of {evaluation.checkpoint} imports {brought}", file=sys.stderr)
+        if not evaluation.get("trust_checkpoint_imports"):
+            raise ConfigError("evaluation.trust_checkpoint_imports",
+                              f"the checkpoint's saved config imports {brought}, and importing a module runs its "
+                              f"code; set evaluation.trust_checkpoint_imports: true (or list them in this config's "
+                              f"imports) if you trust them")
+        cfg.imports = [*brought, *own]
 
 
 def _import_plugins(cfg: DictConfig) -> None:

@@ -174,7 +174,9 @@ def test_eval_config_without_model_takes_the_trained_model(tmp_path):
                          "sampling": {"sampler": {"name": "linspace", "num_frames": 4}}}}
     (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(trained)))
     path = write(tmp_path, f"evaluation: {{checkpoint: {run / 'checkpoints' / 'step_00000004'}}}\n", "eval.yaml")
-    cfg = load_config(path, ["model.max_length=120"], validate=False)
+    with pytest.raises(ConfigError, match=r"trust_checkpoint_imports.*imports \['tests.toy_video_plugin'\]"):
+        load_config(path, validate=False)  # importing runs the module's code: not without trust
+    cfg = load_config(path, ["model.max_length=120", "evaluation.trust_checkpoint_imports=true"], validate=False)
     assert cfg.model.max_length == 120                          # command line over the run's value
     assert cfg.model.sampling.sampler.num_frames == 4           # the run's sampling, not a default
     assert cfg.model.template.name == "vicuna_v1"               # preset values the run was built with

@@ -78,3 +78,47 @@ def test_feature_mode_errors_name_what_is_missing(model, data, tmp_path):
     np.save(empty / "gebcvid0000.npy", np.zeros((0, 8), np.float32))
     with pytest.raises(DataError, match="expected a \\(T, \\[N,\\] D\\) feature array"):
         ds[0]
+
+
+class _WritesMarker:
+    """Unpickling this calls open(marker, 'w'): the code execution a feature file must never get."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_crafted_pkl_feature_runs_no_code(model, data, tmp_path):
+    import pickle
+
+    from vlmkit.tools.pkl_to_npy import main as convert
+
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    marker = tmp_path / "pwned"
+    (crafted / "gebcvid0000.pkl").write_bytes(pickle.dumps(_WritesMarker(marker)))
+    ds = build(model, data, on_bad_sample="resample",  # a refusal is a setting error, never a skippable sample
+               features={**{k: str(data / "features" / k) for k in KEYS}, "clip": str(crafted)})
+    with pytest.raises(ConfigError, match=r"allow_pickle: .*gebcvid0000\.pkl: a pickled feature file can run "
+                                          r"arbitrary code.*vlmkit\.tools\.pkl_to_npy"):
+        ds[0]
+    assert convert([str(crafted)]) == 1  # the converter's unpickler rebuilds numpy arrays only
+    assert not marker.exists()
+
+
+def test_pkl_features_convert_to_npy_or_load_when_trusted(model, data, tmp_path):
+    import pickle
+
+    from vlmkit.cli import main as cli
+
+    folder = tmp_path / "clip_pkl"
+    folder.mkdir()
+    for npy in (data / "features" / "clip").glob("*.npy"):
+        (folder / f"{npy.stem}.pkl").write_bytes(pickle.dumps(np.load(npy)))
+    features = {**{k: str(data / "features" / k) for k in KEYS}, "clip": str(folder)}
+    expected = build(model, data)[0]["features"]["clip"]
+    assert torch.equal(build(model, data, features=features, allow_pickle=True)[0]["features"]["clip"], expected)
+    assert cli(["convert-features", str(folder)]) == 0
+    assert torch.equal(build(model, data, features=features)[0]["features"]["clip"], expected)  # .npy wins now

@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -33,6 +34,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from vlmkit.assemble import build_offering
 from vlmkit.config import RESOLVED_NAME, save_config
@@ -146,7 +148,8 @@ class Evaluator:
     ``tasks``: one task config for all datasets, or a mapping dataset key -> task config.  ``checkpoint``: a
     training run directory, its ``checkpoints`` directory or one checkpoint; its trainable tensors are loaded
     strictly, and its saved ``model`` config must equal the evaluation's (sampling, preprocessing, template...)
-    unless ``allow_config_mismatch`` (keys under ``ignore_model_keys`` are not compared).  Generation settings
+    unless ``allow_config_mismatch`` (keys under ``ignore_model_keys`` are not compared).  When the config has no
+    model section, the run's saved ``imports`` are imported only with ``trust_checkpoint_imports``.  Generation settings
     apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
     ``on_stale_predictions``: ``refuse`` (default) or ``recompute`` earlier predictions this run did not make.
     """
@@ -158,6 +161,7 @@ class Evaluator:
         tasks: Union[Component("tasks"), ComponentMap("tasks")],
         checkpoint: Optional[str] = None,
         allow_config_mismatch: bool = False,
+        trust_checkpoint_imports: bool = False,  # read by config loading (vlmkit.config), before any import
         ignore_model_keys: list[str] = (),
         splits: Optional[list[str]] = None,
         max_new_tokens: int = 32,
@@ -360,7 +364,8 @@ class Evaluator:
             raise StalePredictionsError(refusal)
         todo, known_ids = self._todo(key, dataset, done)
         shard = todo[self.env.rank::self.env.world_size]
-        self._say(f"{key}: {len(done)} samples predicted earlier, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
+        self._say(f"{key}: {len(done)} samples predicted earlier with this fingerprint (same weights, configs "
+                  f"and data) reused, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
                   f" to do on {self.env.world_size} process(es)")
         if not shard:
             return 0
@@ -370,8 +375,11 @@ class Evaluator:
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         written = 0
+        # progress on stderr, on rank 0, and only on a terminal (disable=None)
+        bar = tqdm(loader, desc=f"evaluate {key}", unit="batch", file=sys.stderr, dynamic_ncols=True,
+                   disable=None if self.env.is_main else True)
         with open(own_file, "a", encoding="utf-8") as out, torch.no_grad():
-            for _, batch in loader:
+            for _, batch in bar:
                 if batch is None:  # the dataset skipped every sample of it (on_bad_sample: skip)
                     self.skipped_batches[key] = self.skipped_batches.get(key, 0) + 1
                     continue

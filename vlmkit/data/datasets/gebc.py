@@ -3,15 +3,16 @@
 ``status_before``, ``status_after`` (test files have no captions).
 
 Two input modes: decoded pixels (the default), or LLMVA-GEBC's precomputed features (``features`` set): per
-video, one array file per batch key (``<folder>/<video>.npy``, or the release's ``.pkl``) plus the boundary's
+video, one array file per batch key (``<folder>/<video>.npy``; the release's ``.pkl`` only with ``allow_pickle``,
+since unpickling can run code: convert them with ``python -m vlmkit.tools.pkl_to_npy``) plus the boundary's
 ``reference_points`` = [timestamp / duration, (next_timestamp - prev_timestamp) / duration] with durations from
 ``video_info_path`` (``{video_id: seconds}``), the inputs of the ``gebc/*`` models.
 """
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -24,6 +25,7 @@ from vlmkit.data.datasets.video_qa import VIDEO_SUFFIXES
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import DATASETS
 from vlmkit.schema import Runtime
+from vlmkit.tools.pkl_to_npy import read_pickled_array
 
 CAPTION_TYPES = ("subject", "status_before", "status_after")
 PROMPTS = {
@@ -42,23 +44,30 @@ REFERENCE_KEY = "reference_points"
 FEATURE_SUFFIXES = (".npy", ".pkl")
 
 
-def load_feature(folder: str, video: str) -> torch.Tensor:
-    """The float array ``folder/<video>.npy`` (or ``.pkl``, LLMVA-GEBC's other features) as a tensor."""
+def load_feature(folder: str, video: str, allow_pickle: bool = False) -> torch.Tensor:
+    """The float array ``folder/<video>.npy`` (or ``.pkl``, LLMVA-GEBC's other features, when trusted) as a
+    tensor.  A ``.pkl`` without ``allow_pickle`` is a ConfigError, not a bad sample: no policy may skip past it."""
     for suffix in FEATURE_SUFFIXES:
         path = os.path.join(folder, video + suffix)
         if os.path.isfile(path):
             break
     else:
         raise DataError(f"{os.path.join(folder, video)}{{{','.join(FEATURE_SUFFIXES)}}}: feature file not found")
+    if path.endswith(".pkl"):
+        if not allow_pickle:
+            raise ConfigError("allow_pickle", f"{path}: a pickled feature file can run arbitrary code when read, so "
+                                              f"it is refused. Convert the folder to .npy with `python -m "
+                                              f"vlmkit.tools.pkl_to_npy {folder}` (it rebuilds numpy arrays only), "
+                                              f"or set allow_pickle: true on this dataset if you trust the files")
+        return _checked(read_pickled_array(Path(path), trust=True), path)
     try:
-        if path.endswith(".npy"):
-            array = np.load(path, allow_pickle=False)
-        else:  # the release's pickled arrays: only open feature folders you trust
-            with open(path, "rb") as f:
-                array = pickle.load(f)
-        array = np.asarray(array, dtype=np.float32)
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
+        array = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+    except (OSError, ValueError) as err:
         raise DataError(f"{path}: cannot read the feature array: {err}") from err
+    return _checked(array, path)
+
+
+def _checked(array: np.ndarray, path: str) -> torch.Tensor:
     if array.ndim < 2 or array.shape[0] == 0:
         raise DataError(f"{path}: expected a (T, [N,] D) feature array, got shape {array.shape}")
     return torch.from_numpy(array)
@@ -88,7 +97,7 @@ class GEBCDataset(VideoTextDataset):
     instead of the whole video.  ``prompts`` overrides the default prompt per caption type (``{t}`` = time,
     ``{label}`` = the boundary's lower-cased label, as LLMVA-GEBC's "This video describes the {label}.").
 
-    ``features`` (batch key -> folder of ``<video>.npy``/``.pkl``) switches to precomputed features: nothing is
+    ``features`` (batch key -> folder of ``<video>.npy``, or ``.pkl`` with ``allow_pickle: true``) switches to precomputed features: nothing is
     decoded, each sample carries those arrays and ``reference_points``; ``video_info_path`` gives the durations.
     Keys in ``frame_feature_keys`` hold one row per frame and are fitted to the model's frame count (evenly
     repeated or thinned); the others keep their length (the model resizes them).  The batch then holds each
@@ -100,7 +109,7 @@ class GEBCDataset(VideoTextDataset):
                  clip: Literal["whole", "neighbours"] = "whole", prompts: Optional[dict[str, str]] = None,
                  video_template: str = "{video}", video_suffixes: list[str] = VIDEO_SUFFIXES,
                  features: Optional[dict[str, str]] = None, video_info_path: Optional[str] = None,
-                 frame_feature_keys: list[str] = ("q_former_tokens",), *,
+                 frame_feature_keys: list[str] = ("q_former_tokens",), allow_pickle: bool = False, *,
                  contract: Runtime[DataContract], train: bool = True, on_bad_sample: Policy = "raise",
                  backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
@@ -112,6 +121,7 @@ class GEBCDataset(VideoTextDataset):
         self.video_template, self.video_suffixes = video_template, list(video_suffixes)
         self.features = dict(features) if features else None
         self.frame_feature_keys = list(frame_feature_keys)
+        self.allow_pickle = allow_pickle
         self.durations: Optional[dict[str, float]] = None
         if self.features is not None:
             self._check_feature_mode(contract, video_info_path)
@@ -186,7 +196,7 @@ class GEBCDataset(VideoTextDataset):
             raise DataError(record.problem)
         encoded = self.builder.encode(record)
         video = record.meta["video_name"]
-        inputs = {key: load_feature(folder, video) for key, folder in self.features.items()}
+        inputs = {key: load_feature(folder, video, self.allow_pickle) for key, folder in self.features.items()}
         for key in self.frame_feature_keys:
             if key in inputs:
                 inputs[key] = fit_frame_count(inputs[key], self.contract.num_frames)
