@@ -37,8 +37,10 @@ from vlmkit.data.samplers.video_sampling import VideoSampling
 from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
 from vlmkit.models.streamed_embeddings import StreamedEmbeddings
+from vlmkit.models.token_budget import check_room_for_text
 from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
+from vlmkit.models.weight_sources import check_frozen_loaded, source_report
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
 from vlmkit.schema import Component, Struct, StructList, to_plain
 
@@ -64,6 +66,9 @@ class VideoLLM(nn.Module):
         stream_visual: stream the visual tokens into an LLM that reads windows (see the module docstring) when
             every branch has ``chunk_frames``; false builds all visual tokens and input embeddings first (the
             same result with memory growing with the video).
+        allow_random_frozen: accept frozen parameters that no pretrained checkpoint or init_weights filled (they
+            stay random): only for from-scratch work such as tiny test models and the demo. Off, building such a
+            model fails naming the modules. ``weight_sources`` reports each module's source either way.
     """
 
     def __init__(self, llm: Component("llms"), branches: StructList(VisualBranch), sampling: Struct(VideoSampling),
@@ -71,7 +76,8 @@ class VideoLLM(nn.Module):
                  truncation: Literal["error", "answer_tail"] = "error",
                  shared_modules: Optional[dict[str, str]] = None,
                  selector: Optional[Component("selectors")] = None, selector_loss_weight: float = 1.0,
-                 init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True):
+                 init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True,
+                 allow_random_frozen: bool = False):
         super().__init__()
         self.llm = LLMS.build(llm, path="model.llm")
         if self.llm.tokenizer is None:
@@ -100,11 +106,21 @@ class VideoLLM(nn.Module):
         self.stream_visual = stream_visual
         self.branch_tokens = [branch.tokens(self.encoded_frames) for branch in self.branches]
         self.visual_tokens = sum(self.branch_tokens)
+        check_room_for_text(self.branches, self.encoded_frames, self.visual_tokens, max_length)
         text_keys = (INSTRUCTION_IDS, INSTRUCTION_MASK) if self.instruction else ()
         self.batch_keys = tuple(dict.fromkeys([*(k for branch in self.branches for k in branch.batch_keys),
                                                *getattr(self.selector, "batch_keys", ()), *text_keys]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
+        self.weight_sources = source_report(self, self.component_paths())
+        check_frozen_loaded(self, allow_random_frozen, self.component_paths())
+
+    def component_paths(self) -> list[str]:
+        """Module paths of the configured components: the LLM, each branch's encoder and stages, the selector."""
+        paths = ["llm", *(["selector"] if self.selector is not None else [])]
+        for b, branch in enumerate(self.branches):
+            paths += [f"branches.{b}.encoder", *(f"branches.{b}.stages.{s}" for s in range(len(branch.stages)))]
+        return paths
 
     def _resolve_sampling(self, sampling: VideoSampling) -> VideoSampling:
         """The frame size comes from the encoder. Branches with different input sizes (VideoGPT+: CLIP at 336,
