@@ -1,6 +1,6 @@
 """Score a model: `python evaluate.py --cfg-path eval_configs/Y.yaml [key=value ...]` (torchrun works too)."""
 from vlmkit.assemble import assemble
-from vlmkit.entry import load_experiment
+from vlmkit.entry import config_errors_exit, load_experiment
 from vlmkit.runners import distributed
 
 
@@ -9,7 +9,8 @@ def main(argv=None) -> int:
     if dry_run:
         return 0
     try:
-        experiment = assemble(cfg, section="evaluation")
+        with config_errors_exit():
+            experiment = assemble(cfg, section="evaluation")
         experiment.runner.evaluate()
     finally:
         distributed.shutdown()

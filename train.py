@@ -1,6 +1,6 @@
 """Train an experiment: `torchrun --nproc_per_node N train.py --cfg-path train_configs/X.yaml [key=value ...]`."""
 from vlmkit.assemble import assemble
-from vlmkit.entry import load_experiment
+from vlmkit.entry import config_errors_exit, load_experiment
 from vlmkit.runners import distributed
 
 
@@ -9,7 +9,8 @@ def main(argv=None) -> int:
     if dry_run:
         return 0
     try:
-        experiment = assemble(cfg, section="run")
+        with config_errors_exit():
+            experiment = assemble(cfg, section="run")
         experiment.runner.train()
     finally:
         distributed.shutdown()

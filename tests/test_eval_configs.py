@@ -111,7 +111,11 @@ def test_multiple_choice(runs):
     assert 0.0 <= metrics["accuracy"] <= 100.0 and metrics["num_samples"] == 6
     assert any(key.startswith("accuracy/") for key in metrics)  # per task type
     assert results_of(out)["overall"]["accuracy"] == metrics["accuracy"]
-    check_table(output, "synthetic_mc", ["accuracy", "accuracy_micro"])
+    # An untrained model's empty or option-less answers are never credited (mvbench's "(" prefix alone once was).
+    written = [json.loads(line)["prediction"] for line in open(out / "predictions" / "synthetic_mc.jsonl")]
+    assert metrics["num_no_answer"] >= sum(1 for text in written if not text.strip())
+    assert metrics["accuracy"] <= 100.0 * (6 - metrics["num_no_answer"]) / 6
+    check_table(output, "synthetic_mc", ["accuracy", "num_no_answer", "accuracy_micro"])
 
 
 def test_open_qa_exact(runs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,3 +34,14 @@ def load_experiment(argv: Sequence[str] | None, purpose: str, description: str) 
     if args.dry_run:
         print(OmegaConf.to_yaml(cfg))
     return cfg, args.dry_run
+
+
+@contextmanager
+def config_errors_exit():
+    """A config mistake found while building (a frozen tower nobody loaded, a missing weight file) exits like one
+    found while loading the config: status 2 and its message, no traceback."""
+    try:
+        yield
+    except (ConfigError, RegistryError) as err:
+        print(f"config error:\n{err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,4 +1,5 @@
 """train.py end to end: plain python, and torchrun with two processes killed mid-run and resumed."""
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,24 @@ def test_train_py_dry_run_and_config_error(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, env=env(), timeout=300)
     assert bad.returncode == 2
     assert "run.batch_sise: unknown key 'batch_sise' for runner 'trainer'. Did you mean 'batch_size'" in bad.stderr
+
+
+def test_random_frozen_towers_stop_train_py_and_the_report_names_every_source(tmp_path):
+    cfg = write_cfg(tmp_path, 1)
+    frozen = "model.branches.0.encoder.freeze=true"  # tiny/pooling trains its ViT; frozen, nothing loads it
+    refused = subprocess.run([sys.executable, "train.py", "--cfg-path", str(cfg), frozen,
+                              "model.allow_random_frozen=false", f"run.output_dir={tmp_path / 'refused'}"],
+                             cwd=ROOT, capture_output=True, text=True, env=env(), timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "model.branches.0.encoder:" in refused.stderr and "model.llm" not in refused.stderr
+    assert not (tmp_path / "refused" / "checkpoints").exists()
+    ran = subprocess.run([sys.executable, "train.py", "--cfg-path", str(cfg), frozen,
+                          f"run.output_dir={tmp_path / 'ran'}"],
+                         cwd=ROOT, capture_output=True, text=True, env=env(), timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    sources = json.loads((tmp_path / "ran" / "startup_report.json").read_text())["weight_sources"]
+    assert "random (frozen)" in sources["branches.0.encoder"]  # allowed by the tiny preset, still reported
+    assert set(sources["llm"]) == {"random (trainable)"}
 
 
 def torchrun(cfg, out, *extra):

@@ -40,6 +40,7 @@ from vlmkit.models.streamed_embeddings import StreamedEmbeddings
 from vlmkit.models.token_budget import check_room_for_text
 from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
+from vlmkit.models.weight_sources import check_frozen_loaded, source_report
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
 from vlmkit.schema import Component, Struct, StructList, to_plain
 
@@ -65,6 +66,9 @@ class VideoLLM(nn.Module):
         stream_visual: stream the visual tokens into an LLM that reads windows (see the module docstring) when
             every branch has ``chunk_frames``; false builds all visual tokens and input embeddings first (the
             same result with memory growing with the video).
+        allow_random_frozen: accept frozen parameters that no pretrained checkpoint or init_weights filled (they
+            stay random): only for from-scratch work such as tiny test models and the demo. Off, building such a
+            model fails naming the modules. ``weight_sources`` reports each module's source either way.
     """
 
     def __init__(self, llm: Component("llms"), branches: StructList(VisualBranch), sampling: Struct(VideoSampling),
@@ -72,7 +76,8 @@ class VideoLLM(nn.Module):
                  truncation: Literal["error", "answer_tail"] = "error",
                  shared_modules: Optional[dict[str, str]] = None,
                  selector: Optional[Component("selectors")] = None, selector_loss_weight: float = 1.0,
-                 init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True):
+                 init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True,
+                 allow_random_frozen: bool = False):
         super().__init__()
         self.llm = LLMS.build(llm, path="model.llm")
         if self.llm.tokenizer is None:
@@ -107,6 +112,15 @@ class VideoLLM(nn.Module):
                                                *getattr(self.selector, "batch_keys", ()), *text_keys]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
+        self.weight_sources = source_report(self, self.component_paths())
+        check_frozen_loaded(self, allow_random_frozen, self.component_paths())
+
+    def component_paths(self) -> list[str]:
+        """Module paths of the configured components: the LLM, each branch's encoder and stages, the selector."""
+        paths = ["llm", *(["selector"] if self.selector is not None else [])]
+        for b, branch in enumerate(self.branches):
+            paths += [f"branches.{b}.encoder", *(f"branches.{b}.stages.{s}" for s in range(len(branch.stages)))]
+        return paths
 
     def _resolve_sampling(self, sampling: VideoSampling) -> VideoSampling:
         """The frame size comes from the encoder. Branches with different input sizes (VideoGPT+: CLIP at 336,

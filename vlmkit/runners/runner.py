@@ -23,6 +23,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError, VlmkitError
+from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, sanity
@@ -252,13 +253,16 @@ class Trainer:
                   "dataset_sizes": self.dataset_sizes, "parameters": self.module_report,
                   "trainable_parameters": sum(v["trainable"] for v in self.module_report.values()),
                   "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                  "supervised_fraction_first_batch": fraction}
+                  "supervised_fraction_first_batch": fraction,
+                  "weight_sources": getattr(self.raw_model, "weight_sources", None)}
         if self.env.is_main:
             (self.output_dir / "startup_report.json").write_text(json.dumps(report, indent=2))
             lines = [f"  {top}: {c['trainable']:,} trainable / {c['frozen']:,} frozen"
                      for top, c in self.module_report.items()]
             sizes = ", ".join(f"{k}={v}" for k, v in self.dataset_sizes.items())
             supervised = "n/a (no labels)" if fraction is None else f"{fraction:.1%}"
+            if report["weight_sources"]:  # where every component's values came from, random ones included
+                lines += ["weight sources:", *format_report(report["weight_sources"])]
             self._say("parameters per module:\n" + "\n".join(lines) + f"\ndatasets: {sizes}; steps: "
                       f"{self.total_steps} ({self.steps_per_epoch}/epoch); supervised tokens in the first batch: "
                       f"{supervised}; processes: {self.env.world_size} on {self.device}")

@@ -27,6 +27,12 @@ class WeightSource:
         self.path, self.layout, self.targets = path, layout, dict(targets or {})
 
     def load_into(self, model: nn.Module, where: str) -> None:
+        from vlmkit.models.weight_sources import recording_loads
+
+        with recording_loads(model, f"{self.path} ({self.layout})"):
+            self._load(model, where)
+
+    def _load(self, model: nn.Module, where: str) -> None:
         from vlmkit.models.checkpoints.io import read_state_dict
         from vlmkit.models.checkpoints.load import load_checkpoint
 

@@ -15,6 +15,7 @@ import torch
 from vlmkit.contracts import ImagePreprocessing
 from vlmkit.errors import ConfigError
 from vlmkit.models.stage import VisualStage, enable_checkpointing, resolve_dtype
+from vlmkit.models.weight_sources import UNUSED, mark_loaded, weight_source
 
 
 class HFVisionEncoder(VisualStage, abc.ABC):
@@ -76,6 +77,7 @@ class HFVisionEncoder(VisualStage, abc.ABC):
                               f"checkpoint '{pretrained}' lacks weights of the {self.model_class.__name__} "
                               f"tower: {shown}. Point 'pretrained' at a checkpoint of that model (or of the full "
                               f"model that contains it)")
+        mark_loaded(model.parameters(), f"{pretrained} (transformers {self.model_class.__name__})")
         return model
 
     def _make_config(self, kwargs: dict[str, Any]):
@@ -113,11 +115,12 @@ class HFVisionEncoder(VisualStage, abc.ABC):
         tower = getattr(self.model, "vision_model", self.model)
         layers = tower.encoder.layers
         used = select_layer % (len(layers) + 1)  # hidden state i is the output of layer i - 1
-        for layer in layers[used:]:
-            layer.requires_grad_(False)
-        for name in ("post_layernorm", "head"):
-            if getattr(tower, name, None) is not None:
-                getattr(tower, name).requires_grad_(False)
+        heads = [getattr(tower, n) for n in ("post_layernorm", "head") if getattr(tower, n, None) is not None]
+        unused = [*layers[used:], *heads]
+        for module in unused:
+            module.requires_grad_(False)
+            # never read, so random values there are harmless: not a frozen tower nobody loaded
+            mark_loaded((p for p in module.parameters() if weight_source(p) is None), UNUSED)
 
     def out_tokens(self, in_tokens: int, in_frames: int) -> tuple[int, int]:
         """Encoders read pixels, so only the frame count matters: ``(T, tokens_per_frame)``."""

@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from vlmkit.contracts import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessing
 from vlmkit.errors import ConfigError
 from vlmkit.models.stage import DType, VisualStage, resolve_dtype
+from vlmkit.models.weight_sources import recording_loads
 from vlmkit.registry import ENCODERS
 
 INTERNVIDEO2_PRESETS = {
@@ -157,7 +158,8 @@ class InternVideo2Encoder(VisualStage):
         self._init_weights()
         self.to(resolve_dtype(dtype))
         if pretrained is not None:
-            self.load_checkpoint(pretrained)
+            with recording_loads(self, f"{pretrained} (internvideo2)"):
+                self.load_checkpoint(pretrained)
         if freeze:
             self.freeze()
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
+from vlmkit.models.weight_sources import mark_loaded
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
@@ -121,9 +122,12 @@ def build_hf_model(auto_class: Any, *, pretrained: Optional[str], config: Option
     model_class = _model_class(auto_class, hf_config, where, trust_remote_code)
     attn = resolve_attn_implementation(attn_implementation, model_class)
     if pretrained is not None:
-        model = auto_class.from_pretrained(pretrained, config=hf_config, attn_implementation=attn,
-                                           dtype=torch_dtype if torch_dtype is not None else "auto",
-                                           trust_remote_code=trust_remote_code)
+        model, info = auto_class.from_pretrained(pretrained, config=hf_config, attn_implementation=attn,
+                                                 dtype=torch_dtype if torch_dtype is not None else "auto",
+                                                 trust_remote_code=trust_remote_code, output_loading_info=True)
+        missing = set(info.get("missing_keys") or ())  # initialised randomly by transformers
+        mark_loaded((p for name, p in model.named_parameters() if name not in missing),
+                    f"{pretrained} (transformers)")
     else:
         model = auto_class.from_config(hf_config, attn_implementation=attn, trust_remote_code=trust_remote_code)
         if torch_dtype is not None:

@@ -9,6 +9,7 @@ from torch import nn
 from vlmkit.errors import ConfigError
 from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, check_lora,
                                      count_parameters, set_lora_alpha)
+from vlmkit.models.weight_sources import mark_loaded, weight_source
 
 
 class HFLanguageModel(nn.Module):
@@ -108,8 +109,17 @@ class HFLanguageModel(nn.Module):
             raise ConfigError(type(self).__name__, "adding tokens needs a tokenizer; set 'tokenizer' or 'pretrained'")
         self.tokenizer.add_tokens(list(tokens), special_tokens=True)
         if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+            sources = [weight_source(m.weight) for m in self._embedding_tables()]
             self.model.resize_token_embeddings(len(self.tokenizer))
+            # the tables are new tensors holding the old rows; the added rows are placeholders, replaced in the input
+            for table, source in zip(self._embedding_tables(), sources):
+                if source is not None:
+                    mark_loaded([table.weight], source)
         return self.tokenizer.convert_tokens_to_ids(list(tokens))
+
+    def _embedding_tables(self) -> list[torch.nn.Module]:
+        output = self.model.get_output_embeddings()
+        return [self.model.get_input_embeddings(), *([output] if output is not None else [])]
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings (B, L, hidden_size) from the model's own input embedding table."""

@@ -77,8 +77,10 @@ class TemporalGroundingSampler(FrameSelector):
                                            layer_norm_eps, mode)
         if pretrained is not None:
             from vlmkit.models.selectors.bert_init import load_bert_weights
+            from vlmkit.models.weight_sources import recording_loads
 
-            load_bert_weights(self.encoder, pretrained)
+            with recording_loads(self.encoder, f"{pretrained} (bert)"):
+                load_bert_weights(self.encoder, pretrained)
         self.flow_size, self.span_draws, self.temperature = flow_size, span_draws, temperature
         self.train_frames, self.max_question_length = train_frames, max_question_length
         self.flow_estimator = None
