@@ -1,0 +1,24 @@
+"""Every relative link and `docs/...` path named in the README and docs/ points at a file of the repository."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_docs_exist_and_the_readme_links_the_architecture():
+    assert (ROOT / "docs" / "architecture.md").is_file()
+    assert "docs/architecture.md" in (ROOT / "README.md").read_text()
+
+
+def test_relative_links_resolve():
+    broken = []
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):  # markdown links, not URLs
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+        for target in re.findall(r"`(docs/[\w./-]+\.md)`", text):
+            if not (ROOT / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
