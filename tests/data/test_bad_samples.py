@@ -97,3 +97,29 @@ def test_short_video_repeats_frames_instead_of_padding(contract, media_dir, tmp_
 def test_unknown_policy_is_rejected_by_config_validation(contract, media_dir, annotations):
     with pytest.raises(Exception, match="on_bad_sample"):
         build(contract, media_dir, annotations, on_bad_sample="ignore")
+
+
+def test_max_bad_fraction_stops_reading_once_the_share_is_over(contract, media_dir, annotations, tmp_path):
+    from vlmkit.data.datasets.base import TooManyBadSamples
+
+    ds = build(contract, media_dir, annotations, on_bad_sample="skip", bad_sample_dir=str(tmp_path))
+    ds.set_max_bad_fraction(0.5)  # judged after min(50, len) reads: here after the whole dataset
+    with pytest.raises(TooManyBadSamples, match=r"(?s)8 of 9 samples read were bad.*missing.mp4: .*not found"):
+        for i in range(len(ds)):
+            ds[i]
+    ds.reset_bad_samples()
+    assert ds.bad_samples() == [] and not (tmp_path / "bad_samples.jsonl").exists()
+
+
+def test_resampled_bad_samples_count_once_with_their_events(contract, media_dir, annotations, tmp_path):
+    entries = json.loads(open(annotations).read())
+    entries += [{"id": f"good{k}", "video": "other.mp4", "conversations": conversation("q", "a")} for k in range(7)]
+    ds = build(contract, media_dir, write_json(tmp_path / "mixed.json", entries), on_bad_sample="resample",
+               bad_sample_dir=str(tmp_path))
+    for _ in range(3):  # three passes: each bad sample fails at least three times
+        for i in range(len(ds)):
+            ds[i]
+    summary = json.loads(ds.write_bad_samples().read_text())["llava_instruct"]
+    assert summary["count"] == len(FAULTS) + 2 and summary["events"] >= 3 * summary["count"]
+    assert summary["files"] == len(FAULTS) + 1  # the two placeholder faults share good.mp4
+    assert sum(s["events"] for s in summary["samples"]) == summary["events"]

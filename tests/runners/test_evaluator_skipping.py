@@ -1,6 +1,8 @@
 """The evaluator skips batches whose samples were all bad, lists the bad samples and reports the counts."""
 from __future__ import annotations
 
+import json
+
 from tests.runners.test_evaluator import evaluator, predictions
 from tests.tasks.tiny import CountingGenerate, TinyVideoQA, mc_records, tiny_model
 from vlmkit.data.datasets.base import BadSampleLog
@@ -33,6 +35,9 @@ class SkippingQA(TinyVideoQA):
     def write_bad_samples(self, output_dir=None):
         return self.bad_log.write_summary(output_dir)
 
+    def reset_bad_samples(self):
+        self.bad_log.reset()
+
 
 def test_batches_without_a_usable_sample_are_skipped_and_counted(tmp_path):
     model, cfg = tiny_model(tmp_path)
@@ -45,3 +50,14 @@ def test_batches_without_a_usable_sample_are_skipped_and_counted(tmp_path):
     assert entry["skipped_batches"] == 1 and entry["bad_samples"] == 3 and entry["num_predictions"] == 3
     assert data["mc"].output_dirs == [str(tmp_path / "out" / "mc")]
     assert (tmp_path / "out" / "mc" / "bad_samples.json").is_file()
+
+
+def test_a_rerun_reports_its_own_bad_samples(tmp_path):
+    """A rerun reads every sample without a prediction again, bad ones included: it lists them once, not twice."""
+    model, cfg = tiny_model(tmp_path)
+    for _ in range(3):
+        data = {"mc": SkippingQA(model.data_contract(), mc_records(6), bad=(0, 1, 3))}
+        results = evaluator(model, cfg, data, tmp_path / "out", batch_size=2).evaluate()
+        assert results["datasets"]["mc"]["bad_samples"] == 3
+        listed = json.loads((tmp_path / "out" / "mc" / "bad_samples.json").read_text())["skipping_qa"]
+        assert listed["events"] == 3  # not 6, 9: earlier runs' entries are gone

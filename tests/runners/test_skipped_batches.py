@@ -48,9 +48,10 @@ def test_a_step_without_any_batch_makes_no_update_and_every_hook_runs(tmp_path):
     assert calls == [2] * 6  # never an empty batch
     assert dataset.epochs == [0, 1]
     assert dataset.output_dirs == [str(tmp_path / "train")]
-    assert dataset.written == 1 and summary["bad_samples"] == {"train": 4}
+    assert dataset.written == 1 and summary["bad_samples"] == {"train": 2}  # samples, not failed reads
     listed = json.loads((tmp_path / "train" / "bad_samples.json").read_text())["skipping_tokens"]
-    assert listed["count"] == 4 and {s["id"] for s in listed["samples"]} == {"2", "3"}
+    assert listed["count"] == 2 and {s["id"] for s in listed["samples"]} == {"2", "3"}
+    assert listed["events"] == 4 and [s["events"] for s in listed["samples"]] == [2, 2]  # once per epoch
     assert (tmp_path / "train" / "bad_samples.jsonl").read_text().count("\n") == 4
     assert "skipped_batches" in json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
 

@@ -20,6 +20,7 @@ class SkippingTokens(ToyTokens):
         self.written = 0
 
     def __getitem__(self, index: int):
+        self.bad_log.note_read()
         if index in self.bad:
             self.bad_log.record(index, str(index), None, "chosen to be bad", "skipped")
             return None
@@ -42,3 +43,12 @@ class SkippingTokens(ToyTokens):
     def write_bad_samples(self, output_dir=None):
         self.written += 1
         return self.bad_log.write_summary(output_dir)
+
+    def reset_bad_samples(self) -> None:
+        self.bad_log.reset()
+
+    def set_max_bad_fraction(self, fraction) -> None:
+        self.bad_log.limit(fraction, min(50, len(self)))
+
+    def check_bad_share(self) -> None:
+        self.bad_log.check_share(total=len(self))

@@ -109,6 +109,21 @@ class MixedDataset(Dataset):
             if hasattr(source, "write_bad_samples"):
                 source.write_bad_samples()
 
+    def reset_bad_samples(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "reset_bad_samples"):
+                source.reset_bad_samples()
+
+    def set_max_bad_fraction(self, fraction) -> None:
+        for source in self.sources:
+            if hasattr(source, "set_max_bad_fraction"):
+                source.set_max_bad_fraction(fraction)
+
+    def check_bad_share(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "check_bad_share"):
+                source.check_bad_share()
+
     def source_counts(self) -> dict[str, int]:
         return {n: int((self.draws == k).sum()) for k, n in enumerate(self.names)}
 
@@ -192,3 +207,18 @@ class MixedStream(IterableDataset):
         for source in self.sources:
             if hasattr(source, "write_bad_samples"):
                 source.write_bad_samples()
+
+    def reset_bad_samples(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "reset_bad_samples"):
+                source.reset_bad_samples()
+
+    def set_max_bad_fraction(self, fraction) -> None:
+        for source in self.sources:
+            if hasattr(source, "set_max_bad_fraction"):
+                source.set_max_bad_fraction(fraction)
+
+    def check_bad_share(self) -> None:
+        for source in self.sources:
+            if hasattr(source, "check_bad_share"):
+                source.check_bad_share()

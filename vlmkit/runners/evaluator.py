@@ -152,6 +152,8 @@ class Evaluator:
     model section, the run's saved ``imports`` are imported only with ``trust_checkpoint_imports``.  Generation settings
     apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
     ``on_stale_predictions``: ``refuse`` (default) or ``recompute`` earlier predictions this run did not make.
+    ``max_bad_fraction``: stop when a dataset's share of bad samples goes over it; each run lists (in
+    ``<output_dir>/<dataset>/bad_samples.json``) only the bad samples it met itself.
     """
 
     purpose = "eval"  # the entry point it serves (config validation checks the section)
@@ -176,6 +178,7 @@ class Evaluator:
         seed: int = 42,
         resume: bool = True,
         on_stale_predictions: Literal["refuse", "recompute"] = "refuse",
+        max_bad_fraction: Optional[float] = None,
         device: Optional[str] = None,
         loggers: ComponentList("loggers") = ("console",),
         output_dir: str = "output/eval",
@@ -186,6 +189,8 @@ class Evaluator:
         for key, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
             if value < 1:
                 raise ConfigError(f"evaluation.{key}", f"must be >= 1, got {value}")
+        if max_bad_fraction is not None and not 0 <= max_bad_fraction <= 1:
+            raise ConfigError("evaluation.max_bad_fraction", f"must be within [0, 1] (or null), got {max_bad_fraction}")
         if num_workers < 0:
             raise ConfigError("evaluation.num_workers", f"must be >= 0, got {num_workers}")
         self.splits = list(splits) if splits is not None else list(datasets)
@@ -225,6 +230,10 @@ class Evaluator:
         self.skipped_batches: dict[str, int] = {}  # batches with no usable sample, per dataset (this rank)
         for key in self.splits:  # each dataset lists its bad samples next to its task artefacts
             call_hook(self.datasets[key], "set_output_dir", str(self.output_dir / key))
+            call_hook(self.datasets[key], "set_max_bad_fraction", max_bad_fraction)
+            if self.env.is_main:  # this run's list: a rerun reads every sample without a prediction again
+                call_hook(self.datasets[key], "reset_bad_samples")
+        distributed.barrier()
 
     # ------------------------------------------------------------------ set-up
     def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str]) -> Path:
@@ -431,6 +440,8 @@ class Evaluator:
             distributed.barrier()
             if self.env.is_main:
                 call_hook(self.datasets[key], "write_bad_samples")
+            call_hook(self.datasets[key], "check_bad_share")  # every rank reads the shared list: all stop together
+            if self.env.is_main:
                 per_dataset[key] = self._score(key, current)
                 per_dataset[key]["skipped_batches"] = skipped
                 bad = bad_sample_counts(self.datasets, [key])

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vlmkit.config import save_config
+from vlmkit.data.datasets.base import unique_samples
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
@@ -51,8 +52,9 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 
 def bad_sample_counts(datasets: Mapping[str, Any], splits: list[str]) -> dict[str, int]:
-    """Bad samples recorded per split, for datasets that keep such a list."""
-    return {split: len(datasets[split].bad_samples()) for split in dict.fromkeys(splits)
+    """Unique bad samples per split (not failed reads: a resampled sample fails again each time it is drawn),
+    for datasets that keep such a list."""
+    return {split: len(unique_samples(datasets[split].bad_samples())) for split in dict.fromkeys(splits)
             if hasattr(datasets[split], "bad_samples")}
 
 
@@ -68,7 +70,10 @@ class Trainer:
     Set exactly one of ``max_epochs`` / ``max_steps``. ``eval_every`` / ``save_every`` count optimizer
     steps; left unset they fall at the end of every epoch (epoch-based) or at the end (step-based).
     ``batch_size`` is per process and per micro-batch. ``resume_from``: a checkpoint path, 'latest'
-    (must exist) or 'auto' (latest if there is one). ``group_by_length``: batches of samples of similar text
+    (must exist) or 'auto' (the newest intact one, if any). ``max_bad_fraction``: stop the run when the share of
+    bad samples of a dataset goes over it (per process as it reads, and over the whole run at the end); the
+    bad-sample list starts empty on a fresh start and continues on a resume.
+    ``group_by_length``: batches of samples of similar text
     length, less padding (see ``length_grouping``; map-style datasets only). ``loss_normalization``: 'token'
     (the step's loss is its summed token losses over every micro-batch and rank divided by its supervised
     tokens, so layout, accumulation and world size never change the objective) or 'sample' (the mean of
@@ -107,6 +112,7 @@ class Trainer:
         nonfinite_loss: Literal["raise", "skip"] = "raise",
         loss_normalization: Literal["token", "sample"] = "token",
         save_on_signal: bool = True,
+        max_bad_fraction: Optional[float] = None,
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
         datasets: Runtime[dict],
@@ -121,6 +127,9 @@ class Trainer:
                            ("eval_every", eval_every or 1), ("save_every", save_every or 1)):
             if value < 1:
                 raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
+        if max_bad_fraction is not None and not 0 <= max_bad_fraction <= 1:
+            raise ConfigError("run.max_bad_fraction", f"must be within [0, 1] (or null), got {max_bad_fraction}")
+        self.max_bad_fraction = max_bad_fraction
         if monitor is not None and not valid_splits:
             raise ConfigError("run.monitor", f"monitoring '{monitor}' needs valid_splits to evaluate on")
         self.max_epochs, self.max_steps = max_epochs, max_steps
@@ -206,6 +215,14 @@ class Trainer:
         """Each split lists its bad samples under ``<output_dir>/<split>/``."""
         for split in dict.fromkeys([*self.train_splits, *self.valid_splits]):
             call_hook(self.datasets[split], "set_output_dir", str(self.output_dir / split))
+            call_hook(self.datasets[split], "set_max_bad_fraction", self.max_bad_fraction)
+
+    def _reset_bad_samples(self) -> None:
+        """A fresh start lists only its own bad samples (a resume continues the list)."""
+        if self.env.is_main:
+            for split in dict.fromkeys([*self.train_splits, *self.valid_splits]):
+                call_hook(self.datasets[split], "reset_bad_samples")
+        distributed.barrier()
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split]
@@ -475,10 +492,13 @@ class Trainer:
     def train(self) -> dict:
         """Run to ``max_steps`` / ``max_epochs`` (or until SIGTERM/SIGINT); returns a summary."""
         self._set_output_dirs()
+        path = None
         if self.resume_from is not None:
             path = ckpt.resolve(self.resume_from, self.output_dir / "checkpoints")
             if path is not None:
                 self._restore(Path(path))
+        if path is None:
+            self._reset_bad_samples()
         if self.env.is_main:
             for logger in self.loggers:
                 logger.start(output_dir=self.output_dir, total_steps=self.total_steps, start_step=self.global_step)
@@ -506,6 +526,8 @@ class Trainer:
         if self.env.is_main:
             write_bad_samples(self.datasets, splits)
         bad = bad_sample_counts(self.datasets, splits)
+        for split in dict.fromkeys(splits):  # the whole run's share, every process's samples together
+            call_hook(self.datasets[split], "check_bad_share")
         summary = {"skipped_batches": int(counts[0]), "empty_steps": self.empty_steps,
                    "eval_skipped_batches": {s: sum(d.get(s, 0) for d in eval_skipped) for s in self.valid_splits},
                    "bad_samples": bad}

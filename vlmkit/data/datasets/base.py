@@ -29,6 +29,8 @@ POLICIES = ("raise", "skip", "resample")
 BAD_SAMPLES_JSONL = "bad_samples.jsonl"
 BAD_SAMPLES_JSON = "bad_samples.json"
 RESAMPLE_ATTEMPTS = 10
+BAD_SHARE_MIN_READS = 50  # max_bad_fraction judges a process's share only after this many reads (or the dataset)
+LISTED_IN_ERRORS = 20
 FRAME_FOLDER_FPS = 3.0  # MVBench's TVQA frames (tvqa/frames_fps3_hq)
 
 
@@ -156,18 +158,79 @@ def require(entry: dict, key: str, where: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- bad samples
+class TooManyBadSamples(DataError):
+    """The share of bad samples went over ``max_bad_fraction``: the data is mostly broken, stop the run."""
+
+
+def unique_samples(entries: Sequence[dict]) -> list[dict]:
+    """One entry per bad sample (dataset, id), the first seen, with ``events``: how often it failed (a resampled
+    or re-read sample fails again each time)."""
+    unique: dict[tuple, dict] = {}
+    for entry in entries:
+        key = (entry.get("dataset"), entry.get("id"))
+        if key in unique:
+            unique[key]["events"] += 1
+        else:
+            unique[key] = {**entry, "events": 1}
+    return list(unique.values())
+
+
+def too_many_bad(dataset: str, bad: int, total: int, limit: float, entries: Sequence[dict]) -> TooManyBadSamples:
+    listed = "\n".join(f"  {e.get('file') or e.get('id')}: {e.get('reason')}" for e in entries[:LISTED_IN_ERRORS])
+    more = f"\n  ... and {len(entries) - LISTED_IN_ERRORS} more" if len(entries) > LISTED_IN_ERRORS else ""
+    return TooManyBadSamples(f"{dataset}: {bad} of {total} samples read were bad ({bad / total:.1%}), over "
+                             f"max_bad_fraction {limit}; fix the data or raise the limit. Bad samples:\n"
+                             f"{listed}{more}")
+
+
 class BadSampleLog:
     """Counts, logs and lists every sample that could not be used, with the file and the reason.
 
     With ``output_dir`` each entry is also appended as one JSON line to ``bad_samples.jsonl`` there (one
     ``write`` per line on an O_APPEND file, so DataLoader workers can share it); ``entries()`` then reads the
-    file, which holds the workers' entries too, and ``write_summary`` writes ``bad_samples.json``.
+    file, which holds the workers' entries too, and ``write_summary`` writes ``bad_samples.json``.  The file
+    belongs to one run: ``reset()`` empties it for a fresh start (a resume keeps it).  Entries are events; the
+    summary counts unique samples and files separately.
+
+    ``max_fraction`` (set by the runner's ``max_bad_fraction``): once this process has read ``min_reads``
+    samples, a share of failed reads above it raises ``TooManyBadSamples`` with the list.
     """
 
     def __init__(self, dataset: str, output_dir: Optional[str] = None):
         self.dataset = dataset
         self.output_dir = output_dir
         self._entries: list[dict] = []
+        self.max_fraction: Optional[float] = None
+        self.min_reads = BAD_SHARE_MIN_READS
+        self.reads = self.failed = 0  # sample reads of this process (resamples included), and failed ones
+
+    def reset(self) -> None:
+        """Forget earlier runs' entries: a fresh run reports only its own bad samples."""
+        self._entries, self.reads, self.failed = [], 0, 0
+        if self.output_dir:
+            for name in (BAD_SAMPLES_JSONL, BAD_SAMPLES_JSON):
+                Path(self.output_dir, name).unlink(missing_ok=True)
+
+    def limit(self, fraction: Optional[float], min_reads: int = BAD_SHARE_MIN_READS) -> None:
+        if fraction is not None and not 0 <= fraction <= 1:
+            raise ValueError(f"max_bad_fraction must be within [0, 1], got {fraction}")
+        self.max_fraction, self.min_reads = fraction, max(1, min_reads)
+
+    def note_read(self) -> None:
+        self.reads += 1
+
+    def check_share(self, total: Optional[int] = None) -> None:
+        """Raise when the bad share is over ``max_fraction``: of this process's reads, or with ``total``, the
+        unique bad samples of every process (the shared file) out of ``total`` samples."""
+        if self.max_fraction is None:
+            return
+        if total is not None:
+            bad = unique_samples(self.entries())
+            if total and len(bad) / total > self.max_fraction:
+                raise too_many_bad(self.dataset, len(bad), total, self.max_fraction, bad)
+        elif self.reads >= self.min_reads and self.failed / self.reads > self.max_fraction:
+            raise too_many_bad(self.dataset, self.failed, self.reads, self.max_fraction,
+                               unique_samples(self._entries))
 
     def record(self, index: int, sample_id: str, file: Optional[str], reason: str, action: str) -> None:
         entry = {"dataset": self.dataset, "index": int(index), "id": sample_id, "file": file, "reason": reason,
@@ -182,6 +245,8 @@ class BadSampleLog:
                 os.write(fd, line)
             finally:
                 os.close(fd)
+        self.failed += 1
+        self.check_share()
 
     def entries(self) -> list[dict]:
         if self.output_dir and os.path.isfile(os.path.join(self.output_dir, BAD_SAMPLES_JSONL)):
@@ -194,11 +259,15 @@ class BadSampleLog:
         return len(self.entries())
 
     def summary(self) -> dict:
+        """``count``: unique bad samples; ``files``: unique files among them; ``events``: every failed read."""
         entries = self.entries()
         counts: dict[str, int] = {}
         for entry in entries:
             counts[entry["action"]] = counts.get(entry["action"], 0) + 1
-        return {"dataset": self.dataset, "count": len(entries), "by_action": counts, "samples": entries}
+        samples = unique_samples(entries)
+        files = {e.get("file") or e.get("id") for e in samples}
+        return {"dataset": self.dataset, "count": len(samples), "files": len(files), "events": len(entries),
+                "by_action": counts, "samples": samples}
 
     def write_summary(self, output_dir: Optional[str] = None) -> Optional[Path]:
         folder = output_dir or self.output_dir
@@ -334,6 +403,16 @@ class VideoTextDataset(Dataset):
     def write_bad_samples(self, output_dir: Optional[str] = None) -> Optional[Path]:
         return self.bad_log.write_summary(output_dir)
 
+    def reset_bad_samples(self) -> None:
+        self.bad_log.reset()
+
+    def set_max_bad_fraction(self, fraction: Optional[float]) -> None:
+        self.bad_log.limit(fraction, min(BAD_SHARE_MIN_READS, len(self)))
+
+    def check_bad_share(self) -> None:
+        """Unique bad samples of every process out of the dataset's size, against ``max_bad_fraction``."""
+        self.bad_log.check_share(total=len(self))
+
     # ------------------------------------------------------------------ items
     def __len__(self) -> int:
         return len(self.items)
@@ -344,6 +423,7 @@ class VideoTextDataset(Dataset):
         current = index
         for attempt in range(RESAMPLE_ATTEMPTS + 1):
             record = self.items[current]
+            self.bad_log.note_read()
             try:
                 return self.build_sample(record, sample_seed(self.seed, self.epoch, current, attempt))
             except DataError as err:

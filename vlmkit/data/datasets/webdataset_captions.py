@@ -153,6 +153,12 @@ class WebDatasetCaptions(IterableDataset):
     def write_bad_samples(self, output_dir: Optional[str] = None):
         return self.bad_log.write_summary(output_dir)
 
+    def reset_bad_samples(self) -> None:
+        self.bad_log.reset()
+
+    def set_max_bad_fraction(self, fraction: Optional[float]) -> None:
+        self.bad_log.limit(fraction)  # judged per process as it reads (a stream has no length to divide by)
+
     # ------------------------------------------------------------------ iteration
     def shard_order(self) -> list[str]:
         order = list(self.shards)
@@ -203,6 +209,7 @@ class WebDatasetCaptions(IterableDataset):
         self._cursors[shard] = index + 1
         if last:
             self._done.add(shard)
+        self.bad_log.note_read()
         try:
             sample = self._build(shard, index, key, group)
         except DataError as err:
