@@ -1,12 +1,17 @@
 """The CPU demo: synthetic shape videos -> stage 1 caption pretraining -> stage 2 instruction tuning ->
 held-out evaluation, with a results table, a loss plot and a results JSON.
 
-    python -m vlmkit.demo [--out DIR] [--seed S] [--quick]
+    python -m vlmkit.demo [--out DIR] [--seed S] [--quick] [--overwrite]
 
 Every stage is an ordinary experiment config (train_configs/demo/stage1_captions.yaml, stage2_instruct.yaml,
 eval_configs/demo/eval.yaml) run through the same assembly as train.py / evaluate.py; this driver only sets
 paths, seeds and sizes as command-line-style overrides, and hands stage 1's weights to stage 2.
-Data is generated under ``DIR/data`` unless an identical set is already there.
+
+Reruns: data is generated under ``DIR/data`` unless an identical set is already there; a set of other
+parameters (another seed or size) is refused in one line naming the differences, asking for another ``--out``
+or ``--overwrite`` (which deletes the demo's outputs under DIR and starts over).  Both stages always train
+again, and the evaluation reuses only predictions of exactly these weights, configs and data (its
+provenance fingerprint); any others are recomputed, so the figures are always the current run's.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,6 +87,14 @@ class Clock:
         return result
 
 
+# What the demo writes under --out besides data/ (deleted by --overwrite, and before a rerun reports anything).
+RUN_OUTPUTS = ("stage1", "stage2", "eval", "results.json", "training_loss.png")
+
+
+class DemoError(Exception):
+    """An expected situation the demo reports in one line (no traceback)."""
+
+
 # ---------------------------------------------------------------------------------------------- stages
 def _config(path: Path, overrides: list[str], purpose: str):
     from vlmkit.config import load_config
@@ -110,28 +125,29 @@ def _metric(metrics: dict, *names: str) -> float | None:
     return None
 
 
-def mc_breakdown(predictions: Path) -> dict[str, Any]:
-    """Accuracy per question type, overall and on the temporal types, scored by the evaluation's own
-    ``mc_accuracy`` rule on the evaluator's prediction records."""
-    from vlmkit.registry import METRICS
-
-    metric = METRICS.build({"name": "mc_accuracy"})
-    per_type: dict[str, list[int]] = {}
+def mc_summary(entry: dict[str, Any], predictions: Path) -> dict[str, Any]:
+    """The evaluator's multiple-choice figures for one dataset (``entry``: its ``results.json`` entry, scored
+    by the config's ``mc_accuracy``), with the count of questions per type read from its predictions and the
+    temporal types' accuracy (their count-weighted mean)."""
+    metrics = entry.get("metrics", {})
+    counts: dict[str, int] = {}
     with open(predictions) as f:
         for line in f:
-            record = json.loads(line)
-            per_type.setdefault(record["task_type"], []).append(int(metric.score_sample(record)["correct"]))
-    every = [x for v in per_type.values() for x in v]
-    temporal = [x for t in TEMPORAL_TYPES for x in per_type.get(t, [])]
-    return {"per_type": {t: sum(v) / len(v) for t, v in sorted(per_type.items())},
-            "counts": {t: len(v) for t, v in sorted(per_type.items())},
-            "overall": sum(every) / max(len(every), 1), "temporal": sum(temporal) / max(len(temporal), 1)}
+            task_type = json.loads(line)["task_type"]
+            counts[task_type] = counts.get(task_type, 0) + 1
+    per_type = {t: float(metrics[f"accuracy/{t}"]) for t in sorted(counts) if f"accuracy/{t}" in metrics}
+    temporal_n = sum(counts.get(t, 0) for t in TEMPORAL_TYPES if t in per_type)
+    temporal = (sum(per_type[t] * counts[t] for t in TEMPORAL_TYPES if t in per_type) / temporal_n
+                if temporal_n else None)
+    return {"per_type": per_type, "counts": dict(sorted(counts.items())), "overall": metrics.get("accuracy"),
+            "temporal": temporal, "num_no_answer": metrics.get("num_no_answer")}
 
 
 def results_table(mc: dict[str, Any], evaluation: dict[str, Any],
                   generated: dict[str, Any] | None = None) -> str:
-    """The demo's table: multiple choice scored by option likelihood and, next to it, by the letter the model
-    writes; ``evaluation`` is the evaluator's results (its ``datasets`` entries)."""
+    """The demo's table, in the evaluator's units: multiple choice scored by option likelihood ('likeliest',
+    dataset ``mc``) and, next to it, by the option the model writes ('written', ``mc_generated``);
+    ``evaluation`` is the evaluator's results (its ``datasets`` entries)."""
     def cell(breakdown: dict | None, key: str, kind: str = "per_type") -> str:
         if breakdown is None:
             return "-"
@@ -144,10 +160,12 @@ def results_table(mc: dict[str, Any], evaluation: dict[str, Any],
     rows += [("  temporal (direction + order)", cell(mc, "", "temporal"), cell(generated, "", "temporal"),
               str(sum(mc["counts"].get(t, 0) for t in TEMPORAL_TYPES))),
              ("  overall", cell(mc, "", "overall"), cell(generated, "", "overall"), str(sum(mc["counts"].values())))]
+    if generated is not None and generated.get("num_no_answer") is not None:
+        rows.append(("  written answers naming no option", "", str(int(generated["num_no_answer"])), ""))
     scores = {key: entry.get("metrics", {}) for key, entry in evaluation.get("datasets", {}).items()}
     open_em = _metric(scores.get("open_qa", {}), "exact_match")
     if open_em is not None:
-        rows.append(("open QA exact match", f"{open_em / 100:.3f}", "", str(int(scores["open_qa"]["num_samples"]))))
+        rows.append(("open QA exact match", f"{open_em:.3f}", "", str(int(scores["open_qa"]["num_samples"]))))
     for name in ("CIDEr", "BLEU_4", "ROUGE_L"):
         value = _metric(scores.get("captions", {}), name)
         if value is not None:
@@ -166,11 +184,15 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     offset = 0
-    for stage, values in losses.items():
+    for number, (stage, values) in enumerate(losses.items()):
+        if number:
+            ax.axvline(offset + 0.5, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(f"{stage.split(':')[0]} starts", (offset + 0.5, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
         ax.plot(range(offset + 1, offset + len(values) + 1), values, label=stage, linewidth=0.8)
         offset += len(values)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (answer tokens)")
+    ax.set_xlabel("optimizer step (both stages in sequence)")
+    ax.set_ylabel("training loss per supervised token")
     ax.set_yscale("log")
     ax.legend()
     ax.set_title("vlmkit CPU demo")
@@ -181,30 +203,53 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- main
 def run_demo(out: str | os.PathLike = "output/demo", seed: int = 0, quick: bool = False,
-             size: DemoSize | None = None, workers: int = 1, threads: int = 1) -> dict[str, Any]:
+             size: DemoSize | None = None, workers: int = 1, threads: int = 1,
+             overwrite: bool = False) -> dict[str, Any]:
     """Run everything; returns (and writes to ``out/results.json``) the figures.
 
     ``threads``: torch threads of the training process. One thread plus ``workers`` decoding processes fits
-    two cores best: with two threads, a core busy decoding makes every op wait on the other thread."""
+    two cores best: with two threads, a core busy decoding makes every op wait on the other thread.
+    ``overwrite``: replace a run of other settings in ``out`` (otherwise :class:`DemoError`)."""
     import torch
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(Path(out).resolve(), seed, size or SIZES["quick" if quick else "full"], workers)
+        return _run(Path(out).resolve(), seed, size or SIZES["quick" if quick else "full"], workers, overwrite)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run(out: Path, seed: int, size: DemoSize, workers: int) -> dict[str, Any]:
+def prepare_output(out: Path, seed: int, size: DemoSize, overwrite: bool) -> None:
+    """Refuse an output folder holding a run of other settings (unless ``overwrite``: then delete the demo's
+    outputs there); and remove the previous run's figures, so that a failed rerun never leaves them
+    looking current."""
+    from vlmkit.data.synthetic import SyntheticVideoGenerator
+    from vlmkit.data.synthetic.writer import params_differences
+
+    differences = params_differences(out / "data", SyntheticVideoGenerator(**GENERATOR), size.train_videos,
+                                     size.test_videos, seed)
+    if differences and not overwrite:
+        raise DemoError(f"{out} holds a demo run with other settings ({differences}); pass --out DIR for a "
+                        "separate folder, or --overwrite to replace it")
+    for name in RUN_OUTPUTS if overwrite else ("results.json", "training_loss.png"):
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _run(out: Path, seed: int, size: DemoSize, workers: int, overwrite: bool) -> dict[str, Any]:
     import torch
 
     from vlmkit.data.synthetic import ensure_synthetic_dataset
 
+    prepare_output(out, seed, size, overwrite)
     data = out / "data"
     clock = Clock()
     manifest = clock.run("data", ensure_synthetic_dataset, data, train=size.train_videos, test=size.test_videos,
-                         seed=seed, workers=2, progress=True, **GENERATOR)
+                         seed=seed, workers=2, overwrite=overwrite, progress=True, **GENERATOR)
     shards = manifest["shard_pattern"]
     common = [f"run.seed={seed}", f"run.batch_size={size.batch_size}", f"run.num_workers={workers}",
               f"run.scheduler.warmup_steps={size.warmup_steps}"]
@@ -219,13 +264,16 @@ def _run(out: Path, seed: int, size: DemoSize, workers: int) -> dict[str, Any]:
              for key, name in (("mc", "test_mc.json"), ("mc_generated", "test_mc.json"),
                                ("open_qa", "test_open_qa.json"),
                                ("captions", "test_captions.json")) for field in ("ann_path", "media_root")]
+    # Earlier predictions are reused only when made by exactly these weights, configs and data (the evaluation's
+    # fingerprint); any others (an earlier run's) are recomputed, never reported.
     evaluation = clock.run("evaluation", evaluate_stage, [
         *paths, f"evaluation.checkpoint={stage2['last_checkpoint']}", f"evaluation.output_dir={out / 'eval'}",
-        f"evaluation.seed={seed}", f"evaluation.num_workers={workers}"])
+        f"evaluation.seed={seed}", f"evaluation.num_workers={workers}", "evaluation.on_stale_predictions=recompute"])
 
-    mc = mc_breakdown(out / "eval" / "predictions" / "mc.jsonl")
-    mc_generated = mc_breakdown(out / "eval" / "predictions" / "mc_generated.jsonl")
-    losses = {"stage 1 (captions)": stage1["losses"], "stage 2 (instructions)": stage2["losses"]}
+    predictions = out / "eval" / "predictions"
+    mc = mc_summary(evaluation["datasets"]["mc"], predictions / "mc.jsonl")
+    mc_generated = mc_summary(evaluation["datasets"]["mc_generated"], predictions / "mc_generated.jsonl")
+    losses = {"stage 1: caption tokens": stage1["losses"], "stage 2: answer tokens": stage2["losses"]}
     plot_losses(losses, out / "training_loss.png")
     total = {"wall_s": round(sum(p["wall_s"] for p in clock.phases.values()), 1),
              "cpu_s": round(sum(p["cpu_s"] for p in clock.phases.values()), 1)}
@@ -243,14 +291,24 @@ def _run(out: Path, seed: int, size: DemoSize, workers: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vlmkit.errors import VlmkitError
+
     parser = argparse.ArgumentParser(prog="python -m vlmkit.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="output/demo", help="output directory (data, runs, plot, results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the initialisation and the order")
-    parser.add_argument("--quick", action="store_true", help="a small version (about a minute or two)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small version (about 4 minutes on 2 CPU cores; learning, not final figures)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a demo run of other settings (seed, size) in --out")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     args = parser.parse_args(argv)
-    run_demo(args.out, args.seed, args.quick, workers=args.workers, threads=args.threads)
+    try:
+        run_demo(args.out, args.seed, args.quick, workers=args.workers, threads=args.threads,
+                 overwrite=args.overwrite)
+    except (DemoError, VlmkitError) as err:  # expected situations: one line, no traceback
+        print(f"demo: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vlmkit.config import load_config
-from vlmkit.demo import EVAL, STAGE1, STAGE2, mc_breakdown, results_table
+from vlmkit.demo import EVAL, STAGE1, STAGE2, mc_summary, results_table
 from vlmkit.models.encoders.tiny_video_vit import TinyVideoViT
 from vlmkit.models.llms.local_tokenizer import builtin_tokenizer
 from vlmkit.models.llms.synthetic_tokenizer import synthetic_texts
@@ -67,24 +67,25 @@ def test_demo_configs_validate_and_the_recipe_keeps_training_frames_unflipped(tm
     assert contract.tokenizer.decode(supervised) == "circle <|im_end|>"
 
 
-def test_results_table_reports_each_type_and_the_temporal_ones(tmp_path):
+def test_results_table_shows_the_evaluators_figures_for_each_type_and_the_temporal_ones(tmp_path):
     import json
 
-    records = [{"id": f"q{i}", "task_type": t, "prediction": p, "answer": "(A) red", "options": ["red", "blue"]}
-               for i, (t, p) in enumerate([("colour", "(A) red"), ("colour", "(B) blue"), ("direction", "( A ) red"),
-                                           ("order", "(B)")])]
+    types = ["colour", "colour", "direction", "order", "order", "order"]
     path = tmp_path / "mc.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in records))
-    mc = mc_breakdown(path)
-    assert mc["per_type"] == {"colour": 0.5, "direction": 1.0, "order": 0.0}
-    assert mc["temporal"] == 0.5 and mc["overall"] == 0.5
-    evaluation = {"datasets": {"open_qa": {"metrics": {"exact_match": 40.0}},
+    path.write_text("\n".join(json.dumps({"id": f"q{i}", "task_type": t}) for i, t in enumerate(types)))
+    entry = {"metrics": {"accuracy": 0.5, "accuracy/colour": 0.5, "accuracy/direction": 1.0,
+                         "accuracy/order": 1 / 3, "num_no_answer": 2.0}}
+    mc = mc_summary(entry, path)  # the evaluator's figures, with counts from the predictions
+    assert mc["per_type"] == {"colour": 0.5, "direction": 1.0, "order": 1 / 3}
+    assert mc["counts"] == {"colour": 2, "direction": 1, "order": 3}
+    assert mc["overall"] == 0.5 and np.isclose(mc["temporal"], 0.5)  # (1 * 1.0 + 3 * 1/3) / 4
+    evaluation = {"datasets": {"open_qa": {"metrics": {"exact_match": 0.4, "num_samples": 5.0}},
                                "captions": {"metrics": {"CIDEr": 1.5}}}}
-    evaluation["datasets"]["open_qa"]["metrics"]["num_samples"] = 5.0
     table = results_table(mc, evaluation, generated=mc)
     temporal = next(line for line in table.splitlines() if "temporal" in line).split()
-    assert temporal[-3:] == ["0.500", "0.500", "2"]
+    assert temporal[-3:] == ["0.500", "0.500", "4"]
     assert next(line for line in table.splitlines() if "open QA" in line).split()[-2:] == ["0.400", "5"]
+    assert next(line for line in table.splitlines() if "naming no option" in line).split()[-1] == "2"
     assert np.isclose(float(table.split("captions CIDEr")[1].split()[0]), 1.5)
     assert "-" in next(line for line in results_table(mc, evaluation).splitlines() if "overall" in line)
 

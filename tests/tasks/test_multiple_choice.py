@@ -72,3 +72,18 @@ def test_loglik_needs_options(tmp_path):
     task = TASKS.build({"name": "multiple_choice", "mode": "loglik"})
     with pytest.raises(DataError, match="has no 'options' list"):
         task.valid_step(model, dataset.collater([dataset[0]]))
+
+
+def test_the_overall_summary_never_averages_the_likeliest_option_with_written_answers():
+    """Scoring the same questions by option likelihood and by the written answer gives two measurements; the
+    evaluator's overall row names each, instead of printing their mean as one 'accuracy'."""
+    from vlmkit.runners.evaluator import Evaluator
+
+    loglik = TASKS.build({"name": "multiple_choice", "mode": "loglik"})
+    written = TASKS.build({"name": "multiple_choice", "mode": "generate"})
+    entries = {}
+    for key, task, value in (("mc", loglik, 0.9), ("mc_generated", written, 0.8)):
+        name, headline = task.headline({"accuracy": value, "num_no_answer": 0.0})
+        entries[key] = {"primary": {"name": name, "value": headline}, "metrics": {"accuracy": value}}
+    overall = Evaluator._overall(entries)
+    assert overall["accuracy (likeliest option)"] == 0.9 and overall["accuracy"] == 0.8

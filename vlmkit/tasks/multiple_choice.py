@@ -61,6 +61,14 @@ class MultipleChoiceTask(GenerationTask):
             records.append({**m, "prediction": f"({option_letters(len(row))[best]})", "option_scores": row})
         return records
 
+    def headline(self, metrics: Mapping[str, Any]) -> Optional[tuple[str, float]]:
+        """The primary metric, named for how the answer was read under ``loglik``: the likeliest option and a
+        written answer are different measurements, so the overall summary never averages them together."""
+        found = super().headline(metrics)
+        if found is None or self.mode != "loglik":
+            return found
+        return f"{found[0]} (likeliest option)", found[1]
+
     # ------------------------------------------------------------------ log-likelihood scoring
     def _options(self, meta: list[dict[str, Any]]) -> list[list[str]]:
         options = []

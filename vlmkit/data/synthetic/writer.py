@@ -41,8 +41,7 @@ def generate_dataset(out: str | os.PathLike, generator: SyntheticVideoGenerator,
     if train < 0 or test < 0:
         raise ValueError(f"train and test counts must be >= 0, got {train}, {test}")
     out = Path(out)
-    wanted = {"format_version": FORMAT_VERSION, "seed": seed, "train": train, "test": test,
-              "generator": generator.params}
+    wanted = wanted_params(generator, train, test, seed)
     existing = read_manifest(out)
     if existing is not None:
         if existing["params"] == wanted:
@@ -63,6 +62,22 @@ def generate_dataset(out: str | os.PathLike, generator: SyntheticVideoGenerator,
                 "videos_per_second": round((train + test) / max(seconds, 1e-9), 1)}
     _write_json(out / "manifest.json", manifest, indent=1)
     return {**manifest, "skipped": False}
+
+
+def wanted_params(generator: SyntheticVideoGenerator, train: int, test: int, seed: int) -> dict:
+    """The parameters a manifest records; equal parameters mean byte-identical outputs."""
+    return {"format_version": FORMAT_VERSION, "seed": seed, "train": train, "test": test,
+            "generator": generator.params}
+
+
+def params_differences(out: str | os.PathLike, generator: SyntheticVideoGenerator, train: int, test: int,
+                       seed: int) -> str | None:
+    """What differs between the dataset under ``out`` and the one asked for; None when there is none yet or
+    it has the same parameters."""
+    existing = read_manifest(Path(out))
+    if existing is None or existing["params"] == wanted_params(generator, train, test, seed):
+        return None
+    return _differences(existing["params"], wanted_params(generator, train, test, seed))
 
 
 def read_manifest(out: Path) -> dict | None:

@@ -1,0 +1,57 @@
+"""Reruns of the demo into one output folder (python -m vlmkit.demo, at a tiny size): the same settings again,
+predictions left by something else, other settings (refused in one line), other settings with --overwrite.
+The figures are always the current run's: every reported prediction carries the current fingerprint."""
+import json
+
+import pytest
+
+from vlmkit import demo
+
+TINY = demo.DemoSize(train_videos=24, test_videos=3, stage1_steps=2, stage2_steps=2, batch_size=4, warmup_steps=1)
+
+
+def run(capsys, out, *args):
+    code = demo.main(["--quick", "--out", str(out), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_current(out, seed):
+    """results.json is this run's, and every prediction it scores was made by this run's weights and data."""
+    results = json.loads((out / "results.json").read_text())
+    assert results["seed"] == seed
+    evaluation = results["evaluation"]
+    assert evaluation["checkpoint"].startswith(str(out / "stage2"))
+    for key, entry in evaluation["datasets"].items():
+        records = [json.loads(line) for line in open(entry["predictions"])]
+        assert len(records) == entry["num_predictions"] == entry["dataset_size"], key
+        assert {r["fingerprint"] for r in records} == {entry["fingerprint"]["digest"]}, key
+    return results
+
+
+@pytest.mark.slow
+def test_reruns_never_report_another_runs_figures(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(demo.SIZES, "quick", TINY)
+    out = tmp_path / "demo"
+    assert run(capsys, out)[0] == 0
+    assert_current(out, seed=0)
+
+    # predictions in the folder made by something else (another checkpoint): recomputed, never reported
+    shard = out / "eval" / "predictions" / "mc" / "rank000.jsonl"
+    foreign = [{**json.loads(line), "fingerprint": "0" * 64} for line in shard.read_text().splitlines()]
+    shard.write_text("".join(json.dumps(r) + "\n" for r in foreign))
+    code, stdout, err = run(capsys, out)
+    assert code == 0, err
+    assert f"mc: recomputing {len(foreign)} predictions made by a different run" in stdout + err
+    assert_current(out, seed=0)
+
+    # another seed in the same folder: one line naming the difference and both ways out, no traceback
+    code, stdout, err = run(capsys, out, "--seed", "1")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "seed: 0 on disk, 1 asked for" in err and "--out" in err and "--overwrite" in err
+    assert_current(out, seed=0)  # the earlier run's figures stay, and are still that run's
+
+    code, stdout, err = run(capsys, out, "--seed", "1", "--overwrite")
+    assert code == 0, err
+    assert_current(out, seed=1)
+    assert "predicted earlier" not in (stdout + err).replace("0 samples predicted earlier", "")
