@@ -120,3 +120,19 @@ def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on(tmp_path):
     for (_, gpt), question in zip(trained, video.mc):
         letter = "ABCD"[question.answer_index]
         assert mc_task.option_format.format(letter=letter, option=question.answer) == gpt["value"]
+
+
+def test_loss_plot_marks_where_stage_2_starts(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from vlmkit.demo import plot_losses
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at it
+    plot_losses({"stage 1: caption tokens": [3.0, 2.0, 1.0], "stage 2: answer tokens": [2.0, 1.0]},
+                tmp_path / "loss.png")
+    ax = figures[0].axes[0]
+    vertical = [line.get_xdata()[0] for line in ax.lines if len(set(line.get_xdata())) == 1]
+    assert vertical == [3.5]  # between stage 1's last step (3) and stage 2's first (4)
+    assert ax.get_ylabel() == "training loss per supervised token"
+    assert (tmp_path / "loss.png").is_file()
