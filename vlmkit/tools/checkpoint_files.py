@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from vlmkit.errors import DataError
 
@@ -76,7 +77,7 @@ def _locate_file(file: Path, fmt: Format | None = None) -> tuple[Path, Format, l
     directory = file.parent
     if file.name.endswith(".index.json"):
         fmt = fmt or ("safetensors" if file.name.startswith("model.safetensors") else "bin")
-        weight_map = json.loads(file.read_text()).get("weight_map")
+        weight_map = _read_json(file).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise DataError(f"{file}: an index json needs a non-empty 'weight_map' of tensor name -> shard file")
         shards = [directory / name for name in dict.fromkeys(weight_map.values())]
@@ -91,15 +92,34 @@ def _locate_file(file: Path, fmt: Format | None = None) -> tuple[Path, Format, l
     raise DataError(f"{file}: not a weight file; expected *.safetensors, *.bin, *.pt, *.pth or an *.index.json")
 
 
+def _read_json(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{file}: cannot be read as JSON, the file is damaged ({err})") from err
+    if not isinstance(data, dict):
+        raise DataError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _open_safetensors(shard: Path):
+    try:
+        return safe_open(str(shard), framework="pt")
+    except (SafetensorError, OSError) as err:
+        raise DataError(f"{shard}: not a readable safetensors file, it is damaged or truncated ({err})") from err
+
+
 def _load_bin(shard: Path) -> dict[str, torch.Tensor]:
     # mmap: tensors stay on disk until touched; weights_only: a checkpoint can never run code on load.
     try:
         state = torch.load(shard, map_location="cpu", mmap=True, weights_only=True)
     except RuntimeError as err:
         raise DataError(
-            f"{shard}: cannot be memory-mapped by torch.load ({err}); files saved before torch 1.6 must be re-saved "
-            "with a current torch.save first"
+            f"{shard}: cannot be memory-mapped by torch.load ({err}); the file is damaged, or was saved before "
+            "torch 1.6 and must be re-saved with a current torch.save first"
         ) from err
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise DataError(f"{shard}: cannot be read by torch.load, the file is damaged ({err})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(f"{shard}: expected a state dict of tensor name -> tensor")
     return state
@@ -132,7 +152,7 @@ class Checkpoint:
 
     def _read_header(self, shard: Path) -> list[TensorInfo]:
         if self.format == "safetensors":
-            with safe_open(str(shard), framework="pt") as handle:
+            with _open_safetensors(shard) as handle:
                 infos = []
                 for name in handle.keys():
                     view = handle.get_slice(name)
@@ -168,7 +188,7 @@ class Checkpoint:
         info = self.tensors[name]
         if self._open_shard != info.shard:
             self.close()
-            self._handle = safe_open(str(info.shard), framework="pt") if self.format == "safetensors" \
+            self._handle = _open_safetensors(info.shard) if self.format == "safetensors" \
                 else _load_bin(info.shard)
             self._open_shard = info.shard
         whole = start is None and stop is None
@@ -196,4 +216,4 @@ class Checkpoint:
 
     def config(self) -> dict | None:
         config_file = self.directory / "config.json"
-        return json.loads(config_file.read_text()) if config_file.is_file() else None
+        return _read_json(config_file) if config_file.is_file() else None
