@@ -120,12 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 "media, placeholder mismatches and over-long samples")
     sub.add_parser("convert-features", help="rewrite pickled feature files (<video>.pkl) as .npy, which load "
                                             "without running code (vlmkit convert-features --help)")
+    sub.add_parser("estimate", help="parameters, tokens and per-GPU training memory of configs, on the meta device "
+                                    "(vlmkit estimate --help)")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
-             ("convert-features",): "vlmkit.tools.pkl_to_npy"}
+             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
