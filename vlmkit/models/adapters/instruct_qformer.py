@@ -18,6 +18,8 @@ from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
 
+INSTRUCTBLIP_VOCAB = 30523
+
 
 @ADAPTERS.register("instruct_qformer", aliases=["instructblip_qformer"])
 class InstructQFormer(VisualStage):
@@ -36,6 +38,9 @@ class InstructQFormer(VisualStage):
                  tokenizer: Optional[str] = None, max_text_length: int = 128, freeze: bool = False,
                  dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()
+        # InstructBLIP's Q-Former vocabulary: BERT's 30522 + the [DEC] token LAVIS adds (its checkpoints and
+        # transformers' instructblip-* configs have 30523 rows; InstructBlipQFormerConfig's default is 30522)
+        config = {"vocab_size": INSTRUCTBLIP_VOCAB, **(config or {})}
         cfg = qformer_config(InstructBlipQFormerConfig, "instruct_qformer", in_dim=in_dim, num_layers=num_layers,
                              cross_attention_freq=cross_attention_freq, config=config)
         self.in_dim = in_dim

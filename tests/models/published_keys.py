@@ -1,0 +1,101 @@
+"""Tensor names and shapes of published LAVIS-family checkpoints, written from the upstream model code (read, not
+imported: LAVIS and Video-LLaMA do not import under the transformers release vlmkit uses), never from vlmkit's key
+maps. Sizes are parameters so that tests can write tiny checkpoints under the real names. Checked once against
+LAVIS 1.0.2's own ``BertLMHeadModel`` built on the meta device (with ``cls`` / the text parts set to None as
+InstructBLIP and Video-LLaMA do): the same names and shapes.
+
+Sources (salesforce-lavis 1.0.2 from PyPI, and salesforce/LAVIS main for InstructBLIP):
+- ``lavis/models/blip2_models/Qformer.py``: ``BertLMHeadModel`` = ``bert`` (``BertModel(add_pooling_layer=False)``)
+  + ``cls`` (``BertOnlyMLMHead``). ``BertEmbeddings``: ``word_embeddings`` (vocab, H), ``position_embeddings``
+  (max_pos, H), ``LayerNorm``, a persistent ``position_ids`` buffer (1, max_pos). ``BertLayer(config, i)``:
+  ``attention`` (``self.query/key/value``, ``output.dense/LayerNorm``), ``crossattention`` only when
+  ``i % cross_attention_freq == 0`` (key/value read ``encoder_width``), ``intermediate.dense``,
+  ``output.dense/LayerNorm``, ``intermediate_query.dense``, ``output_query.dense/LayerNorm``.
+  ``BertOnlyMLMHead``: ``predictions.transform.dense/LayerNorm``, ``predictions.decoder`` (vocab, H, no bias),
+  ``predictions.bias`` (vocab), also saved as ``predictions.decoder.bias``.
+- ``lavis/models/blip2_models/blip2.py`` ``Blip2Base.init_Qformer``: the Q-Former is stored as ``Qformer``,
+  ``query_tokens`` (1, num_query, H); ``init_vision_encoder``: ``ln_vision`` = LayerNorm(vision width).
+- ``lavis/models/blip2_models/blip2_vicuna_instruct.py`` ``Blip2VicunaInstruct``: with ``qformer_text_input``
+  the text parts stay and the embeddings are resized to ``len(tokenizer)`` (BERT + [DEC] = 30523);
+  ``Qformer.cls = None``; ``llm_proj`` Linear(H, LLM hidden). LAVIS's runner saves trainable parameters and
+  buffers, so the frozen ``visual_encoder`` and ``llm_model`` are absent from its checkpoints.
+- Video-LLaMA ``video_llama/models/video_llama.py`` ``VideoLLAMA``: ``video_Qformer`` (the same BERT Q-Former over
+  the frame queries; ``cls``, word/position embeddings and each layer's ``intermediate``/``output`` set to None),
+  ``video_query_tokens``, ``video_frame_position_embedding`` Embedding(max_frame_pos, H), ``llama_proj``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class BertQFormerSize:
+    hidden: int
+    intermediate: int
+    layers: int
+    cross_attention_freq: int
+    encoder_width: int
+    vocab: int = 30522
+    max_positions: int = 512
+
+
+def lavis_bert_qformer(prefix: str, size: BertQFormerSize, text: bool = True, cls: bool = False) -> Shapes:
+    """LAVIS's ``BertLMHeadModel`` Q-Former state dict under ``prefix`` ('Qformer.'); ``text=False`` as Video-LLaMA
+    (text parts set to None), ``cls`` when the MLM head was kept (BLIP-2 stage 1)."""
+    h, i, out = size.hidden, size.intermediate, {}
+    emb = f"{prefix}bert.embeddings."
+    if text:
+        out[emb + "word_embeddings.weight"] = (size.vocab, h)
+        out[emb + "position_embeddings.weight"] = (size.max_positions, h)
+    out[emb + "LayerNorm.weight"] = out[emb + "LayerNorm.bias"] = (h,)
+    out[emb + "position_ids"] = (1, size.max_positions)
+
+    def linear(name: str, n_out: int, n_in: int) -> None:
+        out[name + ".weight"], out[name + ".bias"] = (n_out, n_in), (n_out,)
+
+    def norm(name: str) -> None:
+        out[name + ".weight"] = out[name + ".bias"] = (h,)
+
+    for n in range(size.layers):
+        layer = f"{prefix}bert.encoder.layer.{n}."
+        blocks = ["attention"] + (["crossattention"] if n % size.cross_attention_freq == 0 else [])
+        for block in blocks:
+            width = size.encoder_width if block == "crossattention" else h
+            linear(layer + block + ".self.query", h, h)
+            linear(layer + block + ".self.key", h, width)
+            linear(layer + block + ".self.value", h, width)
+            linear(layer + block + ".output.dense", h, h)
+            norm(layer + block + ".output.LayerNorm")
+        for ffn, ffn_out in (("intermediate", "output"), ("intermediate_query", "output_query")):
+            if ffn == "intermediate" and not text:
+                continue
+            linear(layer + ffn + ".dense", i, h)
+            linear(layer + ffn_out + ".dense", h, i)
+            norm(layer + ffn_out + ".LayerNorm")
+    if cls:
+        head = f"{prefix}cls.predictions."
+        linear(head + "transform.dense", h, h)
+        norm(head + "transform.LayerNorm")
+        out[head + "decoder.weight"] = (size.vocab, h)
+        out[head + "decoder.bias"] = out[head + "bias"] = (size.vocab,)  # LAVIS ties decoder.bias to bias
+    return out
+
+
+def lavis_instructblip(size: BertQFormerSize, num_query: int, vision_width: int, llm_hidden: int) -> Shapes:
+    """A LAVIS InstructBLIP (blip2_vicuna_instruct) checkpoint as its runner saves it."""
+    out = lavis_bert_qformer("Qformer.", size, text=True, cls=False)
+    out["query_tokens"] = (1, num_query, size.hidden)
+    out["ln_vision.weight"] = out["ln_vision.bias"] = (vision_width,)
+    out["llm_proj.weight"], out["llm_proj.bias"] = (llm_hidden, size.hidden), (llm_hidden,)
+    return out
+
+
+def video_llama_video_branch(size: BertQFormerSize, num_query: int, max_frame_pos: int, llm_hidden: int) -> Shapes:
+    """Video-LLaMA's trainable video branch as its checkpoints store it."""
+    out = lavis_bert_qformer("video_Qformer.", size, text=False)
+    out["video_query_tokens"] = (1, num_query, size.hidden)
+    out["video_frame_position_embedding.weight"] = (max_frame_pos, size.hidden)
+    out["llama_proj.weight"], out["llama_proj.bias"] = (llm_hidden, size.hidden), (llm_hidden,)
+    return out
