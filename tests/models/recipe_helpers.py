@@ -6,11 +6,22 @@ from vlmkit.config import load_config
 from vlmkit.models.prompting import collate_encoded
 
 
+def offline_overrides(cfg) -> list[str]:
+    """Build a full-size model from the shipped configs alone (meta device): its weight files are not read."""
+    model = cfg.model
+    found = ["~model.init_weights"] if model.get("init_weights") else []
+    found += [f"model.branches.{i}.encoder.pretrained=null" for i, branch in enumerate(model.branches)
+              if branch.encoder.get("pretrained") and branch.encoder.get("arch")]
+    return found
+
+
 def build_preset(tmp_path, preset, *overrides, meta=False):
     path = tmp_path / "exp.yaml"
     path.write_text(f"model: {{preset: {preset}}}\n")
     torch.manual_seed(0)
     cfg = load_config(path, list(overrides))
+    if meta:
+        cfg = load_config(path, [*overrides, *offline_overrides(cfg)])
     with torch.device("meta" if meta else "cpu"):
         return build_model(cfg)
 

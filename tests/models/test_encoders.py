@@ -191,7 +191,8 @@ def test_pretrained_loads_local_checkpoints_strictly(tmp_path):
     assert same_weights(encoder.model, clip.vision_model)
     with pytest.raises(ConfigError, match="lacks weights of the Blip2VisionModel tower: encoder.layers.2"):
         ENCODERS.build({"name": "eva_vit_g", "pretrained": str(tmp_path / "eva"), "config": {"num_hidden_layers": 3}})
-    with pytest.raises(ConfigError, match="either 'pretrained'.*or 'arch'"):
+    # 'arch' next to 'pretrained' describes the checkpoint (for offline builds); a checkpoint of another size fails
+    with pytest.raises(ConfigError, match="is not a 'clip_vit_l14' tower: hidden_size: arch 1024"):
         ENCODERS.build({"name": "clip_vit", "pretrained": str(tmp_path / "clip"), "arch": "clip_vit_l14"})
 
 

@@ -18,7 +18,7 @@ def build_meta(tmp_path, preset):
     """The full-size preset as shipped, without weights: LLM from its config, a small offline tokenizer."""
     path = tmp_path / "exp.yaml"
     path.write_text(f"model: {{preset: {preset}}}\n")
-    cfg = load_config(path, ["model.llm.pretrained=null", "model.llm.tokenizer=local:word"])
+    cfg = load_config(path, ["model.llm.pretrained=null", "model.llm.tokenizer=local:word", "~model.init_weights"])
     with torch.device("meta"):
         return MODELS.build(cfg.model, path="model")
 

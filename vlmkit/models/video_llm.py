@@ -40,6 +40,7 @@ from vlmkit.models.streamed_embeddings import StreamedEmbeddings
 from vlmkit.models.token_budget import check_room_for_text
 from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
+from vlmkit.models.weight_paths import check_weights_present
 from vlmkit.models.weight_sources import check_frozen_loaded, source_report
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
 from vlmkit.schema import Component, Struct, StructList, to_plain
@@ -79,6 +80,8 @@ class VideoLLM(nn.Module):
                  init_weights: Optional[StructList(WeightSource)] = None, stream_visual: bool = True,
                  allow_random_frozen: bool = False):
         super().__init__()
+        check_weights_present({"llm": to_plain(llm), "branches": to_plain(branches), "selector": to_plain(selector),
+                               "init_weights": to_plain(init_weights)})
         self.llm = LLMS.build(llm, path="model.llm")
         if self.llm.tokenizer is None:
             raise ValueError("model.llm: a VideoLLM needs the LLM's tokenizer; set llm.tokenizer or llm.pretrained")

@@ -21,4 +21,4 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, layout: str, *, s
         raise ConfigError("layout", f"unknown checkpoint layout '{layout}'; accepted: {', '.join(sorted(LAYOUTS))}")
     keymap = LAYOUTS[layout](**targets)
     # a released transformers folder (Video-XL) comes in shards listed by an index; a single file reads as is
-    return load_mapped(model, read_sharded(str(path)), keymap, strict=strict, source=str(path))
+    return load_mapped(model, keymap.prepare(read_sharded(str(path))), keymap, strict=strict, source=str(path))

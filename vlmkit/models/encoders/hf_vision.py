@@ -1,7 +1,7 @@
 """Shared machinery of the transformers vision towers (CLIP, SigLIP, BLIP-2's EVA ViT-g).
 
-A tower is built one of three ways: ``pretrained`` (a local path or hub id, ``from_pretrained``),
-``arch`` (a named full-size preset whose real config values live in the subclass, so the full model can
+A tower is built one of three ways: ``pretrained`` (a local path or hub id, ``from_pretrained``; with ``arch``
+the checkpoint must be that preset, which then describes it for offline builds), ``arch`` (a named full-size preset whose real config values live in the subclass, so the full model can
 be built on the ``meta`` device without weights), or ``config`` (HF config kwargs; with ``arch`` they
 override the preset, which is how tests make tiny towers of the same classes).
 """
@@ -15,6 +15,7 @@ import torch
 from vlmkit.contracts import ImagePreprocessing
 from vlmkit.errors import ConfigError
 from vlmkit.models.stage import VisualStage, enable_checkpointing, resolve_dtype
+from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import UNUSED, mark_loaded, weight_source
 
 
@@ -47,26 +48,26 @@ class HFVisionEncoder(VisualStage, abc.ABC):
     # ------------------------------------------------------------------ construction
     def _build_model(self, pretrained, arch, config, torch_dtype):
         label = self.registry_name
-        if pretrained is not None and arch is not None:
-            raise ConfigError(f"{label}.arch", "give either 'pretrained' (weights and config from a checkpoint) "
-                                               "or 'arch' (a named preset), not both")
+        if arch is not None and arch not in self.presets:
+            raise ConfigError(f"{label}.arch", f"unknown arch '{arch}'; accepted: {', '.join(sorted(self.presets))}")
         if pretrained is None and arch is None and config is None:
             raise ConfigError(label, f"set one of 'pretrained' (a local path or hub id), 'arch' (one of "
                                      f"{', '.join(sorted(self.presets))}) or 'config' (HF config kwargs)")
         overrides = {**self.fixed_config, **(config or {})}
-        if pretrained is not None:
-            return self._load_pretrained(pretrained, torch_dtype, overrides)
+        if pretrained is not None:  # with 'arch' too: arch describes the checkpoint for offline (meta) builds
+            model = self._load_pretrained(pretrained, torch_dtype, overrides)
+            if arch is not None:
+                self._check_arch(model.config, arch, pretrained)
+            return model
         kwargs: dict[str, Any] = {}
         if arch is not None:
-            if arch not in self.presets:
-                raise ConfigError(f"{label}.arch",
-                                  f"unknown arch '{arch}'; accepted: {', '.join(sorted(self.presets))}")
             kwargs.update(self.presets[arch])
         kwargs.update(overrides)
         return self.model_class(self._make_config(kwargs))
 
     def _load_pretrained(self, pretrained: str, torch_dtype: torch.dtype, overrides: dict[str, Any]):
         """``from_pretrained``, strict: a tower with randomly initialised weights must not pass silently."""
+        require_local(pretrained, f"{self.registry_name}.pretrained", TRANSFORMERS_FOLDER)
         kwargs = {"key_mapping": self.checkpoint_key_mapping} if self.checkpoint_key_mapping else {}
         model, info = self.model_class.from_pretrained(pretrained, dtype=torch_dtype, output_loading_info=True,
                                                        **kwargs, **overrides)
@@ -79,6 +80,13 @@ class HFVisionEncoder(VisualStage, abc.ABC):
                               f"model that contains it)")
         mark_loaded(model.parameters(), f"{pretrained} (transformers {self.model_class.__name__})")
         return model
+
+    def _check_arch(self, config: Any, arch: str, pretrained: str) -> None:
+        differ = [f"{key}: arch {value!r} vs checkpoint {getattr(config, key, None)!r}"
+                  for key, value in self.presets[arch].items() if getattr(config, key, None) != value]
+        if differ:
+            raise ConfigError(f"{self.registry_name}.arch", f"checkpoint '{pretrained}' is not a '{arch}' tower: "
+                                                            + "; ".join(differ))
 
     def _make_config(self, kwargs: dict[str, Any]):
         known = set(self.config_class().to_dict())

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
+from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import mark_loaded
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
@@ -109,6 +110,7 @@ def build_hf_model(auto_class: Any, *, pretrained: Optional[str], config: Option
         raise ConfigError(where, "give 'pretrained' (a local path or hub id) or 'config' (+ 'arch') for random weights")
     torch_dtype = resolve_dtype(dtype)
     overrides = dict(config or {})
+    require_local(pretrained, f"{where}.pretrained", TRANSFORMERS_FOLDER)
     if pretrained is not None:
         hf_config = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code, **overrides)
     else:
