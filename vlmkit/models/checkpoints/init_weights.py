@@ -2,8 +2,8 @@
 
 Each source is a file or folder and the layout of its key names: ``vlmkit`` (a run of vlmkit's trainer, e.g.
 stage 2 starting from stage 1: its trainable tensors), a published layout from ``layouts`` (BLIP-2 in LAVIS's or
-transformers' names, Video-LLaMA, MiniGPT-4, LLMVA-GEBC, Video-XL; ``targets`` name the model's sub-modules),
-``llava_hf`` (a LLaVA-1.6 checkpoint in llava-hf's names) or ``pllava`` (PLLaVA's saved LoRA and projector).
+transformers' names, InstructBLIP in LAVIS's, Video-LLaMA, MiniGPT-4, LLMVA-GEBC, Video-XL; ``targets`` name the
+model's sub-modules), ``llava_hf`` (a LLaVA-1.6 checkpoint in llava-hf's names) or ``pllava`` (PLLaVA's saved LoRA and projector).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from torch import nn
 
 from vlmkit.errors import ConfigError
 
-Layout = Literal["vlmkit", "llava_hf", "pllava", "qformer_lavis", "blip2_lavis", "blip2_hf", "video_llama",
-                 "minigpt4", "gebc", "video_xl", "eva_vit_lavis"]
+Layout = Literal["vlmkit", "llava_hf", "pllava", "qformer_lavis", "blip2_lavis", "instructblip_lavis", "blip2_hf",
+                 "video_llama", "minigpt4", "gebc", "video_xl", "eva_vit_lavis"]
 
 
 class WeightSource:

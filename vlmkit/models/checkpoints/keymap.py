@@ -39,6 +39,7 @@ class KeyMap:
     rules: list[Rule]
     drop: list[str] = field(default_factory=list)      # regexes of checkpoint keys deliberately not loaded
     required: list[str] = field(default_factory=list)  # module paths the checkpoint must fill completely
+    hint: str = ""  # appended to a failed load's report: the likely fix (e.g. the layout that fits)
 
     def prepare(self, state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
         """Tensors a layout stores split or fused differently, rewritten before mapping (none by default)."""
@@ -64,6 +65,7 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
+    hint: str = ""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +83,8 @@ class LoadReport:
                 lines += [f"  {item}" for item in items[:limit]]
                 if len(items) > limit:
                     lines.append(f"  ... and {len(items) - limit} more")
+        if self.hint and not self.ok:
+            lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
 
@@ -93,7 +97,7 @@ def load_mapped(module: nn.Module, state_dict: Mapping[str, torch.Tensor], keyma
     """Copy ``state_dict`` into ``module`` through ``keymap``; strict raises ``CheckpointMismatch`` listing
     every missing, unexpected and mis-shaped key before anything is written."""
     own = module.state_dict(keep_vars=True)
-    report = LoadReport(keymap.name, source)
+    report = LoadReport(keymap.name, source, hint=keymap.hint)
     to_load: dict[str, torch.Tensor] = {}
     origin: dict[str, str] = {}
     scopes = set(keymap.required)

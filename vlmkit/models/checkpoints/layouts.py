@@ -9,6 +9,10 @@ Layouts:
 - ``qformer_lavis``: LAVIS's BertModel-based Q-Former ('Qformer.bert.encoder.layer.0.attention.self.query...',
   text-only parts: word/position embeddings, the text FFN 'intermediate'/'output', 'cls').
 - ``blip2_lavis``: LAVIS BLIP-2 checkpoints (Qformer, query_tokens, ln_vision, opt_proj/t5_proj/llm_proj...).
+- ``instructblip_lavis``: LAVIS InstructBLIP checkpoints (blip2_vicuna_instruct / blip2_t5_instruct) into an
+  ``instruct_qformer``: as ``blip2_lavis``, but the Q-Former's text parts load too (word/position embeddings and
+  the text FFN 'intermediate'/'output'), since the instruction goes through it; the embedding LayerNorm is
+  transformers' ``embeddings.layernorm`` there.
 - ``blip2_hf``: transformers Blip2* checkpoints (qformer., query_tokens, vision_model., language_projection.).
 - ``video_llama``: Video-LLaMA checkpoints (video_Qformer, video_query_tokens, video_frame_position_embedding,
   llama_proj; audio_* and LLM keys dropped). With projector=None it is LLMVA-GEBC's initialisation from a
@@ -34,8 +38,7 @@ _LAYER = r"bert\.encoder\.layer\.(\d+)\."
 _WB = r"(weight|bias)"
 
 # LAVIS Q-Former (BertModel with query-specific FFNs) -> transformers Blip2QFormerModel.
-_QFORMER_PAIRS = [
-    (r"bert\.embeddings\.LayerNorm\." + _WB, r"layernorm.\1"),
+_QFORMER_LAYERS = [
     (_LAYER + r"attention\.self\.(query|key|value)\." + _WB, r"encoder.layer.\1.attention.attention.\2.\3"),
     (_LAYER + r"crossattention\.self\.(query|key|value)\." + _WB,
      r"encoder.layer.\1.crossattention.attention.\2.\3"),
@@ -44,23 +47,37 @@ _QFORMER_PAIRS = [
     (_LAYER + r"intermediate_query\.dense\." + _WB, r"encoder.layer.\1.intermediate_query.dense.\2"),
     (_LAYER + r"output_query\.(dense|LayerNorm)\." + _WB, r"encoder.layer.\1.output_query.\2.\3"),
 ]
+_QFORMER_PAIRS = [(r"bert\.embeddings\.LayerNorm\." + _WB, r"layernorm.\1"), *_QFORMER_LAYERS]
+# The same Q-Former with its text side -> transformers InstructBlipQFormerModel (whose embedding LayerNorm sits in
+# ``embeddings``): InstructBLIP feeds the instruction through the Q-Former, so these weights are used.
+_INSTRUCT_QFORMER_PAIRS = [
+    (r"bert\.embeddings\.(word_embeddings|position_embeddings)\.weight", r"embeddings.\1.weight"),
+    (r"bert\.embeddings\.LayerNorm\." + _WB, r"embeddings.layernorm.\1"),
+    *_QFORMER_LAYERS,
+    (_LAYER + r"intermediate\.dense\." + _WB, r"encoder.layer.\1.intermediate.dense.\2"),
+    (_LAYER + r"output\.(dense|LayerNorm)\." + _WB, r"encoder.layer.\1.output.\2.\3"),
+]
 # Parts of LAVIS's Q-Former that only the text side uses; a query-only Q-Former has no such weights.
 _QFORMER_TEXT_ONLY = [r"bert\.embeddings\.(word_embeddings|position_embeddings)\.weight",
-                      r"bert\.embeddings\.position_ids", _LAYER + r"(intermediate|output)\.(dense|LayerNorm)\." + _WB,
-                      r"cls\..*"]
+                      _LAYER + r"(intermediate|output)\.(dense|LayerNorm)\." + _WB]
+# Never loaded: 'position_ids' is a buffer LAVIS's BertEmbeddings saves (transformers recomputes it) and 'cls' the
+# masked-LM head of BLIP-2's first stage (InstructBLIP sets Qformer.cls = None; no vlmkit stage predicts tokens).
+_QFORMER_UNUSED = [r"bert\.embeddings\.position_ids", r"cls\..*"]
 
 
 def _prefix(source: str, patterns: list[str]) -> list[str]:
     return [r"\.".join(source.split(".")) + p if source else p for p in patterns]
 
 
-def qformer_rules(source: str, qformer: Optional[str]) -> tuple[list[Rule], list[str]]:
+def qformer_rules(source: str, qformer: Optional[str], text: bool = False) -> tuple[list[Rule], list[str]]:
     """Rules + drops for a LAVIS Q-Former stored under ``source`` ('Qformer.', 'video_Qformer.') into the
-    vlmkit Q-Former stage at ``qformer`` (its Blip2QFormerModel is ``<qformer>.qformer``)."""
+    vlmkit Q-Former stage at ``qformer`` (its transformers model is ``<qformer>.qformer``); ``text``: the stage
+    reads text (``instruct_qformer``), so the text parts load instead of being dropped."""
     if qformer is None:
         return [], _prefix(source, [".*"])
-    rules = rules_under(source, join(qformer, "qformer") + ".", join(qformer, "qformer"), _QFORMER_PAIRS)
-    return rules, _prefix(source, _QFORMER_TEXT_ONLY)
+    pairs = _INSTRUCT_QFORMER_PAIRS if text else _QFORMER_PAIRS
+    rules = rules_under(source, join(qformer, "qformer") + ".", join(qformer, "qformer"), pairs)
+    return rules, _prefix(source, _QFORMER_UNUSED + ([] if text else _QFORMER_TEXT_ONLY))
 
 
 def _param(source_key: str, target: Optional[str], name: str) -> tuple[list[Rule], list[str]]:
@@ -90,18 +107,34 @@ def qformer_lavis(qformer: str) -> KeyMap:
     return _combine("qformer_lavis", [qformer_rules("", qformer)], [], [join(qformer, "qformer")])
 
 
+_BLIP2_OTHER = [r"visual_encoder\..*", r"(opt_model|t5_model|llm_model)\..*", r"(vision_proj|text_proj|itm_head)\..*",
+                r"temp"]
+
+
+def _blip2_parts(qformer: str, encoder: Optional[str], projector: Optional[str], text: bool) -> list:
+    parts = [qformer_rules("Qformer.", qformer, text), _param("query_tokens", qformer, "query_tokens"),
+             _param("ln_vision.", encoder and join(encoder, "model"), "post_layernorm")]
+    return parts + [_param(name, projector, "proj") for name in ("opt_proj.", "t5_proj.", "llm_proj.")]
+
+
 def blip2_lavis(qformer: str, encoder: Optional[str] = None, projector: Optional[str] = None) -> KeyMap:
     """LAVIS BLIP-2 checkpoint -> Q-Former stage (+ ln_vision into the EVA tower's post_layernorm, + the
     LLM projection opt_proj/t5_proj/llm_proj). LAVIS's EVA ViT keys are not mapped (load the tower from a
     transformers checkpoint with ``eva_vit_g pretrained``); stage-1 heads (vision_proj, text_proj, itm_head,
     temp) and LLM weights are dropped."""
-    parts = [qformer_rules("Qformer.", qformer), _param("query_tokens", qformer, "query_tokens"),
-             _param("ln_vision.", encoder and join(encoder, "model"), "post_layernorm")]
-    for name in ("opt_proj.", "t5_proj.", "llm_proj."):
-        parts.append(_param(name, projector, "proj"))
-    drop = [r"visual_encoder\..*", r"(opt_model|t5_model|llm_model)\..*", r"(vision_proj|text_proj|itm_head)\..*",
-            r"temp"]
-    return _combine("blip2_lavis", parts, drop, [join(qformer, "qformer"), join(qformer, "query_tokens")])
+    keymap = _combine("blip2_lavis", _blip2_parts(qformer, encoder, projector, text=False), _BLIP2_OTHER,
+                      [join(qformer, "qformer"), join(qformer, "query_tokens")])
+    keymap.hint = "if the Q-Former is an instruct_qformer (InstructBLIP), use layout 'instructblip_lavis'"
+    return keymap
+
+
+def instructblip_lavis(qformer: str, encoder: Optional[str] = None, projector: Optional[str] = None) -> KeyMap:
+    """LAVIS InstructBLIP checkpoint (or a BLIP-2 one InstructBLIP starts from) -> an ``instruct_qformer`` stage
+    with its text parts, + ln_vision and llm_proj/t5_proj as in ``blip2_lavis`` (the same keys are dropped)."""
+    keymap = _combine("instructblip_lavis", _blip2_parts(qformer, encoder, projector, text=True), _BLIP2_OTHER,
+                      [join(qformer, "qformer"), join(qformer, "query_tokens")])
+    keymap.hint = "if the Q-Former is query-only (qformer, video_qformer), use layout 'blip2_lavis'"
+    return keymap
 
 
 def blip2_hf(qformer: str, encoder: Optional[str] = None, projector: Optional[str] = None) -> KeyMap:
@@ -157,7 +190,8 @@ def gebc(video_qformer: str, projector: Optional[str] = None) -> KeyMap:
 
 
 LAYOUTS: dict[str, Callable[..., KeyMap]] = {
-    "qformer_lavis": qformer_lavis, "blip2_lavis": blip2_lavis, "blip2_hf": blip2_hf,
+    "qformer_lavis": qformer_lavis, "blip2_lavis": blip2_lavis, "instructblip_lavis": instructblip_lavis,
+    "blip2_hf": blip2_hf,
     "video_llama": video_llama, "minigpt4": minigpt4, "gebc": gebc, "video_xl": video_xl,
     "eva_vit_lavis": eva_vit_lavis,
 }
