@@ -15,6 +15,8 @@ Sources (salesforce-lavis 1.0.2 from PyPI, and salesforce/LAVIS main for Instruc
   ``predictions.bias`` (vocab), also saved as ``predictions.decoder.bias``.
 - ``lavis/models/blip2_models/blip2.py`` ``Blip2Base.init_Qformer``: the Q-Former is stored as ``Qformer``,
   ``query_tokens`` (1, num_query, H); ``init_vision_encoder``: ``ln_vision`` = LayerNorm(vision width).
+- ``lavis/models/blip2_models/blip2_qformer.py`` ``Blip2Qformer`` (stage 1) and ``blip2_opt.py`` ``Blip2OPT``
+  (stage 2: ``cls`` and the text parts set to None, ``opt_proj``); see the functions below.
 - ``lavis/models/blip2_models/blip2_vicuna_instruct.py`` ``Blip2VicunaInstruct``: with ``qformer_text_input``
   the text parts stay and the embeddings are resized to ``len(tokenizer)`` (BERT + [DEC] = 30523);
   ``Qformer.cls = None``; ``llm_proj`` Linear(H, LLM hidden). LAVIS's runner saves trainable parameters and
@@ -98,4 +100,26 @@ def video_llama_video_branch(size: BertQFormerSize, num_query: int, max_frame_po
     out["video_query_tokens"] = (1, num_query, size.hidden)
     out["video_frame_position_embedding.weight"] = (max_frame_pos, size.hidden)
     out["llama_proj.weight"], out["llama_proj.bias"] = (llm_hidden, size.hidden), (llm_hidden,)
+    return out
+
+
+def lavis_blip2_stage1(size: BertQFormerSize, num_query: int, vision_width: int, embed_dim: int = 256) -> Shapes:
+    """LAVIS ``Blip2Qformer`` (blip2_qformer.py; stage 1, what Video-LLaMA's ``q_former_model`` is): the whole
+    Q-Former with its MLM head, ``vision_proj`` / ``text_proj`` Linear(H, embed_dim), ``itm_head`` Linear(H, 2),
+    ``temp`` (a scalar)."""
+    out = lavis_bert_qformer("Qformer.", size, text=True, cls=True)
+    out["query_tokens"] = (1, num_query, size.hidden)
+    out["ln_vision.weight"] = out["ln_vision.bias"] = (vision_width,)
+    for name, width in (("vision_proj", embed_dim), ("text_proj", embed_dim), ("itm_head", 2)):
+        out[f"{name}.weight"], out[f"{name}.bias"] = (width, size.hidden), (width,)
+    out["temp"] = ()
+    return out
+
+
+def lavis_blip2_opt(size: BertQFormerSize, num_query: int, vision_width: int, opt_hidden: int) -> Shapes:
+    """LAVIS ``Blip2OPT`` (blip2_opt.py; stage 2): the Q-Former without ``cls`` and text parts, ``opt_proj``."""
+    out = lavis_bert_qformer("Qformer.", size, text=False)
+    out["query_tokens"] = (1, num_query, size.hidden)
+    out["ln_vision.weight"] = out["ln_vision.bias"] = (vision_width,)
+    out["opt_proj.weight"], out["opt_proj.bias"] = (opt_hidden, size.hidden), (opt_hidden,)
     return out

@@ -5,6 +5,7 @@ Both layouts transformers has written are read:
          ``multi_modal_projector.linear_{1,2}.*``, ``image_newline``
   newer: ``model.language_model.*``, ``lm_head.*``, ``model.vision_tower.vision_model.*``,
          ``model.multi_modal_projector.linear_{1,2}.*``, ``model.image_newline``
+transformers >= 5 writes the tower without 'vision_model.' (``vision_tower.embeddings.*``); both are read.
 They land on branch 0's CLIP tower, its first stage (a 2-layer ``mlp_gelu``: ``layers.0`` / ``layers.2``) and the
 LLM. ``image_newline`` (LLaVA-NeXT's any-res row separator) has no place in a pooled video model and is dropped.
 Names are matched to the model whether or not peft wrapped the LLM (``base_model.model.`` and ``.base_layer``).
@@ -27,7 +28,7 @@ LLAVA_HF_KEY_MAP: list[tuple[str, Optional[str]]] = [
     (r"^lm_head\.(.+)$", r"llm.model.lm_head.\1"),
     (r"^language_model\.model\.(.+)$", r"llm.model.model.\1"),
     (r"^model\.language_model\.(.+)$", r"llm.model.model.\1"),
-    (r"^(?:model\.)?vision_tower\.vision_model\.(.+)$", r"branches.0.encoder.model.\1"),
+    (r"^(?:model\.)?vision_tower\.(?:vision_model\.)?(.+)$", r"branches.0.encoder.model.\1"),
     (r"^(?:model\.)?multi_modal_projector\.linear_1\.(weight|bias)$", r"branches.0.stages.0.layers.0.\1"),
     (r"^(?:model\.)?multi_modal_projector\.linear_2\.(weight|bias)$", r"branches.0.stages.0.layers.2.\1"),
 ]
