@@ -7,7 +7,9 @@ Where each key list comes from:
   meta device, and for LLaVA-NeXT also what transformers' ``save_pretrained`` writes (its own conversion mapping
   run backwards);
 - LAVIS / Video-LLaMA layouts: ``tests/models/published_keys.py``, written from LAVIS's and Video-LLaMA's model
-  code (files and classes named there) and checked against LAVIS's ``BertLMHeadModel`` on the meta device.
+  code (files and classes named there) and checked against LAVIS's ``BertLMHeadModel`` on the meta device;
+- PLLaVA, Video-XL, LLMVA-GEBC: peft's / transformers' classes on meta for the LLM parts, the rest from the
+  released model code (named in each test).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tests.models.published_keys import (BertQFormerSize, lavis_blip2_opt, lavis
                                          video_llama_video_branch)
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
-from vlmkit.models.weight_sources import RANDOM_FROZEN, RANDOM_TRAINABLE, source_report
+from vlmkit.models.weight_sources import RANDOM_FROZEN, RANDOM_TRAINABLE, source_report, weight_source
 
 ENC, QF, VQ, PROJ = "branches.0.encoder", "branches.0.stages.0", "branches.0.stages.1", "branches.0.stages.2"
 # the tiny presets' EVA tower (Blip2VisionModel) and OPT / LLaMA sizes
@@ -160,3 +162,72 @@ def test_video_llama_and_minigpt4_names_fill_the_video_branch_and_projection(tmp
     model = build(tmp_path, "video_llama/tiny", minigpt4, "minigpt4", f"{{projector: {PROJ}}}")
     from_file(model, [PROJ], minigpt4, "minigpt4")
     assert torch.equal(model.get_submodule(PROJ).proj.bias, state["llama_proj.bias"])
+
+
+# ------------------------------------------------------------------------------------------ PLLaVA, Video-XL
+def test_pllava_saved_names_fill_the_lora_adapters_and_projector(tmp_path):
+    """PLLaVA (magic-research/PLLaVA models/pllava/modeling_pllava.py): ``PllavaForConditionalGeneration`` keeps the
+    LLM as ``language_model``, wrapped by ``peft.get_peft_model`` (LoRA on q_proj/v_proj), and the projector
+    ``PllavaMultiModalProjector`` (``linear_1`` vision->text width, ``linear_2`` text->text); it saves the state_dict
+    entries whose names hold 'lora_' or 'multi_modal_projector'. The LoRA names come from peft's own wrapping."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    llama = {k: v for k, v in TINY_LLAMA.items() if k != "model_type"}
+    with torch.device("meta"):
+        lm = get_peft_model(LlamaForCausalLM(LlamaConfig(**llama)), LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
+    shapes = {f"language_model.{k}": tuple(v.shape) for k, v in lm.state_dict().items() if "lora_" in k}
+    assert "language_model.base_model.model.model.layers.1.self_attn.v_proj.lora_B.default.weight" in shapes
+    shapes.update({"multi_modal_projector.linear_1.weight": (64, 32), "multi_modal_projector.linear_1.bias": (64,),
+                   "multi_modal_projector.linear_2.weight": (64, 64), "multi_modal_projector.linear_2.bias": (64,)})
+    path = tmp_path / "pllava-7b.safetensors"
+    state = write(path, shapes)
+    model = build(tmp_path, "pllava/tiny", path, "pllava")
+    from_file(model, [QF], path, "pllava")
+    lora = {n: p for n, p in model.llm.named_parameters() if ".lora_" in n}
+    assert len(lora) == 8 and all(weight_source(p) == f"{path} (pllava)" for p in lora.values())
+    assert torch.equal(model.get_submodule(QF).layers[2].bias, state["multi_modal_projector.linear_2.bias"])
+
+
+def test_video_xl_released_names_fill_the_beacon_llm_tower_and_projector(tmp_path):
+    """Video-XL's LlavaQwenForCausalLM: transformers' Qwen2ForCausalLM names (the class on meta) plus, from Video-XL's
+    modeling_qwen2.py, ``model.beacon_embed_tokens`` Embedding(1, H) and each attention's ``beacon_{q,k,v}_proj``
+    shaped as ``{q,k,v}_proj``; LLaVA-NeXT's ``model.mm_projector.{0,2}`` (mlp2x_gelu) and CLIPVisionTower
+    ``model.vision_tower.vision_tower`` = a CLIPVisionModel saved by transformers 4.x (its tower under
+    'vision_model.')."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel, Qwen2Config, Qwen2ForCausalLM
+
+    qwen = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, vocab_size=512, tie_word_embeddings=True)
+    shapes = class_shapes(Qwen2ForCausalLM, qwen)
+    shapes.update({re.sub(r"\.([qkv])_proj\.", r".beacon_\1_proj.", k): v for k, v in shapes.items()
+                   if re.search(r"self_attn\.[qkv]_proj\.", k)})
+    shapes["model.beacon_embed_tokens.weight"] = (1, 64)
+    shapes.update({"model.mm_projector.0.weight": (64, 32), "model.mm_projector.0.bias": (64,),
+                   "model.mm_projector.2.weight": (64, 64), "model.mm_projector.2.bias": (64,)})
+    clip = class_shapes(CLIPVisionModel, CLIPVisionConfig(**EVA))
+    shapes.update({"model.vision_tower.vision_tower." + re.sub(r"^(?!vision_model\.)", "vision_model.", k): v
+                   for k, v in clip.items()})
+    path = tmp_path / "Video-XL.safetensors"
+    write(path, shapes)
+    model = build(tmp_path, "video_xl/tiny", path, "video_xl")
+    from_file(model, ["llm", "branches.0.stages.0"], path, "video_xl")
+    assert f"{path} (video_xl)" in source_report(model, [ENC])[ENC]
+    assert RANDOM_FROZEN not in source_report(model, [ENC])[ENC]
+
+
+def test_llmva_gebc_names_fill_the_video_branch_boundary_embedding_and_opt_proj(tmp_path):
+    """LLMVA-GEBC (facts in /work/shared/reference/seed_systems.md, its video_blip2_opt_gebc model): Video-LLaMA's
+    video branch (``video_Qformer`` with cross-attention in every layer, text parts removed, ``video_query_tokens``,
+    ``video_frame_position_embedding``), ``temporal_pos_trans`` Linear(H, H) + ``temporal_pos_trans_norm`` LayerNorm,
+    ``opt_proj`` Linear(H, OPT width)."""
+    video = BertQFormerSize(hidden=32, intermediate=64, layers=2, cross_attention_freq=1, encoder_width=32)
+    shapes = {k: v for k, v in video_llama_video_branch(video, 4, 8, 64).items() if not k.startswith("llama_proj")}
+    shapes.update({"temporal_pos_trans.weight": (32, 32), "temporal_pos_trans.bias": (32,),
+                   "temporal_pos_trans_norm.weight": (32,), "temporal_pos_trans_norm.bias": (32,),
+                   "opt_proj.weight": (64, 32), "opt_proj.bias": (64,)})
+    path = tmp_path / "gebc.pth"
+    write(path, shapes)
+    model = build(tmp_path, "gebc/tiny", path, "gebc", "{video_qformer: branches.0.stages.0, "
+                                                        "projector: branches.0.stages.1}")
+    from_file(model, ["branches.0.stages.0", "branches.0.stages.1"], path, "gebc")
