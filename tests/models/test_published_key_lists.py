@@ -21,7 +21,7 @@ import torch
 from transformers import (Blip2Config, Blip2ForConditionalGeneration, InstructBlipConfig,
                           InstructBlipForConditionalGeneration, LlavaNextConfig, LlavaNextForConditionalGeneration)
 
-from tests.models.published_keys import (BertQFormerSize, lavis_blip2_opt, lavis_blip2_stage1,
+from tests.models.published_keys import (BertQFormerSize, lavis_bert_qformer, lavis_blip2_opt, lavis_blip2_stage1,
                                          video_llama_video_branch)
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
@@ -149,6 +149,14 @@ def test_lavis_blip2_names_fill_the_video_llama_qformer(tmp_path, stage):
     from_file(model, [QF], path, "blip2_lavis")
     assert torch.equal(model.get_submodule(ENC).model.post_layernorm.weight, state["ln_vision.weight"])
     assert torch.equal(model.get_submodule(QF).qformer.layernorm.bias, state["Qformer.bert.embeddings.LayerNorm.bias"])
+
+
+def test_a_bare_lavis_qformer_state_dict_fills_the_qformer(tmp_path):
+    """``qformer_lavis``: LAVIS's BertLMHeadModel state dict itself ('bert.*', 'cls.*')."""
+    path = tmp_path / "qformer.pth"
+    write(path, lavis_bert_qformer("", SIZE, text=True, cls=True))
+    model = build(tmp_path, "video_llama/tiny", path, "qformer_lavis", f"{{qformer: {QF}}}")
+    assert set(source_report(model, [f"{QF}.qformer"])[f"{QF}.qformer"]) == {f"{path} (qformer_lavis)"}
 
 
 def test_video_llama_and_minigpt4_names_fill_the_video_branch_and_projection(tmp_path):
