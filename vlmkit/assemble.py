@@ -60,6 +60,9 @@ def assemble(cfg: DictConfig, section: str = "run") -> Experiment:
     """Build everything a validated config describes; ``section`` names the runner ('run' or 'evaluation')."""
     if section == "evaluation":
         cfg = in_evaluation_mode(cfg)
+        from vlmkit.runners.trained_model import check_before_build
+
+        check_before_build(cfg, section)  # the trained model, its weight files unchanged: before anything heavy
     seed = run_seed(cfg, section)
     if seed is not None:  # the model's random init is part of the experiment: same config, same weights
         from vlmkit.runners.rng import seed_everything

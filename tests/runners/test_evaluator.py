@@ -181,8 +181,8 @@ def test_judged_open_qa_records_the_judge_and_reruns_from_cache(tmp_path, monkey
     assert "judge-model-1" in capsys.readouterr().err
 
 
-def test_where_the_weights_started_is_not_a_config_mismatch():
-    from vlmkit.runners.evaluator import model_config_diff
+def test_model_config_diff_skips_the_ignored_keys():
+    from vlmkit.runners.trained_model import model_config_diff
 
     saved = {"preset": "tiny/pooling", "init_weights": [{"path": "stage1"}], "max_length": 9}
     assert model_config_diff(saved, {"preset": "tiny/pooling", "max_length": 9}, ["init_weights"]) == []

@@ -37,45 +37,19 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from vlmkit.assemble import build_offering
-from vlmkit.config import RESOLVED_NAME, save_config
+from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, provenance
-from vlmkit.runners.provenance import StalePredictionsError, flatten
+from vlmkit.runners.provenance import StalePredictionsError
 from vlmkit.runners.rng import seed_everything
 from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
+from vlmkit.runners.trained_model import check_trained_model
 from vlmkit.schema import Component, ComponentList, ComponentMap, Runtime
 
 RESULTS_NAME = "results.json"
-
-
-# ---------------------------------------------------------------------------------------------- config check
-def model_config_diff(saved: Mapping, current: Mapping, ignore: list[str] = ()) -> list[str]:
-    """Lines naming every key whose value differs between two model sections (keys under ``ignore`` skipped)."""
-    a, b = flatten(saved, "model"), flatten(current, "model")
-    lines = []
-    for key in sorted(set(a) | set(b)):
-        if any(key == f"model.{p}" or key.startswith((f"model.{p}.", f"model.{p}[")) for p in ignore):
-            continue
-        if key not in a:
-            lines.append(f"  {key}: not in the checkpoint's config, {b[key]!r} in the evaluation config")
-        elif key not in b:
-            lines.append(f"  {key}: {a[key]!r} in the checkpoint's config, not in the evaluation config")
-        elif a[key] != b[key]:
-            lines.append(f"  {key}: checkpoint {a[key]!r} vs evaluation {b[key]!r}")
-    return lines
-
-
-def saved_run_config(path: Path, manifest: dict) -> Optional[dict]:
-    """The resolved config a checkpoint was trained with: its manifest's, else the run directory's file."""
-    if manifest.get("config"):
-        return manifest["config"]
-    for candidate in (path.parent.parent / RESOLVED_NAME, path.parent / RESOLVED_NAME):
-        if candidate.is_file():
-            return OmegaConf.to_container(OmegaConf.load(candidate), resolve=True)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- predictions files
@@ -147,10 +121,12 @@ class Evaluator:
 
     ``tasks``: one task config for all datasets, or a mapping dataset key -> task config.  ``checkpoint``: a
     training run directory, its ``checkpoints`` directory or one checkpoint; its trainable tensors are loaded
-    strictly, and its saved ``model`` config must equal the evaluation's (sampling, preprocessing, template...)
-    unless ``allow_config_mismatch`` (keys under ``ignore_model_keys`` are not compared).  When the config has no
-    model section, the run's saved ``imports`` are imported only with ``trust_checkpoint_imports``.  Generation settings
-    apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
+    strictly, and its saved ``model`` config must equal the evaluation's (sampling, preprocessing, template,
+    ``pretrained`` paths, ``init_weights``...) unless ``allow_config_mismatch`` (keys under ``ignore_model_keys``
+    are not compared); the weight files the run was trained from must have the hashes its manifest records unless
+    ``allow_changed_weights`` (``trained_model``: checked before the model is built, recorded in results.json).
+    When the config has no model section, the run's saved ``imports`` are imported only with
+    ``trust_checkpoint_imports``.  Generation settings apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
     ``on_stale_predictions``: ``refuse`` (default) or ``recompute`` earlier predictions this run did not make.
     ``max_bad_fraction``: stop when a dataset's share of bad samples goes over it; each run lists (in
     ``<output_dir>/<dataset>/bad_samples.json``) only the bad samples it met itself.
@@ -163,6 +139,7 @@ class Evaluator:
         tasks: Union[Component("tasks"), ComponentMap("tasks")],
         checkpoint: Optional[str] = None,
         allow_config_mismatch: bool = False,
+        allow_changed_weights: bool = False,
         trust_checkpoint_imports: bool = False,  # read by config loading (vlmkit.config), before any import
         ignore_model_keys: list[str] = (),
         splits: Optional[list[str]] = None,
@@ -219,8 +196,10 @@ class Evaluator:
         distributed.barrier()
 
         self.checkpoint: Optional[Path] = None
+        self.weights_check: Optional[dict[str, Any]] = None  # what check_trained_model verified
         if checkpoint is not None:
-            self.checkpoint = self._load_checkpoint(model, checkpoint, allow_config_mismatch, list(ignore_model_keys))
+            self.checkpoint = self._load_checkpoint(model, checkpoint, allow_config_mismatch, list(ignore_model_keys),
+                                                    allow_changed_weights)
         self.model = model.to(self.device).eval()
         self.datasets = datasets
         self.tasks = self._build_tasks(tasks)
@@ -236,30 +215,13 @@ class Evaluator:
         distributed.barrier()
 
     # ------------------------------------------------------------------ set-up
-    def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str]) -> Path:
+    def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str],
+                         allow_changed_weights: bool) -> Path:
         path = ckpt.resolve(spec, spec)
         manifest = ckpt.read_manifest(path)
-        saved = saved_run_config(path, manifest)
-        current = (self.config or {}).get("model")
-        if saved is None or "model" not in saved or current is None:
-            problem = (f"evaluation.checkpoint: cannot compare model configs ({path} has no saved config)"
-                       if saved is None or "model" not in saved else
-                       "evaluation.checkpoint: the evaluator got no resolved config to compare with the checkpoint's")
-            if not allow_mismatch:
-                raise ConfigError("evaluation.checkpoint", f"{problem}; set evaluation.allow_config_mismatch: true "
-                                                           f"to evaluate anyway")
-            self._say(f"warning: {problem}")
-        else:
-            # where a run's weights started from does not change what the model sees; the checkpoint replaces them
-            diff = model_config_diff(saved["model"], current, ["init_weights", *ignore])
-            if diff and not allow_mismatch:
-                raise ConfigError("evaluation.checkpoint",
-                                  f"the model config of {path} differs from the evaluation's, so the model would not "
-                                  f"see what it was trained on:\n" + "\n".join(diff) +
-                                  "\nCopy the checkpoint's values, list the keys in evaluation.ignore_model_keys, or "
-                                  "set evaluation.allow_config_mismatch: true")
-            if diff:
-                self._say("warning: model config differs from the checkpoint's:\n" + "\n".join(diff))
+        self.weights_check = check_trained_model(  # done before the build too (assemble); warnings said here
+            path, manifest, (self.config or {}).get("model"), allow_config_mismatch=allow_mismatch, ignore=ignore,
+            allow_changed_weights=allow_changed_weights, say=self._say)
         ckpt.load_trainable(model, path, strict=True)
         self._say(f"loaded {len(manifest['tensors'])} trainable tensors from {path}")
         return path
@@ -450,6 +412,7 @@ class Evaluator:
         results = None
         if self.env.is_main:
             results = {"config": self.config, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+                       "weights_check": self.weights_check,
                        "world_size": self.env.world_size, "generation": self.generation,
                        "datasets": per_dataset, "overall": self._overall(per_dataset)}
             tmp = self.output_dir / f".{RESULTS_NAME}.tmp"

@@ -71,10 +71,15 @@ def path_digest(path: str | os.PathLike) -> dict[str, Any]:
     checkpoint = vlmkit_weights_file(path)
     if checkpoint is not None:
         return {"path": str(path), "file": str(checkpoint), "sha256": file_sha256(checkpoint)}
+    listing = folder_listing(path)
+    return {"path": str(path), "files": len(listing), "sha256": json_sha256(listing)}
+
+
+def folder_listing(path: Path) -> list[tuple[str, str]]:
+    """(relative name, sha256) of every file under a folder but hidden ones, sorted by name."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
                                                                         p.relative_to(path).parts))
-    listing = [(str(p.relative_to(path)), file_sha256(p)) for p in files]
-    return {"path": str(path), "files": len(files), "sha256": json_sha256(listing)}
+    return [(str(p.relative_to(path)), file_sha256(p)) for p in files]
 
 
 def vlmkit_weights_file(folder: Path) -> Optional[Path]:

@@ -27,7 +27,7 @@ from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
-from vlmkit.runners import distributed, sanity
+from vlmkit.runners import distributed, sanity, trained_model
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
@@ -177,6 +177,9 @@ class Trainer:
         self.total_steps = max_steps if max_steps is not None else max_epochs * self.steps_per_epoch
 
         self.raw_model = model
+        # every weight source the model was built from, hashed once per run, into each checkpoint's manifest
+        self.weight_record = trained_model.record_sources((config or {}).get("model"), model) \
+            if self.env.is_main else None
         self.module_report = sanity.trainable_by_module(model)
         self.model = self.strategy.wrap(model.to(self.device), self.device)
         self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
@@ -306,7 +309,7 @@ class Trainer:
             name or ckpt.step_dir_name(self.global_step), tensors=tensors, trainer_state=trainer_state,
             rng_state=capture_rng(), update_latest=is_step,
             manifest_extra={"progress": self._progress_state(), "metrics": metrics or {},
-                            "config": self.config})
+                            "config": self.config, "weight_sources": self.weight_record})
         if is_step:
             self.last_checkpoint = path
             self._last_saved_step = self.global_step
