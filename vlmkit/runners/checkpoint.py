@@ -4,7 +4,8 @@ A checkpoint is a directory::
 
     model.safetensors     trainable tensors only (frozen weights come from the model's own source)
     manifest.json         names, shapes and dtypes of those tensors, size and sha256 of every other file,
-                          progress, metrics, resolved config
+                          progress, metrics, resolved config, and the weight sources the model was built
+                          from with their hashes (``weight_sources``, see ``trained_model``)
     trainer_state.pt      optimizer, scheduler, grad scaler, progress (read with weights_only=True)
     rng_rank<R>.pt        every RNG of rank R
 
