@@ -5,6 +5,7 @@ means depends on how a step's samples are split into micro-batches and processes
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ def build_tiny_pllava(work_dir: Path) -> torch.nn.Module:
     from vlmkit.assemble import build_model
     from vlmkit.config import load_config
 
-    path = Path(work_dir) / "tiny_pllava.yaml"
+    # one file per process: ranks writing the same file race (a rank read it empty once: "Missing key model")
+    path = Path(work_dir) / f"tiny_pllava_{os.getpid()}.yaml"
     path.write_text("model: {preset: pllava/tiny}\n")
     torch.manual_seed(0)
     return build_model(load_config(path, []))
