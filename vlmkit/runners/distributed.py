@@ -7,8 +7,13 @@ instead of hanging it.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import datetime
 import os
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,9 @@ import torch.distributed as dist
 from vlmkit.errors import ConfigError
 
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
+LAUNCHER_GONE_EXIT = 75  # the exit status of a worker whose torchrun launcher died
+_PR_SET_PDEATHSIG = 1
+_launcher_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,54 @@ def init_distributed(device: torch.device, timeout: datetime.timedelta = DEFAULT
         # A gloo group left alive into interpreter teardown can abort the process (SIGABRT, "terminate called
         # without an active exception") after the work is done; tear it down while Python is still whole.
         atexit.register(shutdown)
+    watch_launcher()
     return env
+
+
+# ---------------------------------------------------------------- launcher death
+def watch_launcher(poll_s: float = 0.5) -> None:
+    """Under torchrun, end this worker promptly when its launcher dies (idempotent).
+
+    torchrun starts each worker in a new session, so killing the launcher alone would leave the workers training
+    and writing checkpoints. On Linux the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); a daemon
+    thread that notices the worker was reparented covers other platforms and a main thread stuck in C code.
+    Either way the worker exits without writing anything more: the launcher cannot restart the group, and the
+    checkpoints already written are complete (saves are atomic).
+    """
+    global _launcher_pid
+    if _launcher_pid is not None or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    _launcher_pid = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog thread below still works
+    threading.Thread(target=_watch, args=(poll_s,), name="vlmkit-launcher-watch", daemon=True).start()
+    if launcher_gone():  # it died before the death signal was armed
+        exit_orphaned()
+
+
+def launcher_gone() -> bool:
+    """True once this worker's torchrun launcher has died (the worker was reparented)."""
+    return _launcher_pid is not None and os.getppid() != _launcher_pid
+
+
+def exit_orphaned() -> None:
+    """End the process at once, writing nothing more: no checkpoint, no process-group teardown (its peers and
+    store are going away too, so a collective could only hang)."""
+    try:
+        sys.stderr.write(f"vlmkit: the torchrun launcher (pid {_launcher_pid}) died; worker rank "
+                         f"{os.environ.get('RANK', '?')} stops without saving\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(LAUNCHER_GONE_EXIT)
+
+
+def _watch(poll_s: float) -> None:
+    while not launcher_gone():
+        time.sleep(poll_s)
+    exit_orphaned()
 
 
 def active() -> bool:

@@ -470,6 +470,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if distributed.launcher_gone():  # torchrun's launcher died (PR_SET_PDEATHSIG): stop, write nothing more
+            distributed.exit_orphaned()
         self._stop_signal = signum
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process the usual way
 
