@@ -47,6 +47,7 @@ from vlmkit.runners.rng import seed_everything
 from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
 from vlmkit.runners.trained_model import check_trained_model
+from vlmkit.runners.workers import check_num_workers, resolve_num_workers
 from vlmkit.schema import Component, ComponentList, ComponentMap, Runtime
 
 RESULTS_NAME = "results.json"
@@ -150,7 +151,7 @@ class Evaluator:
         top_p: float = 1.0,
         repetition_penalty: float = 1.0,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: Union[int, Literal["auto"]] = "auto",
         precision: Literal["fp32", "bf16", "fp16"] = "fp32",
         seed: int = 42,
         resume: bool = True,
@@ -168,8 +169,7 @@ class Evaluator:
                 raise ConfigError(f"evaluation.{key}", f"must be >= 1, got {value}")
         if max_bad_fraction is not None and not 0 <= max_bad_fraction <= 1:
             raise ConfigError("evaluation.max_bad_fraction", f"must be within [0, 1] (or null), got {max_bad_fraction}")
-        if num_workers < 0:
-            raise ConfigError("evaluation.num_workers", f"must be >= 0, got {num_workers}")
+        check_num_workers(num_workers, "evaluation.num_workers")
         self.splits = list(splits) if splits is not None else list(datasets)
         unknown = [s for s in self.splits if s not in datasets]
         if unknown:
@@ -341,7 +341,8 @@ class Evaluator:
         if not shard:
             return 0
         loader = DataLoader(IndexedDataset(dataset), batch_size=self.batch_size, sampler=shard,
-                            num_workers=self.num_workers, collate_fn=IndexedCollate(collate_fn_of(dataset)),
+                            num_workers=resolve_num_workers(self.num_workers, len(shard), "evaluation.num_workers"),
+                            collate_fn=IndexedCollate(collate_fn_of(dataset)),
                             pin_memory=self.device.type == "cuda")
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())

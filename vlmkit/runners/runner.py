@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import torch
 from omegaconf import OmegaConf
@@ -32,6 +32,7 @@ from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
 from vlmkit.runners.train_data import TrainData, call_hook, collate_fn_of, is_stream
+from vlmkit.runners.workers import resolve_num_workers
 from vlmkit.schema import Component, ComponentList, Runtime
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -101,7 +102,7 @@ class Trainer:
         seed: int = 42,
         shuffle: bool = True,
         group_by_length: bool = False,
-        num_workers: int = 0,
+        num_workers: Union[int, Literal["auto"]] = "auto",
         log_every: int = 10,
         eval_every: Optional[int] = None,
         save_every: Optional[int] = None,
@@ -229,7 +230,9 @@ class Trainer:
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split]
-        common = {"batch_size": self.eval_batch_size, "num_workers": self.num_workers,
+        size = None if is_stream(dataset) else len(dataset) // self.env.world_size
+        common = {"batch_size": self.eval_batch_size,
+                  "num_workers": resolve_num_workers(self.num_workers, size, "run.num_workers"),
                   "collate_fn": collate_fn_of(dataset), "generator": torch.Generator().manual_seed(self.seed)}
         if is_stream(dataset):  # each rank reads its own shards
             return DataLoader(dataset, **common)

@@ -26,6 +26,7 @@ from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
 from vlmkit.runners.length_grouping import MEGABATCH_BATCHES, dataset_lengths
 from vlmkit.runners.sampler import ResumableSampler
+from vlmkit.runners.workers import NumWorkers, auto_workers, check_num_workers
 
 
 def collate_fn_of(dataset: Dataset) -> Callable:
@@ -52,11 +53,12 @@ class TrainData:
     """The training batches of one process, epoch by epoch (see the module docstring)."""
 
     def __init__(self, dataset: Dataset, env: DistEnv, *, batch_size: int, grad_accum_steps: int, shuffle: bool,
-                 seed: int, num_workers: int, pin_memory: bool, group_by_length: bool = False):
+                 seed: int, num_workers: NumWorkers, pin_memory: bool, group_by_length: bool = False):
         self.dataset, self.env = dataset, env
         self.batch_size, self.grad_accum_steps, self.seed = batch_size, grad_accum_steps, seed
-        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.pin_memory = pin_memory
         self.stream = is_stream(dataset)
+        self.num_workers = self._workers(check_num_workers(num_workers, "run.num_workers"))
         self.iterator: Optional[Iterator] = None
         if self.stream:
             if group_by_length:
@@ -76,6 +78,14 @@ class TrainData:
                                             seed=seed, drop_last=True, **grouping)
             self.batches_per_epoch = self.sampler.num_samples // batch_size
             self.estimated_steps_per_epoch = self.batches_per_epoch // grad_accum_steps
+
+    def _workers(self, setting: NumWorkers) -> int:
+        if setting != "auto":
+            return setting
+        if self.stream and not hasattr(self.dataset, "consumed"):
+            return 0  # its position could not be tracked through workers (see _check_stream)
+        size = len(self.dataset) if hasattr(self.dataset, "__len__") else None
+        return auto_workers(None if size is None else size // self.env.world_size)
 
     def _check_stream(self) -> None:
         name = type(self.dataset).__name__
