@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.metrics.judge_server import FakeChatServer
+from vlmkit.data import tiny_benchmark_data
 from vlmkit.data.tiny_benchmark_data import generate as generate_benchmarks
 from vlmkit.data.tiny_eval_data import generate
 
@@ -45,6 +46,15 @@ def data_overrides(data: Path) -> dict[str, list[str]]:
                      f"datasets.vcgbench.media_root={syn}/videos/test"],
         "mlvu": [f"datasets.{key}.{field}={data}/mlvu/{folder}" for key in ("mlvu_mc", "mlvu_generation")
                  for field, folder in (("ann_root", "json"), ("media_root", "video"))],
+        "long_video": [f"datasets.videomme.ann_path={data}/videomme/videomme.json",
+                       f"datasets.videomme.media_root={data}/videomme/data",
+                       f"datasets.videomme.subtitle_root={data}/videomme/subtitle",
+                       f"datasets.egoschema.ann_path={data}/egoschema/questions.json",
+                       f"datasets.egoschema.answers_path={data}/egoschema/subset_answers.json",
+                       f"datasets.egoschema.media_root={data}/egoschema/videos",
+                       f"datasets.nextqa.ann_path={data}/nextqa/val.csv",
+                       f"datasets.nextqa.media_root={data}/nextqa/videos",
+                       f"datasets.nextqa.map_path={data}/nextqa/map_vid_vidorID.json"],
     }
 
 
@@ -179,6 +189,26 @@ def test_captioning(tiny_data, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- judged benchmarks
+def test_long_video_benchmarks(tiny_data, tmp_path):
+    synthetic = tiny_data / "synthetic"
+    mc = json.loads((synthetic / "test_mc.json").read_text())
+    for write in (tiny_benchmark_data.write_videomme, tiny_benchmark_data.write_egoschema,
+                  tiny_benchmark_data.write_nextqa):
+        write(tiny_data, synthetic, mc)
+    output, out = run_all(["long_video"], tiny_data, tmp_path)["long_video"]
+    datasets = results_of(out)["datasets"]
+    assert {name: datasets[name]["metrics"]["num_samples"] for name in ("videomme", "egoschema", "nextqa")} == {
+        "videomme": 6, "egoschema": 5, "nextqa": 6}  # EgoSchema: only the subset with answers
+    records = [json.loads(line) for line in open(out / "predictions" / "videomme.jsonl")]
+    assert records[0]["subtitles"] == "The square appears.\nIt starts to move.\nPlain cue without a font tag"
+    assert records[3]["subtitles"] == "No subtitles available"
+    check_table(output, "videomme", ["accuracy", "num_no_answer", "accuracy/duration=short",
+                                     "accuracy/domain=Knowledge", "accuracy/sub_category=Astronomy"])
+    check_table(output, "egoschema", ["accuracy", "num_no_answer"])
+    check_table(output, "nextqa", ["accuracy/type_group=causal", "accuracy/type_group=temporal",
+                                   "accuracy/type_group=descriptive", "accuracy/TN"])
+
+
 # The judged tiny configs run against a scripted OpenAI-style server on 127.0.0.1 instead of their offline judge.
 JUDGE_KEYS = {"vcgbench": "evaluation.tasks.metrics.0.judge",
               "mlvu": "evaluation.tasks.mlvu_generation.metrics.0.judge"}
