@@ -122,12 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                                             "without running code (vlmkit convert-features --help)")
     sub.add_parser("estimate", help="parameters, tokens and per-GPU training memory of configs, on the meta device "
                                     "(vlmkit estimate --help)")
+    sub.add_parser("plot", help="loss, lr, grad-norm and throughput curves of one or more runs to a PNG "
+                                "(vlmkit plot --help)")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
-             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command"}
+             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
+             ("plot",): "vlmkit.plot"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
