@@ -29,6 +29,12 @@ CORPUS = {
     "I pick (C) for sure":            dict(vlmkit="C", lmms_mcq="C"),
     "The dog and the man (A) (B)":    dict(vlmkit=""),
     "one two three four five six seven eight nine ten eleven": dict(videomme=""),
+    # lmms-eval's MVBench deletes "." (not before a digit), and all punctuation when "1,000" or a spaced mark occurs
+    "The answer is B.The person sat down.": dict(lmms_mvbench="", lmms_mcq="B"),
+    "1.B":                            dict(lmms_mvbench="", lmms_mcq="B"),
+    "(B)1,000 people":                dict(lmms_mvbench="", lmms_mcq="B"),
+    "A/B /C":                         dict(lmms_mvbench="C", lmms_mcq="A"),
+    "b. a dog running":               dict(lmms_mvbench="B", lmms_mcq=""),
 }
 
 
@@ -113,10 +119,11 @@ def test_videochat2_prefix_and_first_line():
 
 
 def test_empty_predictions_wrong_or_excluded():
-    rows = [("(A)", "a man cooking", "x", {}), ("", "a dog running", "x", {})]
-    assert METRICS.build({"name": "mc_accuracy"}).compute(_preds(rows))["accuracy"] == pytest.approx(50.0)
+    rows = [("(A)", "a man cooking", "x", {}), ("", "a dog running", "x", {}), (" \n", "a dog running", "x", {})]
+    assert METRICS.build({"name": "mc_accuracy"}).compute(_preds(rows))["accuracy"] == pytest.approx(100 / 3)
     out = METRICS.build({"name": "mc_accuracy", "empty": "exclude"}).compute(_preds(rows))
-    assert out["accuracy"] == pytest.approx(100.0) and out["num_scored"] == 1
+    # lmms-eval leaves out only "": whitespace is a (wrong) answer
+    assert out["accuracy"] == pytest.approx(50.0) and out["num_scored"] == 2
 
 
 def test_circular_requires_all_tries_and_breakdown():

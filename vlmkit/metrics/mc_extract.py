@@ -33,13 +33,19 @@ Upstream rules:
   ``videomme``       lmms-eval's ``extract_characters_regex``: remove "The best answer is", "The correct answer
                      is", "The answer is", "The answer" anywhere; more than 10 words and no capital option
                      letter -> ""; else the first capital option letter anywhere.
-  ``lmms_mcq``       modelled on lmms-eval ``extract_mcq_answer``: candidates ranked by format -- start 10,
-                     end 9, phrase ("answer is", "答案是", "정답은", "答えは") 7, "(A)" 6, "A." 5, "A:" 4, "A)" 3,
-                     "A " 2, any standalone letter 0; the last occurrence of the best format wins.
+  ``lmms_mcq``       lmms-eval 0.7.3 ``extract_mcq_answer``, exactly: the ends lose ",.!?;:'\"" (one strip each, in
+                     that order); candidates ranked by format -- a letter starting (10) or ending (9) the text, not
+                     beside a letter; a letter anywhere after an answer phrase ("answer is", "I choose", "选",
+                     "答案是", ...) 7; "(A)" 6, "A." 5, "A:" 4, "A)" 3, "A " 2; only if none, any "A" at all 0. The
+                     best format wins, then the latest position.
   ``vnbench``        VideoNIAH ``eval.py``: text before the first "."; the first of A, B, C, D (in that order)
                      that occurs in it as a substring.
-  ``lmms_mvbench``   lmms-eval ``mcq_acc``: "^X. text" gives X; else punctuation, quotes and brackets are
-                     removed, the text lower-cased, and the first standalone letter a-e taken.
+  ``lmms_mvbench``   lmms-eval 0.7.3 ``mcq_acc``, exactly: "X. text" (X in A-E, either case, the text on one
+                     line) gives X; else newlines and tabs become spaces; each of ;/[]"{}()=+\\_-><@`,?! is deleted
+                     if it touches a space anywhere in the text or the text holds a "1,000"-style number, otherwise
+                     replaced by a space; up to 32 periods not followed by a digit are deleted; and the first
+                     standalone letter a-e is taken ("1.B", "B.The" and "(B)1,000" name no letter; "A/B /C" is C).
+                     Correct iff upstream's processed prediction equals its processed ground truth.
 """
 from __future__ import annotations
 
@@ -102,7 +108,8 @@ def names_an_option(text: str, q: Question) -> bool:
     """Whether ``text`` (the model's own words, before any scorer-added prefix) names at least one option: an
     option letter standing alone, in either case ("b", "(B)", "B.", "答案是B"), or the text of an option."""
     letters = re.escape(q.letters)
-    if re.search(rf"(?<![A-Za-z])[{letters}](?![A-Za-z])", text, flags=re.IGNORECASE):
+    # Case-insensitive for the letter only: ignoring case, [A-Za-z] would also match "İ" and the Kelvin sign.
+    if re.search(rf"(?<![A-Za-z])(?i:[{letters}])(?![A-Za-z])", text):
         return True
     said = f" {_normalise(text)} "
     return any(_normalise(str(option)) and f" {_normalise(str(option))} " in said for option in q.options)
@@ -144,25 +151,41 @@ def extract_videomme(text: str, q: Question) -> str:
     return found.group(0) if found else ""
 
 
-_LMMS_FORMATS = (
-    (10, r"^\s*[(\[]?([{L}])[)\]]?(?=[\s.:,)]|$)"),
-    (9, r"(?:^|[\s(\[])([{L}])[)\]]?[\s.]*$"),
-    (7, r"(?:answer\s+is|answer:|option\s+is|choice\s+is|答案是|答案为|정답은|答えは)\s*[(\[]?([{L}])(?![A-Za-z])"),
-    (6, r"\(([{L}])\)"),
-    (5, r"\b([{L}])\."),
-    (4, r"\b([{L}]):"),
-    (3, r"\b([{L}])\)"),
-    (2, r"\b([{L}])\s"),
-    (0, r"\b([{L}])\b"),
-)
+# lmms-eval ``_task_utils/mcq_extract.extract_mcq_answer`` (0.7.3). Phrases are matched lower-cased; a letter is
+# searched (case-sensitively) anywhere after a phrase's first occurrence, inside words too.
+_LMMS_MCQ_PHRASES = (
+    "the answer is", "answer is", "the correct answer is", "correct answer is", "the best answer is",
+    "best answer is", "the correct option is", "correct option is", "the best option is", "best option is",
+    "the choice is", "choice is", "the correct choice is", "correct choice is", "i choose", "i select", "i pick",
+    "my answer is", "my choice is", "옵션", "정답은", "답은", "답:", "答案是", "答案为", "选", "答えは")
+# (priority, how the letter is written); the highest priority wins, then the latest position.
+_LMMS_MCQ_SHAPES = ((6, "({})"), (5, "{}."), (4, "{}:"), (3, "{})"), (2, "{} "))
 
 
 def extract_lmms_mcq(text: str, q: Question) -> str:
-    for _, pattern in _LMMS_FORMATS:
-        found = re.findall(pattern.replace("{L}", q.letters), text, flags=re.IGNORECASE if "answer" in pattern else 0)
-        if found:
-            return found[-1].upper()
-    return ""
+    if not text.strip():
+        return ""
+    choices = list(q.letters) or list("ABCDEFGH")
+    body = text.strip()
+    for char in ",.!?;:'\"":  # one pass each, in this order: ".,B," ends as ",B"
+        body = body.strip(char)
+    padded = f" {body} "
+    found: list[tuple[int, int, str]] = []  # (priority, position, letter)
+    for priority, shape in _LMMS_MCQ_SHAPES:
+        found += [(priority, padded.rfind(shape.format(c)), c) for c in choices if shape.format(c) in padded]
+    lowered = padded.lower()  # may be longer than padded ("İ"); upstream indexes padded with it all the same
+    for phrase in _LMMS_MCQ_PHRASES:
+        at = lowered.find(phrase)
+        if at >= 0:
+            hits = ((padded.find(c, at + len(phrase)), c) for c in choices)
+            found += [(7, pos, c) for pos, c in hits if pos >= 0]
+    core = padded.strip()
+    found += [(10, 0, c) for c in choices if core.startswith(c) and (len(core) == 1 or not core[1].isalpha())]
+    found += [(9, len(padded) - 1, c) for c in choices
+              if core.endswith(c) and (len(core) == 1 or not core[-2].isalpha())]
+    if not found:
+        found = [(0, padded.rfind(c), c) for c in choices if c in padded]
+    return max(found)[2] if found else ""  # distinct letters never share (priority, position)
 
 
 def extract_vnbench(text: str, q: Question) -> str:
@@ -170,14 +193,36 @@ def extract_vnbench(text: str, q: Question) -> str:
     return next((letter for letter in "ABCD" if letter in head), "")
 
 
-def extract_lmms_mvbench(text: str, q: Question) -> str:
-    dotted = re.match(r"^([A-E])\.\s*(.+)$", text.strip(), flags=re.DOTALL)
+# lmms-eval ``mvbench/utils.mcq_acc`` (0.7.3): both the prediction and the ground-truth letter go through
+# ``_lmms_mvbench_process`` and the sample scores 1 iff the results are equal.
+_MVB_DOTTED = re.compile(r"^([A-E])\.\s*(.+)$", re.IGNORECASE)  # "b. text", the text on one line
+_MVB_PUNCT = ';/[]"{}()=+\\_-><@`,?!'
+_MVB_LETTER = re.compile(r"\b([A-E])\b", re.IGNORECASE)
+
+
+def _lmms_mvbench_process(text: str) -> str:
+    dotted = _MVB_DOTTED.match(text.strip())
     if dotted:
-        return dotted.group(1)
-    cleaned = re.sub(r"[\"'()\[\]]", " ", text)
-    cleaned = cleaned.translate(str.maketrans({c: " " for c in string.punctuation})).lower()
-    found = re.search(r"\b([a-e])\b", cleaned)
-    return found.group(1).upper() if found else ""
+        return dotted.group(1).upper()
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    # A punctuation mark is deleted wherever it occurs if it touches a space somewhere in the text, or if the
+    # text holds a digit-comma-digit ("1,000"); otherwise each occurrence becomes a space.
+    thousands = re.search(r"\d,\d", text) is not None
+    text = text.translate({ord(p): "" if thousands or f"{p} " in text or f" {p}" in text else " "
+                           for p in _MVB_PUNCT})
+    # Periods not followed by a digit are deleted, at most 32 of them (upstream passes re.UNICODE as count).
+    text = re.sub(r"\.(?!\d)", "", text, count=32)
+    text = text.strip("'").strip('"').strip(")").strip("(").strip().lower()
+    letter = _MVB_LETTER.search(text)
+    return letter.group(1).upper() if letter else text
+
+
+def rule_lmms_mvbench(text: str, q: Question) -> tuple[str, bool]:
+    """The letter A-E that upstream reads ("" if none); correct iff upstream's processed texts are equal."""
+    processed = _lmms_mvbench_process(text)
+    correct = bool(q.gt) and processed == _lmms_mvbench_process(q.gt)
+    letter = processed if len(processed) == 1 and processed in "ABCDE" else ""
+    return (q.gt if correct else letter), correct  # a ground truth past E is upstream's lower-cased text
 
 
 def _by_extraction(extract: Callable[[str, Question], str]) -> Rule:
@@ -197,5 +242,5 @@ RULES: dict[str, Rule] = {
     "videomme": _by_extraction(extract_videomme),
     "lmms_mcq": _by_extraction(extract_lmms_mcq),
     "vnbench": _by_extraction(extract_vnbench),
-    "lmms_mvbench": _by_extraction(extract_lmms_mvbench),
+    "lmms_mvbench": rule_lmms_mvbench,
 }

@@ -41,7 +41,8 @@ class MultipleChoiceAccuracy:
         group_by: prediction field naming the task type; per-group accuracies are reported.
         overall: "micro" = correct / total samples; "macro" = mean of the per-group accuracies.
         breakdown: more fields to report accuracy by (Video-MME: duration, domain, sub_category).
-        empty: an empty prediction counts as wrong, or is left out of every denominator (lmms-eval MVBench).
+        empty: an empty prediction ("" exactly, as lmms-eval MVBench; whitespace is an answer) counts as wrong,
+            or is left out of every denominator.
         circular_key: field shared by shuffled repeats of one question; the question counts as correct only
             if every repeat is (VNBench's 4 tries).
         num_options: option count when predictions carry no options list (letters A.. of that count).
@@ -92,7 +93,7 @@ class MultipleChoiceAccuracy:
         credited = bool(correct) and no_answer and self.credit_no_answer
         return {"id": pred.get("id"), "extracted": extracted, "gt": question.gt,
                 "correct": bool(correct) and (not no_answer or self.credit_no_answer),
-                "no_answer": no_answer, "credited_no_answer": credited, "empty": not raw.strip()}
+                "no_answer": no_answer, "credited_no_answer": credited, "empty": raw == ""}
 
     def compute(self, predictions: list[dict[str, Any]]) -> dict[str, float]:
         require_nonempty(predictions, "mc_accuracy")
