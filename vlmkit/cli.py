@@ -34,10 +34,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        cfg = load_config(args.cfg_path, [*args.overrides, *args.options], purpose=args.purpose)
+        cfg = load_config(args.cfg_path, [*args.overrides, *args.options], purpose=args.purpose,
+                          check_files=not args.skip_files)
+        if not args.skip_files:  # an evaluated checkpoint against the model section, as evaluate.py will
+            from vlmkit.runners.trained_model import check_before_build
+
+            check_before_build(cfg)
     except (ConfigError, RegistryError) as err:
         print(f"INVALID {args.cfg_path}\n{err}", file=sys.stderr)
-        return 1
+        return 2
     if args.show:
         print(OmegaConf.to_yaml(cfg))
     print(f"OK {args.cfg_path} ({time.perf_counter() - start:.2f} s)")
@@ -110,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_val.add_argument("--purpose", choices=["train", "eval"], default=None,
                        help="also require the sections a train or eval config needs")
     p_val.add_argument("--show", action="store_true", help="print the resolved config")
+    p_val.add_argument("--skip-files", action="store_true",
+                       help="do not check that the datasets' annotation files exist (data not fetched yet)")
     p_val.set_defaults(func=cmd_validate)
 
     p_doc = sub.add_parser("doctor", help="versions of the stack and which fallbacks are active")
@@ -122,15 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "without running code (vlmkit convert-features --help)")
     sub.add_parser("estimate", help="parameters, tokens and per-GPU training memory of configs, on the meta device "
                                     "(vlmkit estimate --help)")
-    sub.add_parser("plot", help="loss, lr, grad-norm and throughput curves of one or more runs to a PNG "
-                                "(vlmkit plot --help)")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
-             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
-             ("plot",): "vlmkit.plot"}
+             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

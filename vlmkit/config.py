@@ -8,6 +8,7 @@ command line really changes which defaults load.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from vlmkit.errors import ConfigError
 
@@ -29,6 +30,9 @@ REQUIRED_SECTIONS = {"train": ("model", "datasets", "run"), "eval": ("model", "d
 # the runner each section needs: runners declare what they are for with a class attribute ``purpose``
 SECTION_PURPOSE = {"run": "train", "evaluation": "eval"}
 RESOLVED_NAME = "config.yaml"
+# dataset keys that name annotation files or folders, which must exist before a run starts (``check_files``)
+ANNOTATION_KEYS = ("ann_path", "ann_root", "answers_path", "generic_path", "temporal_path", "consistency_path",
+                   "labels_path", "video_info_path")
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -44,19 +48,21 @@ def _load_yaml(path: Path, what: str) -> DictConfig:
     return cfg
 
 
-def _preset_file(ref: str, search_dir: Path, base_dir: Path, where: str) -> Path:
+def _preset_file(ref: Any, search_dir: Path, base_dir: Path, where: str) -> Path:
     """A preset reference is a YAML path (absolute or relative to the referring file) or a name under ``search_dir``."""
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(where, f"expected a preset name or a .yaml path, got {ref!r}")
     if ref.endswith((".yaml", ".yml")):
         path = Path(ref) if os.path.isabs(ref) else base_dir / ref
         if path.is_file():
             return path
         raise ConfigError(where, f"preset file '{ref}' not found (looked at {path})")
     path = search_dir / f"{ref}.yaml"
-    if path.is_file():
+    if path.is_file() and not os.path.isabs(ref):
         return path
     available = sorted(str(p.relative_to(search_dir).with_suffix("")) for p in search_dir.rglob("*.yaml"))
-    raise ConfigError(where, f"unknown preset '{ref}' (no {path.relative_to(search_dir.parent.parent)}). "
-                             f"Available presets: {', '.join(available) or '(none)'}")
+    raise ConfigError(where, f"unknown preset '{ref}' (no {ref}.yaml under {search_dir}; a file path must end in "
+                             f".yaml). Available presets: {', '.join(available) or '(none)'}")
 
 
 def _load_with_defaults(path: Path, search_dir: Path, where: str, seen: tuple[Path, ...] = ()) -> DictConfig:
@@ -66,26 +72,34 @@ def _load_with_defaults(path: Path, search_dir: Path, where: str, seen: tuple[Pa
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ConfigError(where, f"defaults chain loops: {chain}")
     cfg = _load_yaml(path, where)
-    refs = cfg.pop("defaults", None) or []
-    if isinstance(refs, str):
-        refs = [refs]
-    layers = [_load_with_defaults(_preset_file(str(ref), search_dir, path.parent, f"{where}.defaults[{i}]"),
+    refs = cfg.pop("defaults", None)
+    refs = [] if refs is None else [refs] if isinstance(refs, str) else refs
+    if not isinstance(refs, (list, ListConfig)):
+        raise ConfigError(f"{where}.defaults" if where else "defaults",
+                          f"expected a list of preset names or .yaml paths, got {refs!r} (in {path})")
+    layers = [_load_with_defaults(_preset_file(ref, search_dir, path.parent, f"{where}.defaults[{i}]"),
                                   search_dir, where, (*seen, path)) for i, ref in enumerate(refs)]
     return OmegaConf.merge(*layers, cfg) if layers else cfg
 
 
 # ---------------------------------------------------------------------------------------------- overrides
+def dotted_key(key: str) -> str:
+    """A key path in either form error messages and overrides use: ``a.b[0].c`` -> ``a.b.0.c``."""
+    return re.sub(r"\[(\d+)\]", r".\1", key.strip()).lstrip(".")
+
+
 def parse_overrides(overrides: Iterable[str]) -> tuple[list[tuple[str, Any]], list[str]]:
-    """``a.b=c`` assignments (``+a.b=c`` too, list items as ``a.0.b=c``) and ``~a.b`` deletions."""
+    """``a.b=c`` assignments (``+a.b=c`` too, list items as ``a.0.b=c`` or ``a[0].b=c``) and ``~a.b`` deletions."""
     assignments, deletions = [], []
     for item in overrides:
         item = item.strip()
         if not item:
             continue
         if item.startswith("~"):
-            deletions.append(item[1:].split("=", 1)[0])
+            deletions.append(dotted_key(item[1:].split("=", 1)[0]))
         elif "=" in item:
             key, text = item.lstrip("+").split("=", 1)
+            key = dotted_key(key)
             try:  # values are read as YAML, as OmegaConf's dotlist does
                 value = OmegaConf.from_dotlist([f"value={text}"])["value"]
             except OmegaConfBaseException as err:
@@ -107,16 +121,25 @@ def _apply(cfg: DictConfig, assignments: list[tuple[str, Any]], strict: bool) ->
                 raise ConfigError(key, f"cannot set '{key}': {err}") from err
 
 
+def _child(node: Any, part: str) -> Any:
+    """``node[part]`` for a mapping key or a list index, else None."""
+    if isinstance(node, DictConfig) and part in node:
+        return node._get_node(part)
+    if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+        return node._get_node(int(part))
+    return None
+
+
 def _delete(cfg: DictConfig, dotted: str) -> None:
     *parents, leaf = dotted.split(".")
     node = cfg
     for part in parents:
-        if not isinstance(node, DictConfig) or part not in node:
+        node = _child(node, part)
+        if node is None:
             raise ConfigError(dotted, f"cannot delete '{dotted}': '{part}' is not in the config")
-        node = node[part]
-    if not isinstance(node, DictConfig) or leaf not in node:
+    if _child(node, leaf) is None:
         raise ConfigError(dotted, f"cannot delete '{dotted}': no such key")
-    del node[leaf]
+    del node[int(leaf) if isinstance(node, ListConfig) else leaf]
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -127,9 +150,11 @@ def _expand_presets(node, search_dir: Path, base_dir: Path, where: str):
     preset chosen by the experiment or the command line replaces the one a parent preset named.
     """
     if isinstance(node, DictConfig):
+        if "preset" in node and OmegaConf.is_missing(node, "preset"):
+            raise ConfigError(f"{where}.preset", "value is missing ('???'): name a preset")
         ref = node.get("preset")
         if ref is not None:
-            base = _load_with_defaults(_preset_file(str(ref), search_dir, base_dir, f"{where}.preset"),
+            base = _load_with_defaults(_preset_file(ref, search_dir, base_dir, f"{where}.preset"),
                                        search_dir, f"{where}.preset")
             if "preset" in base:
                 raise ConfigError(f"{where}.preset", f"preset '{ref}' itself sets 'preset'; a preset file "
@@ -140,21 +165,37 @@ def _expand_presets(node, search_dir: Path, base_dir: Path, where: str):
                 raise ConfigError(where, f"cannot merge the config over preset '{ref}': {err} (a mapping given "
                                          "where the preset has a list, or the reverse?)") from err
         for key in list(node.keys()):
-            node[key] = _expand_presets(node[key], search_dir, base_dir, f"{where}.{key}" if where else str(key))
+            if not OmegaConf.is_missing(node, key):  # '???' is reported by validation, with its key path
+                node[key] = _expand_presets(node[key], search_dir, base_dir, f"{where}.{key}" if where else str(key))
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            node[i] = _expand_presets(node[i], search_dir, base_dir, f"{where}[{i}]")
+            if not OmegaConf.is_missing(node, i):
+                node[i] = _expand_presets(node[i], search_dir, base_dir, f"{where}[{i}]")
     return node
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpose: str | None = None,
-                validate: bool = True) -> DictConfig:
-    """The resolved, validated experiment config of ``path`` with command-line ``overrides`` applied."""
-    path = Path(path)
+                validate: bool = True, check_files: bool = False) -> DictConfig:
+    """The resolved, validated experiment config of ``path`` with command-line ``overrides`` applied;
+    ``check_files``: the datasets' annotation files must exist too (``vlmkit validate``)."""
+    try:
+        return _load_config(Path(path), overrides, purpose, validate, check_files)
+    except OmegaConfBaseException as err:  # an interpolation or structure error found while merging
+        key = getattr(err, "full_key", "") or ""
+        if isinstance(err, MissingMandatoryValue):
+            raise ConfigError(key, "value is missing ('???'): set it in the config or on the command line") from None
+        raise ConfigError(key, f"{type(err).__name__}: {str(err).splitlines()[0]}") from None
+
+
+def _load_config(path: Path, overrides: Sequence[str], purpose: str | None, validate: bool,
+                 check_files: bool) -> DictConfig:
     cfg = _load_with_defaults(path, path.parent, "")
     assignments, deletions = parse_overrides(overrides)
     # Overrides go in before presets are read (so they can choose presets) and again after (so they win over
     # preset values, including list items such as branches.0 that only exist once a preset is loaded).
+    if "model" in deletions and "model" in cfg:  # an evaluation config dropping its model: the checkpoint's
+        deletions = [d for d in deletions if d != "model"]
+        del cfg["model"]
     file_has_model = cfg.get("model") is not None
     _apply(cfg, assignments, strict=False)
     if not file_has_model:
@@ -172,7 +213,31 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, purpo
         raise ConfigError(getattr(err, "full_key", "") or "", f"cannot resolve interpolation: {err}") from err
     if validate:
         validate_config(cfg, purpose=purpose)
+    if check_files:
+        problems = file_problems(cfg)
+        if problems:
+            raise problems[0] if len(problems) == 1 else ConfigError.many(problems)
     return cfg
+
+
+def file_problems(cfg: DictConfig) -> list[ConfigError]:
+    """Annotation files (``ANNOTATION_KEYS``, at any depth under ``datasets``) that do not exist."""
+    problems = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, DictConfig):
+            for key, value in node.items():
+                if key in ANNOTATION_KEYS and isinstance(value, str) and value and not os.path.exists(value):
+                    problems.append(ConfigError(f"{where}.{key}", f"no such file or folder: {value} (fetch the data, "
+                                                                  "or skip this check: --skip-files)"))
+                else:
+                    walk(value, f"{where}.{key}")
+        elif isinstance(node, ListConfig):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    walk(cfg.get("datasets"), "datasets")
+    return problems
 
 
 def trained_config(spec: str | os.PathLike) -> DictConfig:
@@ -211,10 +276,11 @@ def _model_from_checkpoint(cfg: DictConfig) -> None:
 def _import_plugins(cfg: DictConfig) -> None:
     from vlmkit.plugins import import_modules
 
-    imports = cfg.get("imports") or []
-    if isinstance(imports, str):
-        imports = [imports]
-    import_modules([str(m) for m in imports])
+    imports = cfg.get("imports")
+    imports = [] if imports is None else [imports] if isinstance(imports, str) else imports
+    if not isinstance(imports, (list, ListConfig)) or not all(isinstance(m, str) and m for m in imports):
+        raise ConfigError("imports", f"expected a list of module names (my_pkg.my_module), got {imports!r}")
+    import_modules(list(imports))
 
 
 def config_problems(cfg: DictConfig, purpose: str | None = None) -> list[ConfigError]:

@@ -146,10 +146,13 @@ class Registry:
             raise ConfigError(path, f"expected a component config (a mapping with 'name') or a name, got {cfg!r}")
         present = [k for k in NAME_KEYS if k in cfg]
         if not present:
-            raise ConfigError(path, f"component config has no 'name' key (keys: {sorted(cfg.keys())})")
+            raise ConfigError(path, f"component config has no 'name' key (keys: {sorted(map(str, cfg.keys()))})")
         if len(present) > 1:
             raise ConfigError(path, "give either 'name' or 'type', not both")
-        return cfg[present[0]]
+        name = cfg[present[0]]
+        if not isinstance(name, str):
+            raise ConfigError(f"{path}.{present[0]}", f"a component name must be a string, got {name!r}")
+        return name
 
     def build(self, cfg: Any, path: str = "", **runtime: Any) -> Any:
         """Build from ``{name: ..., **params}``; ``runtime`` supplies arguments only code knows (widths, the model)."""

@@ -6,10 +6,16 @@ Annotations tell the validator what a config value must be.  Two markers extend 
   component config (or a list / name->config mapping of them), validated against that registry.
 - ``Runtime[T]``: the framework supplies the argument when it builds the component (an input width,
   the model's data contract); a config must not set it.
+- ``Positive[T]`` / ``NonNegative[T]``: a number > 0 / >= 0 (a batch size, a learning rate).
+
+A component class may also declare ``requires_packages = ("tensorboard",)`` (checked importable) and a classmethod
+``config_problems(cls, values, path) -> list[ConfigError]`` for rules across fields (``values``: the constructor
+defaults with the config's keys over them); both run at validation, before anything is built.
 """
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import pathlib
 import types
@@ -67,6 +73,35 @@ def Struct(cls: type):  # noqa: N802
 
 def StructList(cls: type):  # noqa: N802
     return Annotated[list, StructRef(cls, "list")]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A lower bound on a number: ``> low`` (strict) or ``>= low``."""
+
+    low: float
+    strict: bool
+
+    def problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None  # the type check reports it
+        if value > self.low or (not self.strict and value == self.low):
+            return None
+        return f"must be {'>' if self.strict else '>='} {self.low:g}, got {value!r}"
+
+
+class Positive:
+    """``Positive[int]``: a number > 0."""
+
+    def __class_getitem__(cls, item):
+        return Annotated[item, Bound(0, strict=True)]
+
+
+class NonNegative:
+    """``NonNegative[float]``: a number >= 0."""
+
+    def __class_getitem__(cls, item):
+        return Annotated[item, Bound(0, strict=False)]
 
 
 class Runtime:
@@ -170,6 +205,13 @@ def check_signature(obj: Any, given: Mapping, path: str, label: str,
         if pname in given or pname in runtime or is_runtime(param.annotation):
             continue
         errors.append(ConfigError(f"{path}.{pname}", f"missing required key '{pname}' for {label}"))
+    missing = [p for p in getattr(obj, "requires_packages", ()) if importlib.util.find_spec(p) is None]
+    if missing:
+        errors.append(ConfigError(path, f"{label} needs the package(s) {', '.join(missing)}: pip install "
+                                        f"{' '.join(missing)}, or choose another component"))
+    if not errors and hasattr(obj, "config_problems"):
+        defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
+        errors.extend(obj.config_problems({**defaults, **given}, path))
     return errors
 
 
@@ -184,7 +226,9 @@ def check_value(value: Any, annotation: Any, path: str) -> list[ConfigError]:
     if origin is Annotated:
         ref = next((m for m in annotation.__metadata__ if isinstance(m, (ComponentRef, StructRef))), None)
         if ref is None:
-            return check_value(value, args[0], path)
+            errors = check_value(value, args[0], path)
+            bounds = [m.problem(value) for m in annotation.__metadata__ if isinstance(m, Bound)]
+            return errors or [ConfigError(path, problem) for problem in bounds if problem]
         if isinstance(ref, StructRef):
             return _check_struct_value(value, ref, path)
         return _check_component_value(value, ref, path)

@@ -35,7 +35,7 @@ def test_validate_good_and_bad_config(isolated, tmp_path, capsys):
     """))
     assert main(["validate", str(good), "--purpose", "train", "run.lr=0.1"]) == 0
     assert "OK" in capsys.readouterr().out
-    assert main(["validate", str(good), "model.hiden=4"]) == 1
+    assert main(["validate", str(good), "model.hiden=4"]) == 2
     err = capsys.readouterr().err
     assert "model.hiden: unknown key 'hiden' for model 'toy_model'. Did you mean 'hidden'?" in err
     assert "Accepted keys: hidden=8, dropout=0.0, adapter=None, frames=4" in err

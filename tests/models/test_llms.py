@@ -90,9 +90,9 @@ def test_lora_trains_only_lora_layers(targets):
 
 
 def test_lora_rejects_unknown_keys():
-    with pytest.raises(ConfigError, match="rank"):
+    with pytest.raises(ConfigError, match="missing required key 'r' for LoraSettings"):
         tiny("tiny_llama", lora={"alpha": 8})
-    with pytest.raises(ConfigError, match="unknown LoRA key"):
+    with pytest.raises(ConfigError, match="unknown key 'lora_alpha' for LoraSettings"):
         tiny("tiny_llama", lora={"r": 4, "lora_alpha": 8})
 
 

@@ -33,7 +33,7 @@ from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
 from vlmkit.runners.train_data import TrainData, call_hook, collate_fn_of, is_stream
 from vlmkit.runners.workers import resolve_num_workers
-from vlmkit.schema import Component, ComponentList, Runtime
+from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -83,6 +83,21 @@ class Trainer:
 
     purpose = "train"  # the entry point it serves (config validation checks the section)
 
+    @classmethod
+    def config_problems(cls, values: Mapping[str, Any], path: str) -> list[ConfigError]:
+        """Rules across fields, checked by config validation (vlmkit.schema) and again here."""
+        epochs, steps, problems = values.get("max_epochs"), values.get("max_steps"), []
+        if (epochs is None) == (steps is None):
+            problems.append(ConfigError(path, f"set exactly one of max_epochs and max_steps (got max_epochs={epochs}, "
+                                              f"max_steps={steps})"))
+        bad = values.get("max_bad_fraction")
+        if bad is not None and not 0 <= bad <= 1:
+            problems.append(ConfigError(f"{path}.max_bad_fraction", f"must be within [0, 1] (or null), got {bad}"))
+        if values.get("monitor") is not None and not values.get("valid_splits"):
+            problems.append(ConfigError(f"{path}.monitor", f"monitoring '{values['monitor']}' needs valid_splits "
+                                                           "to evaluate on"))
+        return problems
+
     def __init__(
         self, *,
         scheduler: Component("schedulers"),
@@ -92,47 +107,44 @@ class Trainer:
         loggers: ComponentList("loggers") = ("console", "jsonl"),
         train_splits: list[str] = ("train",),
         valid_splits: list[str] = (),
-        max_epochs: Optional[int] = None,
-        max_steps: Optional[int] = None,
-        batch_size: int = 1,
-        eval_batch_size: Optional[int] = None,
-        grad_accum_steps: int = 1,
-        clip_grad_norm: Optional[float] = None,
+        max_epochs: Optional[Positive[int]] = None,
+        max_steps: Optional[Positive[int]] = None,
+        batch_size: Positive[int] = 1,
+        eval_batch_size: Optional[Positive[int]] = None,
+        grad_accum_steps: Positive[int] = 1,
+        clip_grad_norm: Optional[Positive[float]] = None,
         precision: Literal["fp32", "bf16", "fp16"] = "fp32",
         seed: int = 42,
         shuffle: bool = True,
         group_by_length: bool = False,
-        num_workers: Union[int, Literal["auto"]] = "auto",
-        log_every: int = 10,
-        eval_every: Optional[int] = None,
-        save_every: Optional[int] = None,
-        keep_last: Optional[int] = 2,
+        num_workers: Union[NonNegative[int], Literal["auto"]] = "auto",
+        log_every: Positive[int] = 10,
+        eval_every: Optional[Positive[int]] = None,
+        save_every: Optional[Positive[int]] = None,
+        keep_last: Optional[NonNegative[int]] = 2,
         resume_from: Optional[str] = None,
         monitor: Optional[str] = None,
         monitor_mode: Literal["max", "min"] = "min",
         nonfinite_loss: Literal["raise", "skip"] = "raise",
         loss_normalization: Literal["token", "sample"] = "token",
         save_on_signal: bool = True,
-        max_bad_fraction: Optional[float] = None,
+        max_bad_fraction: Optional[NonNegative[float]] = None,
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
         datasets: Runtime[dict],
         output_dir: str = "output/run",
         config: Runtime[Optional[dict]] = None,
     ):
-        if (max_epochs is None) == (max_steps is None):
-            raise ConfigError("run", "set exactly one of max_epochs and max_steps "
-                                     f"(got max_epochs={max_epochs}, max_steps={max_steps})")
+        problems = self.config_problems(dict(max_epochs=max_epochs, max_steps=max_steps, monitor=monitor,
+                                             valid_splits=valid_splits, max_bad_fraction=max_bad_fraction), "run")
+        if problems:
+            raise problems[0]
         for key, value in (("batch_size", batch_size), ("grad_accum_steps", grad_accum_steps),
                            ("log_every", log_every), ("max_epochs", max_epochs or 1), ("max_steps", max_steps or 1),
                            ("eval_every", eval_every or 1), ("save_every", save_every or 1)):
             if value < 1:
                 raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
-        if max_bad_fraction is not None and not 0 <= max_bad_fraction <= 1:
-            raise ConfigError("run.max_bad_fraction", f"must be within [0, 1] (or null), got {max_bad_fraction}")
         self.max_bad_fraction = max_bad_fraction
-        if monitor is not None and not valid_splits:
-            raise ConfigError("run.monitor", f"monitoring '{monitor}' needs valid_splits to evaluate on")
         self.max_epochs, self.max_steps = max_epochs, max_steps
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.grad_accum_steps, self.clip_grad_norm = grad_accum_steps, clip_grad_norm

@@ -6,7 +6,7 @@ The wrappers use transformers' public API only (``from_pretrained``/``from_confi
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import torch
 from torch import nn
@@ -14,10 +14,33 @@ from torch import nn
 from vlmkit.errors import ConfigError
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import mark_loaded
+from vlmkit.schema import NonNegative, Positive
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
-# eval_alpha: a LoRA alpha used in eval mode only (PLLaVA's post-training scaling: train at 32, evaluate at 4).
+
+
+class LoraSettings:
+    """The ``lora:`` mapping of an LLM (its schema; the settings stay a dict). ``alpha`` defaults to ``r``;
+    ``eval_alpha``: an alpha used in eval mode only (PLLaVA's post-training scaling: train at 32, evaluate at 4)."""
+
+    def __init__(self, r: Positive[int], alpha: Optional[Positive[float]] = None,
+                 eval_alpha: Optional[Positive[float]] = None, dropout: NonNegative[float] = 0.0,
+                 target_modules: Union[str, list[str]] = "all-linear",
+                 bias: Literal["none", "all", "lora_only"] = "none", modules_to_save: Optional[list[str]] = None):
+        pass
+
+    @classmethod
+    def config_problems(cls, values: dict, path: str) -> list:
+        targets, problems = values.get("target_modules"), []
+        if not targets:
+            problems.append(ConfigError(f"{path}.target_modules", "expected 'all-linear', a module-name regex or a "
+                                                                  f"non-empty list of names, got {targets!r}"))
+        if values.get("dropout", 0) >= 1:
+            problems.append(ConfigError(f"{path}.dropout", f"must be below 1, got {values['dropout']}"))
+        return problems
+
+
 LORA_KEYS = {"r", "alpha", "eval_alpha", "dropout", "target_modules", "bias", "modules_to_save"}
 
 

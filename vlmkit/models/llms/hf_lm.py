@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, check_lora,
-                                     count_parameters, set_lora_alpha)
+from vlmkit.models.llms.base import (AttnImplementation, DType, LoraSettings, apply_lora, build_hf_model,
+                                     check_lora, count_parameters, set_lora_alpha)
 from vlmkit.models.weight_sources import mark_loaded, weight_source
+from vlmkit.schema import Struct
 
 
 class HFLanguageModel(nn.Module):
@@ -39,7 +40,7 @@ class HFLanguageModel(nn.Module):
     def __init__(self, pretrained: Optional[str] = None, config: Optional[dict] = None, arch: Optional[str] = None,
                  tokenizer: Optional[str] = None, attn_implementation: AttnImplementation = "auto",
                  freeze: bool = False, dtype: DType = "auto", gradient_checkpointing: bool = False,
-                 lora: Optional[dict] = None, trust_remote_code: bool = False):
+                 lora: Optional[Struct(LoraSettings)] = None, trust_remote_code: bool = False):
         super().__init__()
         import transformers
 

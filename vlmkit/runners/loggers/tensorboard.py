@@ -13,6 +13,8 @@ from vlmkit.runners.loggers.base import RunLogger
 class TensorBoardLogger(RunLogger):
     """Writes every numeric metric as a scalar under ``<output_dir>/<subdir>``."""
 
+    requires_packages = ("tensorboard",)  # checked at config validation (vlmkit.schema)
+
     def __init__(self, subdir: str = "tensorboard"):
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError("run.loggers", "the 'tensorboard' logger needs the tensorboard package: "

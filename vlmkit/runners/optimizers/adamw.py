@@ -5,6 +5,7 @@ import torch
 
 from vlmkit.registry import OPTIMIZERS
 from vlmkit.runners.optimizers.base import OptimizerSpec
+from vlmkit.schema import NonNegative, Positive
 
 
 @OPTIMIZERS.register("adamw")
@@ -13,7 +14,7 @@ class AdamW(OptimizerSpec):
 
     torch_class = torch.optim.AdamW
 
-    def __init__(self, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 lr_scale: dict[str, float] = {}, no_decay: list[str] = (), fused: bool = False):  # noqa: B006
+    def __init__(self, weight_decay: NonNegative[float] = 0.05, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: Positive[float] = 1e-8, lr_scale: dict[str, NonNegative[float]] = {}, no_decay: list[str] = (), fused: bool = False):  # noqa: B006
         super().__init__(weight_decay, lr_scale, no_decay, betas=tuple(betas), eps=eps,
                          **({"fused": True} if fused else {}))

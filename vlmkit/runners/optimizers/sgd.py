@@ -5,6 +5,7 @@ import torch
 
 from vlmkit.registry import OPTIMIZERS
 from vlmkit.runners.optimizers.base import OptimizerSpec
+from vlmkit.schema import NonNegative
 
 
 @OPTIMIZERS.register("sgd")
@@ -13,6 +14,6 @@ class SGD(OptimizerSpec):
 
     torch_class = torch.optim.SGD
 
-    def __init__(self, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0,
-                 lr_scale: dict[str, float] = {}, no_decay: list[str] = ()):  # noqa: B006
+    def __init__(self, momentum: NonNegative[float] = 0.9, nesterov: bool = False,
+                 weight_decay: NonNegative[float] = 0.0, lr_scale: dict[str, NonNegative[float]] = {}, no_decay: list[str] = ()):  # noqa: B006
         super().__init__(weight_decay, lr_scale, no_decay, momentum=momentum, nesterov=nesterov)

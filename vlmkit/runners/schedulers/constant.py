@@ -7,14 +7,15 @@ import torch
 
 from vlmkit.registry import SCHEDULERS
 from vlmkit.runners.schedulers.base import StepScheduler
-from vlmkit.schema import Runtime
+from vlmkit.schema import NonNegative, Runtime
 
 
 @SCHEDULERS.register("constant", aliases=["constant_lr"])
 class Constant(StepScheduler):
     """init_lr throughout, after warming up from warmup_lr over warmup_steps."""
 
-    def __init__(self, init_lr: float, warmup_lr: Optional[float] = None, warmup_steps: int = 0, *,
+    def __init__(self, init_lr: NonNegative[float], warmup_lr: Optional[NonNegative[float]] = None,
+                 warmup_steps: NonNegative[int] = 0, *,
                  optimizer: Runtime[torch.optim.Optimizer], total_steps: Runtime[int],
                  steps_per_epoch: Runtime[int]):
         super().__init__(optimizer, total_steps, steps_per_epoch, init_lr, warmup_steps, warmup_lr)

@@ -8,7 +8,7 @@ import torch
 
 from vlmkit.registry import SCHEDULERS
 from vlmkit.runners.schedulers.base import StepScheduler
-from vlmkit.schema import Runtime
+from vlmkit.schema import NonNegative, Runtime
 
 
 @SCHEDULERS.register("linear_warmup_cosine", aliases=["linear_warmup_cosine_lr", "cosine"])
@@ -19,8 +19,9 @@ class LinearWarmupCosine(StepScheduler):
     first epoch); ``step`` (default) decays smoothly over the optimizer steps after warm-up.
     """
 
-    def __init__(self, init_lr: float, min_lr: float = 0.0, warmup_lr: Optional[float] = None,
-                 warmup_steps: int = 0, granularity: Literal["step", "epoch"] = "step", *,
+    def __init__(self, init_lr: NonNegative[float], min_lr: NonNegative[float] = 0.0,
+                 warmup_lr: Optional[NonNegative[float]] = None,
+                 warmup_steps: NonNegative[int] = 0, granularity: Literal["step", "epoch"] = "step", *,
                  optimizer: Runtime[torch.optim.Optimizer], total_steps: Runtime[int],
                  steps_per_epoch: Runtime[int]):
         self.min_lr = min_lr

@@ -7,15 +7,16 @@ import torch
 
 from vlmkit.registry import SCHEDULERS
 from vlmkit.runners.schedulers.base import StepScheduler
-from vlmkit.schema import Runtime
+from vlmkit.schema import NonNegative, Positive, Runtime
 
 
 @SCHEDULERS.register("linear_warmup_step", aliases=["linear_warmup_step_lr", "step"])
 class LinearWarmupStep(StepScheduler):
     """lr = max(min_lr, init_lr * decay_rate ** k), k = epoch (or ``every_steps`` block) index."""
 
-    def __init__(self, init_lr: float, decay_rate: float = 0.9, min_lr: float = 0.0,
-                 warmup_lr: Optional[float] = None, warmup_steps: int = 0, every_steps: Optional[int] = None, *,
+    def __init__(self, init_lr: NonNegative[float], decay_rate: Positive[float] = 0.9, min_lr: NonNegative[float] = 0.0,
+                 warmup_lr: Optional[NonNegative[float]] = None, warmup_steps: NonNegative[int] = 0,
+                 every_steps: Optional[Positive[int]] = None, *,
                  optimizer: Runtime[torch.optim.Optimizer], total_steps: Runtime[int],
                  steps_per_epoch: Runtime[int]):
         self.decay_rate = decay_rate
