@@ -50,6 +50,8 @@ def save_llm(preset: str, folder: Path) -> None:
 
     spec = yaml.safe_load((CONFIG_ROOT / "models" / "llms" / f"{preset}.yaml").read_text())
     config = AutoConfig.for_model(spec["arch"], **spec["config"])
+    if "tie_word_embeddings" in spec["config"]:  # T5Config drops it (Flan-T5 has its own lm_head)
+        config.tie_word_embeddings = spec["config"]["tie_word_embeddings"]
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     auto.from_config(config).save_pretrained(folder)
 
@@ -77,6 +79,8 @@ def weight_settings(train_config: Path) -> tuple[dict, list[str]]:
     overrides = [f"model.llm.pretrained={model['llm']['pretrained']}"] if model["llm"].get("pretrained") else []
     overrides += [f"model.branches.{i}.encoder.pretrained={b['encoder']['pretrained']}"
                   for i, b in enumerate(model["branches"]) if b["encoder"].get("pretrained")]
+    if (model.get("selector") or {}).get("pretrained"):
+        overrides.append(f"model.selector.pretrained={model['selector']['pretrained']}")
     return section, overrides
 
 
@@ -124,6 +128,9 @@ def write_video_llama(weights: Path, tmp_path, stage2: bool) -> torch.nn.Module:
              "ln_vision.weight": torch.randn(32), "ln_vision.bias": torch.randn(32),
              "t5_proj.weight": torch.randn(2048, 32), "vision_proj.weight": torch.randn(8, 32)}
     torch.save({"model": blip2}, weights / "blip2_pretrained_flant5xxl.pth")
+    proj = reference.branches[0].stages[2].proj  # MiniGPT-4 saves its trained llama_proj only
+    torch.save({"model": {"llama_proj.weight": torch.randn_like(proj.weight), "llama_proj.bias": torch.randn_like(
+        proj.bias)}}, weights / "pretrained_minigpt4_7b.pth")
     if stage2:
         torch.save({"model": video_llama_checkpoint(reference)}, weights / "pretrain-vicuna7b.pth")
     return reference
@@ -141,6 +148,9 @@ def test_video_llama_trains_from_the_published_files(tmp_path, weights, stage):
     assert not k_bias.any()
     ln = torch.load(weights / "blip2_pretrained_flant5xxl.pth")["model"]["ln_vision.weight"]
     assert torch.equal(model.branches[0].encoder.model.post_layernorm.weight, ln)
+    if stage == "stage1_pretrain":  # Video-LLaMA's llama_proj_model: stage 1 starts from MiniGPT-4's projection
+        minigpt4 = torch.load(weights / "pretrained_minigpt4_7b.pth")["model"]
+        assert torch.equal(model.branches[0].stages[2].proj.weight, minigpt4["llama_proj.weight"])
     trains_three_steps(model)
     refusal_names_modules(tmp_path, config, "video_llama/tiny", "model.llm", "model.branches.0.encoder",
                           "model.branches.0.stages.0")
@@ -169,3 +179,130 @@ def test_llmva_gebc_builds_from_opt_and_the_video_llama_adapter(tmp_path, weight
     model = build_tiny_with_shipped_weights(tmp_path, config, "gebc/tiny")
     assert_frozen_loaded(model, weights)
     refusal_names_modules(tmp_path, config, "gebc/tiny", "model.llm")
+
+
+# ------------------------------------------------------------------- VideoGPT+, VideoTGB, Video-XL
+def save_clip(encoder, folder: Path) -> None:
+    """openai/clip-vit-large-patch14-336's layout: a whole CLIPModel folder (text tower too) of the tiny tower."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=100)
+    CLIPModel(CLIPConfig(vision_config=encoder.model.config.to_dict(), text_config=text,
+                         projection_dim=16)).save_pretrained(folder)
+
+
+def save_run(model, folder: Path) -> None:
+    """What vlmkit's trainer writes for a run: its trainable tensors in model.safetensors."""
+    import safetensors.torch
+
+    folder.mkdir(parents=True)
+    safetensors.torch.save_file({name: p.detach().contiguous() for name, p in model.named_parameters()
+                                 if p.requires_grad}, str(folder / "model.safetensors"))
+
+
+def test_videogpt_plus_trains_from_phi3_clip_and_internvideo2(tmp_path, weights):
+    config = ROOT / "train_configs" / "videogpt_plus" / "finetune_phi3_mini.yaml"
+    reference = random_tiny(tmp_path, "videogpt_plus/tiny", "model.allow_random_frozen=true")
+    save_llm("tiny_phi3", weights / "Phi-3-mini-4k-instruct")
+    save_clip(reference.branches[0].encoder, weights / "clip-vit-large-patch14-336")
+    internvideo2 = weights / "InternVideo2-Stage2_1B-224p-f4" / "InternVideo2-stage2_1b-224p-f4.pt"
+    internvideo2.parent.mkdir()
+    state = {f"vision_encoder.{k}": torch.randn_like(v) for k, v in reference.branches[1].encoder.state_dict().items()}
+    state["vision_encoder.clip_decoder.0.head.weight"] = torch.randn(8, 24)  # distillation head, not used
+    torch.save({"module": state}, internvideo2)
+    model = build_tiny_with_shipped_weights(tmp_path, config, "videogpt_plus/tiny")
+    assert_frozen_loaded(model, weights)
+    assert torch.equal(model.branches[1].encoder.blocks[0].attn.qkv.weight,
+                       state["vision_encoder.blocks.0.attn.qkv.weight"])
+    trains_three_steps(model)
+    refusal_names_modules(tmp_path, config, "videogpt_plus/tiny", "model.llm", "model.branches.0.encoder",
+                          "model.branches.1.encoder")
+
+
+def save_blip2_hf(folder: Path, text_preset: str, instruct: bool) -> None:
+    """Salesforce/blip2-flan-t5-xl or instructblip-vicuna-7b as transformers saves them, at the tiny sizes."""
+    from transformers import (AutoConfig, Blip2Config, Blip2ForConditionalGeneration, InstructBlipConfig,
+                              InstructBlipForConditionalGeneration)
+
+    spec = yaml.safe_load((CONFIG_ROOT / "models" / "llms" / f"{text_preset}.yaml").read_text())
+    text = AutoConfig.for_model(spec["arch"], **spec["config"]).to_dict()
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+                  patch_size=8)
+    qformer = dict(hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=2,
+                   cross_attention_frequency=1, encoder_hidden_size=32, vocab_size=512)
+    config_class, model_class = ((InstructBlipConfig, InstructBlipForConditionalGeneration) if instruct
+                                 else (Blip2Config, Blip2ForConditionalGeneration))
+    model_class(config_class(vision_config=vision, qformer_config=qformer, text_config=text,
+                             num_query_tokens=4)).save_pretrained(folder)
+
+
+def test_videotgb_stages_train_from_the_published_folders_and_chain_the_sampler(tmp_path, weights, monkeypatch):
+    """Sampler stage from flan-t5-xl, blip2-flan-t5-xl and bert-base-uncased; the fixed-sampler stage from
+    vicuna-7b-v1.1, instructblip-vicuna-7b and the sampler stage's run, which alone fills its frozen sampler."""
+    from transformers import BertConfig, BertModel
+
+    from tests.models.test_videotgb_recipes import ANSWERS, QUESTIONS, SPANS, with_question
+
+    monkeypatch.chdir(tmp_path)  # the fixed-sampler stage reads ./output/videotgb_sampler_stage
+    stages = ROOT / "train_configs" / "videotgb"
+    save_llm("tiny_t5", weights / "flan-t5-xl")
+    save_blip2_hf(weights / "blip2-flan-t5-xl", "tiny_t5", instruct=False)
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                         vocab_size=512)).save_pretrained(weights / "bert-base-uncased")
+    save_llm("tiny_llama", weights / "vicuna-7b-v1.1")
+    save_blip2_hf(weights / "instructblip-vicuna-7b", "tiny_llama", instruct=True)
+
+    def train(model):
+        batch = with_question(model, batch_for(model, QUESTIONS, ANSWERS), QUESTIONS, SPANS)
+        assert all(torch.isfinite(torch.tensor(train_steps(model, batch, steps=3))))
+
+    # the sampler stage's freezing: only the sampler trains
+    sampler_stage = build_tiny_with_shipped_weights(
+        tmp_path, stages / "sampler_stage.yaml", "videotgb/tiny_t5", "model.llm.freeze=true",
+        "model.branches.0.stages.0.freeze=true", "model.branches.0.stages.1.freeze=true")
+    assert_frozen_loaded(sampler_stage, weights)
+    assert {n.split(".")[0] for n, p in sampler_stage.named_parameters() if p.requires_grad} == {"selector"}
+    train(sampler_stage)
+    save_run(sampler_stage, tmp_path / "output" / "videotgb_sampler_stage")
+
+    fixed = ["model.selector.freeze=true", "model.selector.train_frames=label_span"]  # the full preset's settings
+    model = build_tiny_with_shipped_weights(tmp_path, stages / "fixed_sampler_stage.yaml", "videotgb/tiny_llama",
+                                            *fixed)
+    assert_frozen_loaded(model, weights)
+    assert set(model.weight_sources["selector"]) == {"./output/videotgb_sampler_stage (vlmkit)"}
+    trained = dict(sampler_stage.selector.named_parameters())
+    assert all(torch.equal(p, trained[n]) for n, p in model.selector.named_parameters())
+    train(model)
+    # without the sampler-stage run, the frozen sampler would stay random: refused, naming it
+    section, overrides = weight_settings(stages / "fixed_sampler_stage.yaml")
+    OmegaConf.save({"model": {"preset": "videotgb/tiny_llama", "init_weights": section["init_weights"][:1]}},
+                   tmp_path / "no_sampler.yaml")
+    with pytest.raises(ConfigError, match="allow_random_frozen") as err:
+        build_model(load_config(tmp_path / "no_sampler.yaml", [*overrides, *fixed, "model.allow_random_frozen=false"]))
+    assert "model.selector" in str(err.value) and "model.branches.0.encoder" not in str(err.value), str(err.value)
+    refusal_names_modules(tmp_path, stages / "sampler_stage.yaml", "videotgb/tiny_t5", "model.branches.0.encoder")
+
+
+@pytest.mark.slow  # 18-30 s on 2 busy cores
+def test_video_xl_pretrains_from_qwen2_and_clip_then_finetunes_from_that_run(tmp_path, weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the fine-tune stage reads ./output/video_xl_pretrain_qwen2_7b
+    stages = ROOT / "train_configs" / "video_xl"
+    reference = random_tiny(tmp_path, "video_xl/tiny", "model.allow_random_frozen=true")
+    save_llm("tiny_qwen2", weights / "Qwen2-7B-Instruct")
+    save_clip(reference.branches[0].encoder, weights / "clip-vit-large-patch14-336")
+    # pretrain.sh: the projector alone trains, on the plain model with CLIP's second-to-last layer
+    pretrain = build_tiny_with_shipped_weights(tmp_path, stages / "pretrain_qwen2_7b.yaml", "video_xl/tiny",
+                                               "model.llm.compress=false", "model.llm.freeze=true",
+                                               "model.branches.0.encoder.select_layer=-2")
+    assert_frozen_loaded(pretrain, weights)
+    trains_three_steps(pretrain)
+    save_run(pretrain, tmp_path / "output" / "video_xl_pretrain_qwen2_7b")
+    # finetune_v.sh: everything trains, starting from the pretrained projector
+    model = build_tiny_with_shipped_weights(tmp_path, stages / "finetune_qwen2_7b.yaml", "video_xl/tiny",
+                                            "model.branches.0.encoder.freeze=false")
+    assert "./output/video_xl_pretrain_qwen2_7b (vlmkit)" in model.weight_sources["branches.0.stages.0"]
+    trained = dict(pretrain.branches[0].stages[0].named_parameters())
+    assert all(torch.equal(p, trained[n]) for n, p in model.branches[0].stages[0].named_parameters())
+    assert any(str(weights / "Qwen2-7B-Instruct") in s for s in model.weight_sources["llm"])
+    trains_three_steps(model)
+    refusal_names_modules(tmp_path, stages / "pretrain_qwen2_7b.yaml", "video_xl/tiny", "model.branches.0.encoder")

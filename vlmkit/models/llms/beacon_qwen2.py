@@ -31,9 +31,19 @@ from vlmkit.models.llms.beacon.schedule import RatioSchedule, interleave_layout
 from vlmkit.models.llms.beacon.window import BEACON_PARAMS, KVMemory, run_window
 from vlmkit.models.llms.causal_lm import CausalLM
 from vlmkit.models.streamed_embeddings import RowEmbeddings, StreamedEmbeddings
+from vlmkit.models.weight_sources import mark_loaded, weight_source
 from vlmkit.registry import LLMS
 
 IGNORE_INDEX = -100
+
+
+def _copy_with_source(module: nn.Module) -> nn.Module:
+    """A deep copy whose parameters keep the originals' weight sources (deepcopy drops them)."""
+    clone = copy.deepcopy(module)
+    for mine, theirs in zip(clone.parameters(), module.parameters()):
+        if weight_source(theirs):
+            mark_loaded([mine], weight_source(theirs))
+    return clone
 
 
 @LLMS.register("beacon_qwen2", aliases=["video_xl_qwen2"])
@@ -96,10 +106,12 @@ class BeaconQwen2(CausalLM):
 
     def _add_beacon_parameters(self, names: list[str], freeze: bool) -> None:
         """Summary-token copies of the chosen projections (named as in Video-XL checkpoints:
-        ``self_attn.beacon_q_proj``) and the summary-token embedding, initialised from the eos embedding."""
+        ``self_attn.beacon_q_proj``) and the summary-token embedding, initialised from the eos embedding. The copies
+        hold values of the checkpoint the originals came from, and are recorded as read from it."""
         for layer in self.decoder.layers:
             for name in names:
-                setattr(layer.self_attn, f"beacon_{name}_proj", copy.deepcopy(getattr(layer.self_attn, f"{name}_proj")))
+                original = getattr(layer.self_attn, f"{name}_proj")
+                setattr(layer.self_attn, f"beacon_{name}_proj", _copy_with_source(original))
         table = self.model.get_input_embeddings().weight
         embedding = nn.Embedding(1, table.shape[1], device=table.device, dtype=table.dtype)
         eos = self.base_config.eos_token_id
@@ -110,6 +122,8 @@ class BeaconQwen2(CausalLM):
         with torch.no_grad():
             if table.device.type != "meta":
                 embedding.weight.copy_(table[eos][None])
+        if weight_source(table):
+            mark_loaded([embedding.weight], weight_source(table))
         self.decoder.beacon_embed_tokens = embedding
         if freeze:
             self.model.requires_grad_(False)
