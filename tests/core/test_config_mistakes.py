@@ -36,6 +36,10 @@ def test_cross_field_and_range_rules(overrides, expected):
     assert expected in _error(DEMO, overrides, purpose="train")
 
 
+def test_evaluation_sizes_must_be_positive():
+    assert "evaluation.batch_size: must be > 0, got 0" in _error(EVAL, ["evaluation.batch_size=0"], purpose="eval")
+
+
 def test_unknown_lora_key_fails_at_validation():
     message = _error("train_configs/pllava/finetune_7b.yaml", ["model.llm.lora.rank=8"])
     assert "model.llm.lora.rank: unknown key 'rank' for LoraSettings" in message

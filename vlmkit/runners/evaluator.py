@@ -48,7 +48,7 @@ from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
 from vlmkit.runners.trained_model import check_trained_model
 from vlmkit.runners.workers import check_num_workers, resolve_num_workers
-from vlmkit.schema import Component, ComponentList, ComponentMap, Runtime
+from vlmkit.schema import Component, ComponentList, ComponentMap, NonNegative, Positive, Runtime
 
 RESULTS_NAME = "results.json"
 
@@ -144,19 +144,19 @@ class Evaluator:
         trust_checkpoint_imports: bool = False,  # read by config loading (vlmkit.config), before any import
         ignore_model_keys: list[str] = (),
         splits: Optional[list[str]] = None,
-        max_new_tokens: int = 32,
-        num_beams: int = 1,
+        max_new_tokens: Positive[int] = 32,
+        num_beams: Positive[int] = 1,
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
         repetition_penalty: float = 1.0,
-        batch_size: int = 8,
-        num_workers: Union[int, Literal["auto"]] = "auto",
+        batch_size: Positive[int] = 8,
+        num_workers: Union[NonNegative[int], Literal["auto"]] = "auto",
         precision: Literal["fp32", "bf16", "fp16"] = "fp32",
         seed: int = 42,
         resume: bool = True,
         on_stale_predictions: Literal["refuse", "recompute"] = "refuse",
-        max_bad_fraction: Optional[float] = None,
+        max_bad_fraction: Optional[NonNegative[float]] = None,
         device: Optional[str] = None,
         loggers: ComponentList("loggers") = ("console",),
         output_dir: str = "output/eval",
