@@ -72,3 +72,53 @@ def assemble(cfg: DictConfig, section: str = "run") -> Experiment:
     datasets = build_datasets(cfg, model)
     runner = build_offering(RUNNERS, cfg[section], section, model=model, datasets=datasets, config=to_dict(cfg))
     return Experiment(cfg, model, datasets, runner)
+
+
+@dataclass
+class TrainedModel:
+    """A trained model as evaluation builds it: the model (eval mode, on the CPU), the run's resolved config, the
+    checkpoint its trainable tensors came from, what ``check_trained_model`` verified, and the seed it was built
+    under."""
+
+    model: Any
+    config: dict
+    checkpoint: Any
+    weights_check: dict
+    seed: int
+
+
+def build_trained_model(spec: str, *, trust_imports: bool = False, allow_changed_weights: bool = False,
+                        seed: int | None = None, say: Any = None) -> TrainedModel:
+    """The model a run trained, built exactly as ``evaluate.py`` builds it from an evaluation config without a model
+    section: the checkpoint's saved model config, its weight files checked before the build, the evaluator's seed
+    (the random init of anything no weight file fills), the trainable tensors loaded strictly (``load_trained``).
+
+    ``spec``: a run directory, its ``checkpoints`` folder or one checkpoint (a self-contained one: its manifest
+    holds the config). The run's ``imports`` run code, so they are imported only with ``trust_imports``.
+    """
+    from vlmkit.errors import ConfigError
+    from vlmkit.plugins import import_modules
+    from vlmkit.runners import checkpoint as ckpt
+    from vlmkit.runners.rng import seed_everything
+    from vlmkit.runners.trained_model import check_trained_model, load_trained, saved_run_config
+
+    say = say or (lambda text: None)
+    path = ckpt.resolve(str(spec), str(spec))
+    manifest = ckpt.read_manifest(path)
+    config = saved_run_config(path, manifest)
+    if not config or not config.get("model"):
+        raise ConfigError("checkpoint", f"{path} records no model config (neither its manifest nor a run config "
+                                        f"next to it): nothing to build the model from")
+    imports = [str(m) for m in (config.get("imports") or [])]
+    if imports and not trust_imports:
+        raise ConfigError("trust_imports", f"the run's saved config imports {imports}, and importing a module runs "
+                                           f"its code; pass trust_imports=True (--trust-imports) if you trust them")
+    import_modules(imports)
+    checks = dict(allow_config_mismatch=False, ignore=[], allow_changed_weights=allow_changed_weights)
+    check_trained_model(path, manifest, config["model"], **checks)  # before anything heavy is built
+    if seed is None:
+        seed = RUNNERS.parameters("evaluator")["seed"].default
+    seed_everything(seed)
+    model = MODELS.build(OmegaConf.create(config["model"]), path="model")
+    checkpoint, report = load_trained(model, str(path), config["model"], say=say, **checks)
+    return TrainedModel(model.eval(), config, checkpoint, report, seed)

@@ -129,12 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
                                             "without running code (vlmkit convert-features --help)")
     sub.add_parser("estimate", help="parameters, tokens and per-GPU training memory of configs, on the meta device "
                                     "(vlmkit estimate --help)")
+    sub.add_parser("infer", help="answer questions about videos with a trained run, as evaluation would "
+                                 "(vlmkit infer --help)")
+    sub.add_parser("chat", help="a multi-turn terminal chat about a video with a trained run (vlmkit chat --help)")
     return parser
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
-             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command"}
+             ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
+             ("infer",): "vlmkit.inference.infer_cmd", ("chat",): "vlmkit.inference.chat_cmd"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

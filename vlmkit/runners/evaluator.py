@@ -40,13 +40,12 @@ from vlmkit.assemble import build_offering
 from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
-from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, provenance
 from vlmkit.runners.provenance import StalePredictionsError
 from vlmkit.runners.rng import seed_everything
 from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
-from vlmkit.runners.trained_model import check_trained_model
+from vlmkit.runners.trained_model import load_trained
 from vlmkit.runners.workers import check_num_workers, resolve_num_workers
 from vlmkit.schema import Component, ComponentList, ComponentMap, NonNegative, Positive, Runtime
 
@@ -116,6 +115,22 @@ def _fmt(value: float) -> str:
     return "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.4g}"
 
 
+def generation_settings(**given: Any) -> dict[str, Any]:
+    """The generation arguments of the evaluator (its constructor defaults under ``given``): what evaluation and
+    ``vlmkit.load`` hand the model's ``generate``; temperature and top_p only when sampling."""
+    params = RUNNERS.parameters("evaluator")
+    value = {key: given.get(key, params[key].default) for key in GENERATION_KEYS}
+    unknown = sorted(set(given) - set(GENERATION_KEYS))
+    if unknown:
+        raise ConfigError("generation", f"unknown settings {unknown}; accepted: {list(GENERATION_KEYS)}")
+    if not value["do_sample"]:
+        del value["temperature"], value["top_p"]
+    return value
+
+
+GENERATION_KEYS = ("max_new_tokens", "num_beams", "do_sample", "repetition_penalty", "temperature", "top_p")
+
+
 @RUNNERS.register("evaluator")
 class Evaluator:
     """Evaluate a (trained) model on every configured dataset with its task; resumable and distributed.
@@ -179,10 +194,9 @@ class Evaluator:
         self.on_stale_predictions = on_stale_predictions
         self.autocast_dtype = PRECISIONS[precision]
         self.config = config
-        self.generation: dict[str, Any] = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
-                                           "do_sample": do_sample, "repetition_penalty": repetition_penalty}
-        if do_sample:
-            self.generation.update(temperature=temperature, top_p=top_p)
+        self.generation = generation_settings(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
+                                              temperature=temperature, top_p=top_p,
+                                              repetition_penalty=repetition_penalty)
 
         self.device = distributed.pick_device(distributed.read_env(), device)
         self.env = distributed.init_distributed(self.device)
@@ -217,13 +231,10 @@ class Evaluator:
     # ------------------------------------------------------------------ set-up
     def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str],
                          allow_changed_weights: bool) -> Path:
-        path = ckpt.resolve(spec, spec)
-        manifest = ckpt.read_manifest(path)
-        self.weights_check = check_trained_model(  # done before the build too (assemble); warnings said here
-            path, manifest, (self.config or {}).get("model"), allow_config_mismatch=allow_mismatch, ignore=ignore,
-            allow_changed_weights=allow_changed_weights, say=self._say)
-        ckpt.load_trainable(model, path, strict=True)
-        self._say(f"loaded {len(manifest['tensors'])} trainable tensors from {path}")
+        # checked before the build too (assemble); warnings said here
+        path, self.weights_check = load_trained(model, spec, (self.config or {}).get("model"),
+                                                allow_config_mismatch=allow_mismatch, ignore=ignore,
+                                                allow_changed_weights=allow_changed_weights, say=self._say)
         return path
 
     def _build_tasks(self, tasks: Any) -> dict[str, Any]:

@@ -232,6 +232,21 @@ def check_trained_model(path: Path, manifest: dict, current: Optional[Mapping], 
     return report
 
 
+def load_trained(model: nn.Module, spec: str, model_config: Optional[Mapping], *, allow_config_mismatch: bool = False,
+                 ignore: list[str] = (), allow_changed_weights: bool = False,
+                 say: Callable[[str], None] = lambda text: None) -> tuple[Path, dict[str, Any]]:
+    """How a built model gets its trained weights, for the evaluator and ``vlmkit.load`` alike: the checkpoint
+    ``spec`` names (a checkpoint, a run's checkpoints folder or the run), checked (``check_trained_model``), then
+    its trainable tensors loaded strictly. Returns (the checkpoint, what was checked)."""
+    path = ckpt.resolve(str(spec), str(spec))
+    manifest = ckpt.read_manifest(path)
+    report = check_trained_model(path, manifest, model_config, allow_config_mismatch=allow_config_mismatch,
+                                 ignore=list(ignore), allow_changed_weights=allow_changed_weights, say=say)
+    ckpt.load_trainable(model, path, strict=True)
+    say(f"loaded {len(manifest['tensors'])} trainable tensors from {path}")
+    return path, report
+
+
 def locate(spec: str) -> Path:
     """The checkpoint ``evaluation.checkpoint`` names (a checkpoint, a run's checkpoints folder or the run);
     its files are verified when the evaluator loads it."""

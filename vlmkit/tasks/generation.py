@@ -50,6 +50,14 @@ def metric_name(cfg: Any) -> str:
     return str(Registry.name_of(cfg, "metrics"))
 
 
+def generate_batch(model: torch.nn.Module, batch: Mapping[str, Any], generation: Mapping[str, Any]) -> list[str]:
+    """The model's answers for a collated batch (evaluation and ``vlmkit.load`` alike). Entries the model reads
+    besides pixels (precomputed features, GEBC's reference_points) go along."""
+    inputs = {key: batch[key] for key in getattr(model, "batch_keys", ()) if key in batch}
+    return model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], **inputs,
+                          **generation)
+
+
 class GenerationTask(Task):
     """Generate an answer per sample, then score all records with ``metrics`` (METRICS configs).
 
@@ -73,10 +81,7 @@ class GenerationTask(Task):
 
     # ------------------------------------------------------------------ predictions
     def generate(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[str]:
-        # Entries the model reads besides pixels (precomputed features, GEBC's reference_points) go along.
-        inputs = {key: batch[key] for key in getattr(model, "batch_keys", ()) if key in batch}
-        return model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], **inputs,
-                              **self.generation)
+        return generate_batch(model, batch, self.generation)
 
     def valid_step(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         meta = batch_meta(batch, batch["input_ids"].shape[0])

@@ -1,0 +1,108 @@
+"""``vlmkit.load(run)``: a trained model, built as ``evaluate.py`` builds it, that answers questions about videos."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
+
+import torch
+
+from vlmkit.errors import ConfigError
+from vlmkit.inference.inputs import Video, build_batch, user_turns
+
+PRECISION_NAMES = {"fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16",
+                   "float16": "fp16", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def precision_of(dtype: Any) -> str:
+    """The evaluator's ``precision`` name for ``dtype`` (None: fp32)."""
+    if dtype is None:
+        return "fp32"
+    if dtype not in PRECISION_NAMES:
+        raise ConfigError("dtype", f"expected one of fp32, bf16, fp16 (or the torch dtypes), got {dtype!r}")
+    return PRECISION_NAMES[dtype]
+
+
+class InferenceModel:
+    """A trained model with the evaluation data path: ``generate`` one question per video (batched over videos),
+    ``chat`` over a multi-turn conversation. Generation settings default to the evaluator's
+    (``generation_settings``); keyword arguments override them per call."""
+
+    def __init__(self, trained: Any, device: Optional[str] = None, dtype: Any = None, backend: str = "decord",
+                 **generation: Any):
+        from vlmkit.data.datasets.base import SampleBuilder
+        from vlmkit.runners import distributed
+        from vlmkit.runners.evaluator import generation_settings
+        from vlmkit.runners.runner import PRECISIONS
+
+        self.trained = trained
+        self.device = distributed.pick_device(distributed.read_env(), device)
+        self.precision = precision_of(dtype)
+        self.autocast_dtype = PRECISIONS[self.precision]
+        self.model = trained.model.to(self.device).eval()
+        self.contract = self.model.data_contract()
+        self.builder = SampleBuilder(self.contract, train=False, backend=backend)
+        self.generation = generation_settings(**generation)
+        self._settings = generation_settings
+
+    @property
+    def checkpoint(self):
+        return self.trained.checkpoint
+
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        """The generation arguments of a call: this model's, with ``overrides`` on top."""
+        return self._settings(**{**self.generation, **overrides})
+
+    # ------------------------------------------------------------------ answering
+    def generate(self, video: Union[Video, Sequence[Video]], question: Union[str, Sequence[str]], *,
+                 answer_prefix: str = "", fps: float = 1.0, stream: Optional[Callable[[str], None]] = None,
+                 **gen: Any) -> Union[str, list[str]]:
+        """The answer to ``question`` about ``video`` (a file, a frame folder, or uint8 frames sampled at ``fps``).
+        Lists of videos (and one question for all, or one per video) are answered as one batch: a list back."""
+        many = isinstance(video, (list, tuple))
+        videos = list(video) if many else [video]
+        questions = [question] * len(videos) if isinstance(question, str) else list(question)
+        if len(questions) != len(videos):
+            raise ConfigError("question", f"{len(questions)} questions for {len(videos)} videos")
+        answers = self._answer([[{"role": "user", "content": q}] for q in questions], videos, answer_prefix, fps,
+                               stream, gen)
+        return answers if many or not isinstance(question, str) else answers[0]
+
+    def chat(self, messages: Sequence[dict], video: Video, *, fps: float = 1.0,
+             stream: Optional[Callable[[str], None]] = None, **gen: Any) -> str:
+        """The next assistant message of a conversation about ``video``: ``messages`` alternate
+        ``{"role": "user" | "assistant", "content": ...}`` (a ``system`` message may come first) and end with
+        the user's."""
+        return self._answer([list(messages)], [video], "", fps, stream, gen)[0]
+
+    def _answer(self, conversations: list[list[dict]], videos: list[Video], answer_prefix: str, fps: float,
+                stream: Optional[Callable[[str], None]], gen: dict) -> list[str]:
+        from vlmkit.runners.runner import move_to
+        from vlmkit.tasks.generation import generate_batch
+
+        placeholder = self.contract.placeholders[0]
+        batch = build_batch(self.builder, [user_turns(c, placeholder) for c in conversations], videos,
+                            answer_prefix, fps)
+        settings = self.settings(**gen)
+        if stream is not None:
+            if len(videos) != 1 or settings["num_beams"] != 1:
+                raise ConfigError("stream", "streaming answers one video at a time with num_beams 1")
+            from vlmkit.inference.streaming import CallbackStreamer
+
+            settings["streamer"] = CallbackStreamer(self.contract.tokenizer, self.model.template.stop_strings, stream)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
+        with torch.no_grad(), autocast:
+            return generate_batch(self.model, move_to(batch, self.device), settings)
+
+
+def load(run: str, device: Optional[str] = None, dtype: Any = None, *, trust_imports: bool = False,
+         allow_changed_weights: bool = False, backend: str = "decord", **generation: Any) -> InferenceModel:
+    """The model ``run`` trained (a run directory, its checkpoints folder or a self-contained checkpoint), built
+    as ``evaluate.py`` builds it (``build_trained_model``: same weights, frame sampling, processors, template).
+    ``dtype``: the evaluator's ``precision`` (autocast; fp32 by default). ``generation``: defaults for every call
+    (max_new_tokens, num_beams, do_sample, temperature, top_p, repetition_penalty)."""
+    from vlmkit.assemble import build_trained_model
+
+    trained = build_trained_model(run, trust_imports=trust_imports, allow_changed_weights=allow_changed_weights)
+    return InferenceModel(trained, device=device, dtype=dtype, backend=backend, **generation)
