@@ -26,6 +26,18 @@ class ImagePreprocessing:
     crop: bool = True               # resize the short side then center-crop, else resize to size x size
 
 
+def normalise_frames(frames: Any, prep: ImagePreprocessing) -> Any:
+    """uint8 frames (..., C, H, W) -> float32 scaled to [0, 1] and normalised with ``prep``'s mean and std: the
+    last step of every frame processor, done by the model on its device when the data hands it uint8 frames."""
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    return F.normalize(F.to_dtype(frames, torch.float32, scale=True), list(prep.mean), list(prep.std))
+
+
+UINT8_PIXELS = "uint8_pixels"  # DataContract.extra key: the model normalises uint8 frames itself
+
+
 @dataclass
 class DataContract:
     """Everything a dataset needs from the model to build its inputs.

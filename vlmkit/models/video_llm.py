@@ -32,7 +32,7 @@ from typing import Any, Literal, Optional, Sequence
 import torch
 from torch import nn
 
-from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK, DataContract
+from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK, UINT8_PIXELS, DataContract, normalise_frames
 from vlmkit.data.samplers.video_sampling import VideoSampling
 from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
@@ -212,6 +212,7 @@ class VideoLLM(nn.Module):
                             preprocessing=tuple(self.branches[i].preprocessing for i in self.pixel_branches),
                             sampling=self.sampling, encode=self.encode_conversation, pad_token_id=int(pad),
                             extra={"encoder_decoder": self.llm.is_encoder_decoder, "batch_keys": self.batch_keys,
+                                   UINT8_PIXELS: True,
                                    "selector": self.selector.data_needs() if self.selector is not None else {},
                                    **({"instruction": self.instruction} if self.instruction else {})})
 
@@ -219,7 +220,8 @@ class VideoLLM(nn.Module):
     def encode_video(self, pixel_values: Optional[Sequence[torch.Tensor]] = None,
                      text_ids: Optional[torch.Tensor] = None, text_mask: Optional[torch.Tensor] = None,
                      inputs: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
-        """One (B, T, C, H, W) tensor per pixel branch (+ the batch entries other branches read)
+        """One (B, T, C, H, W) tensor per pixel branch, normalised float or uint8 (normalised here with the
+        branch's preprocessing), (+ the batch entries other branches read)
         -> (B, visual_tokens, hidden)."""
         return self._encode(pixel_values, text_ids, text_mask, inputs)[0]
 
@@ -250,6 +252,8 @@ class VideoLLM(nn.Module):
             if pixels.dim() != 5 or pixels.shape[1] != self.num_frames:
                 raise ValueError(f"branch {i} expects pixels (B, T={self.num_frames}, C, H, W), got "
                                  f"{tuple(pixels.shape)}")
+            if pixels.dtype == torch.uint8:  # the data side left scaling and normalising to the model's device
+                pixels_of[i] = normalise_frames(pixels, self.branches[i].preprocessing)
         selector_loss = None
         if self.selector is not None:
             selection = self.selector([pixels_of[i] for i in self.pixel_branches], inputs or {})

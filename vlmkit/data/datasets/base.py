@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vlmkit.contracts import INSTRUCTION_IDS, DataContract
+from vlmkit.contracts import INSTRUCTION_IDS, UINT8_PIXELS, DataContract
 from vlmkit.data.video import VideoReader
 from vlmkit.errors import DataError
 
@@ -74,6 +74,8 @@ class MediaLoader:
         self.train = train
         self.sampler = contract.sampling.sampler(train)
         self.processors = [contract.sampling.processor(prep, train) for prep in contract.preprocessing]
+        if (contract.extra or {}).get(UINT8_PIXELS):  # the model normalises on its device: pass uint8 (4x smaller)
+            self.processors = [p.unnormalised() for p in self.processors]
         self.reader = VideoReader(backend=backend, fallback=fallback, num_threads=num_threads, layout="TCHW")
 
     def decode(self, path: str, start: Optional[float] = None, end: Optional[float] = None,
@@ -112,7 +114,8 @@ class MediaLoader:
         return torch.from_numpy(stacked).permute(0, 3, 1, 2)
 
     def process(self, frames: torch.Tensor, seed: Optional[int] = None) -> list[torch.Tensor]:
-        """One normalised float tensor (T, C, size, size) per visual branch."""
+        """One tensor (T, C, size, size) per visual branch: normalised float32, or uint8 when the model's data
+        contract says it normalises them itself (``UINT8_PIXELS``)."""
         return [processor(frames, seed=seed) for processor in self.processors]
 
     def load(self, path: str, start: Optional[float] = None, end: Optional[float] = None,

@@ -1,17 +1,19 @@
-"""Frame processors: uint8 frames (T, C, H, W) -> normalised float32 (T, C, size, size).
+"""Frame processors: uint8 frames (T, C, H, W) -> normalised float32 (T, C, size, size), or uint8 (T, C, size,
+size) from ``unnormalised()`` when the model normalises on its device (``contracts.normalise_frames``).
 
 Built from torchvision.transforms.v2 applied to the whole clip as one ``tv_tensors.Video``, so a random crop
 or flip is drawn once per video and shared by all its frames.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
-from vlmkit.contracts import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+from vlmkit.contracts import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocessing, normalise_frames
 
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "clip": (CLIP_MEAN, CLIP_STD),
@@ -54,8 +56,18 @@ class FrameProcessor:
             raise ValueError(f"processor '{name}': mean and std need 3 values, std > 0; got {mean}, {std}")
         self.name, self.size, self.train = name, size, train
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        self.transform = v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True),
-                                     v2.Normalize(list(self.mean), list(self.std))])
+        self.geometry = v2.Compose(list(geometry))
+        self.normalise = True
+
+    def unnormalised(self) -> "FrameProcessor":
+        """This processor without its last step (scale and normalise): it returns uint8 frames, 4x smaller to pass
+        between processes; ``contracts.normalise_frames`` with ``self.stats()`` finishes them."""
+        out = copy.copy(self)
+        out.normalise = False
+        return out
+
+    def stats(self) -> ImagePreprocessing:
+        return ImagePreprocessing(self.size, self.mean, self.std)
 
     def __call__(self, frames: torch.Tensor, seed: int | None = None) -> torch.Tensor:
         if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8:
@@ -68,13 +80,14 @@ class FrameProcessor:
                              f"{tuple(frames.shape)} (decode with layout='TCHW', or permute(0, 3, 1, 2))")
         video = tv_tensors.Video(frames)
         if seed is None:
-            out = self.transform(video)
+            out = self.geometry(video)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                out = self.transform(video)
-        return out.as_subclass(torch.Tensor)
+                out = self.geometry(video)
+        out = out.as_subclass(torch.Tensor)
+        return normalise_frames(out, self.stats()) if self.normalise else out
 
     def __repr__(self) -> str:
         return (f"FrameProcessor({self.name!r}, size={self.size}, train={self.train}, mean={self.mean}, "
-                f"std={self.std})")
+                f"std={self.std}{'' if self.normalise else ', unnormalised'})")
