@@ -1,25 +1,27 @@
 """Batched vs one-by-one generation through the evaluation runner, as a speed-up ratio measured in one process.
 
   python benchmarks/batched_generation.py [--preset tiny/pooling] [--samples 32] [--batch-size 8]
-                                          [--max-new-tokens 16] [--device cpu]
+                                          [--max-new-tokens 16] [--device cpu] [--rounds 3] [--threads 1]
 
 Builds the preset with random weights, makes a synthetic evaluation set (questions of varied length, random
-pixels; left-padded batches as the batch contract says), runs ``Evaluator.evaluate()`` with batch_size 1 and
-then with ``--batch-size`` (a warm-up run first), checks that both wrote the same predictions, and prints a
-JSON line with the wall times and ``speedup = time(one by one) / time(batched)``.
+pixels; left-padded batches as the batch contract says) and runs ``Evaluator.evaluate()`` with batch_size 1 and
+with ``--batch-size`` (each run in a fresh output folder, so nothing is resumed), interleaved over rounds by
+``benchmarks/harness.py``; it refuses to time them unless both write the same predictions.  Prints a JSON line
+with median wall and CPU times and ``speedup = time(one by one) / time(batched)``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import itertools
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 class SyntheticQA:
@@ -57,17 +59,16 @@ class SyntheticQA:
                 "meta": [s["meta"] for s in samples]}
 
 
-def run(model, cfg, dataset, out: Path, batch_size: int, max_new_tokens: int, device: str) -> tuple[float, list]:
+def run(model, cfg, dataset, out: Path, batch_size: int, max_new_tokens: int, device: str) -> dict[str, str]:
+    """Predictions by sample id (the order rows are written in may differ between batch sizes)."""
     from vlmkit.registry import RUNNERS
 
     runner = RUNNERS.build({"name": "evaluator", "tasks": {"name": "open_qa"}, "batch_size": batch_size,
                             "max_new_tokens": max_new_tokens, "output_dir": str(out), "device": device,
-                            "loggers": []}, model=model, datasets={"bench": dataset}, config=cfg)
-    start = time.perf_counter()
+                            "num_workers": 0, "loggers": []}, model=model, datasets={"bench": dataset}, config=cfg)
     runner.evaluate()
-    seconds = time.perf_counter() - start
-    lines = (out / "predictions" / "bench.jsonl").read_text().splitlines()
-    return seconds, [json.loads(line)["prediction"] for line in lines]
+    rows = [json.loads(line) for line in (out / "predictions" / "bench.jsonl").read_text().splitlines()]
+    return {row["id"]: row["prediction"] for row in rows}
 
 
 def main() -> None:
@@ -77,9 +78,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     import torch
+    from harness import compare, pin_threads
 
     from vlmkit.assemble import build_model
     from vlmkit.config import load_config, to_dict
@@ -88,18 +92,22 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "model.yaml").write_text(f"model: {{preset: {args.preset}}}\n")
         cfg = load_config(tmp / "model.yaml")
+        pin_threads(args.threads)
         torch.manual_seed(0)
         model = build_model(cfg)
         dataset = SyntheticQA(model.data_contract(), args.samples)
-        run(model, to_dict(cfg), SyntheticQA(model.data_contract(), 2), tmp / "warmup", 2, 2, args.device)
-        single_s, single = run(model, to_dict(cfg), dataset, tmp / "single", 1, args.max_new_tokens, args.device)
-        batched_s, batched = run(model, to_dict(cfg), dataset, tmp / "batched", args.batch_size,
-                                 args.max_new_tokens, args.device)
+        folders = (tmp / f"run{i}" for i in itertools.count())
+
+        def side(batch_size: int):
+            return lambda: run(model, to_dict(cfg), dataset, next(folders), batch_size, args.max_new_tokens,
+                               args.device)
+
+        result = compare({"one_by_one": side(1), "batched": side(args.batch_size)}, args.rounds)
     print(json.dumps({"preset": args.preset, "device": args.device, "samples": args.samples,
-                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-                      "one_by_one_s": round(single_s, 3), "batched_s": round(batched_s, 3),
-                      "speedup": round(single_s / batched_s, 2),
-                      "same_predictions": single == batched}))
+                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "threads": args.threads,
+                      "speedup": round(1 / result["batched"]["wall_ratio"], 2),
+                      "speedup_cpu": round(1 / result["batched"]["cpu_ratio"], 2), "same_predictions": True,
+                      **result}))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,25 @@
 """Decoding speed: decord vs PyAV (vlmkit's backends) vs a naive decode-everything baseline.
 
-Writes its own videos (PyAV, libx264 yuv420p), then times reading the same frame indices three ways in one
-process and prints clips per second and ratios against the naive baseline (PyAV decoding and converting every
-frame to RGB, then indexing: what torchvision.io.read_video-style loaders do).  Runs in well under a minute on
-2 cores.  Usage: python benchmarks/decode_bench.py [--repeats 3]
+Writes its own videos (PyAV, libx264 yuv420p), then reads the same frame indices three ways in one process,
+interleaved over rounds by ``benchmarks/harness.py`` (medians of wall and CPU time, one thread), after checking
+that all three give the same pixels, and prints speed-ups against the naive baseline (PyAV decoding and
+converting every frame to RGB, then indexing: what torchvision.io.read_video-style loaders do).
+Usage: python benchmarks/decode_bench.py [--rounds 5]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import compare, pin_threads  # noqa: E402
 
 from vlmkit.data.synthetic_video import test_pattern, write_video
 from vlmkit.data.video import VideoReader
@@ -35,33 +40,31 @@ def naive_read(path: str, indices: list[int]) -> torch.Tensor:
     return torch.from_numpy(frames[indices]).permute(0, 3, 1, 2)
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up (file cache, lazy imports)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        result = fn()
-    return (time.perf_counter() - started) / repeats, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    pin_threads(1)
     readers = {name: VideoReader(name, fallback=False, num_threads=1) for name in ("decord", "pyav")}
-    print(f"{'scenario':28s} {'naive ms':>9s} {'pyav ms':>8s} {'decord ms':>9s} "
-          f"{'pyav/naive':>10s} {'decord/naive':>12s} {'decord/pyav':>11s}  (ratios = speed-ups)")
+    print(f"{'scenario':28s} {'naive ms':>9s} {'pyav ms':>8s} {'decord ms':>9s} {'pyav/naive':>10s} "
+          f"{'decord/naive':>12s} {'decord/pyav':>11s} {'(CPU)':>6s}  (ratios = speed-ups, wall; CPU last)")
+    report = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, num_frames, fps, height, width, gop, sampler_cfg in SCENARIOS:
             path = str(write_video(Path(tmp) / f"{num_frames}_{gop}.mp4", test_pattern(num_frames, height, width),
                                    fps=fps, gop=gop))
             indices = SAMPLERS.build(sampler_cfg)(num_frames, float(fps))
-            t_naive, base = timed(lambda: naive_read(path, indices), args.repeats)
-            t_pyav, by_pyav = timed(lambda: readers["pyav"].read(path, indices).frames, args.repeats)
-            t_decord, by_decord = timed(lambda: readers["decord"].read(path, indices).frames, args.repeats)
-            assert torch.equal(base, by_pyav) and torch.equal(base, by_decord), f"{name}: pixels differ"
+            result = compare({"naive": lambda: naive_read(path, indices),
+                              "pyav": lambda: readers["pyav"].read(path, indices).frames,
+                              "decord": lambda: readers["decord"].read(path, indices).frames},
+                             args.rounds, same=torch.equal)
+            report[name] = result
+            t_naive, t_pyav, t_decord = (result[k]["wall_s"] for k in ("naive", "pyav", "decord"))
+            cpu_pyav_decord = result["pyav"]["cpu_s"] / max(result["decord"]["cpu_s"], 1e-9)
             print(f"{name:28s} {t_naive * 1e3:9.1f} {t_pyav * 1e3:8.1f} {t_decord * 1e3:9.1f} "
-                  f"{t_naive / t_pyav:10.2f} {t_naive / t_decord:12.2f} {t_pyav / t_decord:11.2f}")
+                  f"{t_naive / t_pyav:10.2f} {t_naive / t_decord:12.2f} {t_pyav / t_decord:11.2f} "
+                  f"{cpu_pyav_decord:6.2f}")
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
