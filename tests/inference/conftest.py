@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = """
-model: {preset: tiny/pooling}
+model: {preset: tiny/pooling, llm: {freeze: true}}  # the LLM's random init comes from the seed, not the checkpoint
 datasets:
   train: {preset: open_qa, ann_path: DATA/test_open_qa.json, media_root: DATA, train: true}
 run: {name: trainer, max_steps: 2, batch_size: 2, loggers: [], output_dir: RUN,
@@ -35,8 +35,8 @@ def run_script(name, argv):
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """(folder, run, data, {sample id: evaluate.py's record}) for a tiny/pooling run trained 2 steps on synthetic
-    shape videos and evaluated with the evaluator's default generation settings."""
+    """(folder, run, data, {sample id: evaluate.py's record}) for a tiny/pooling run (frozen random LLM) trained 2
+    steps on synthetic shape videos and evaluated with the evaluator's default generation settings."""
     from vlmkit.data.synthetic import ensure_synthetic_dataset
 
     folder = tmp_path_factory.mktemp("inference")

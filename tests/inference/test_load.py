@@ -21,7 +21,7 @@ def test_generate_equals_evaluate_predictions_one_by_one_and_batched(tiny, model
     assert model.generate(videos, [r["question"] for r in ordered]) == [r["prediction"] for r in ordered]
 
 
-def test_weights_are_the_checkpoints_and_the_seeded_frozen_init(tiny, model):
+def test_trainable_weights_are_the_checkpoints(tiny, model):  # the frozen LLM: generate_equals above
     from vlmkit.runners import checkpoint as ckpt
     from safetensors.torch import load_file
 
