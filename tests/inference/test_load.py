@@ -97,3 +97,17 @@ def test_a_run_that_imports_modules_needs_trust(tiny, tmp_path):
         manifest.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="trust_imports"):
         vlmkit.load(str(run))
+
+
+def test_a_checkpoint_folder_copied_on_its_own_loads_the_same_model(tiny, tmp_path):
+    """A self-contained checkpoint (its manifest holds the config): no run folder around it."""
+    import shutil
+
+    from vlmkit.runners import checkpoint as ckpt
+
+    copy = tmp_path / "exported"
+    shutil.copytree(ckpt.latest(tiny[1] / "checkpoints"), copy)
+    _, _, data, records = tiny
+    record = sorted(records.values(), key=lambda r: r["id"])[2]
+    video = record["media"] if record["media"].startswith("/") else str(data / record["media"])
+    assert vlmkit.load(str(copy), device="cpu").generate(video, record["question"]) == record["prediction"]
