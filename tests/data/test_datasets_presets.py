@@ -83,7 +83,21 @@ def _files(media_dir: Path, tmp: Path) -> dict[str, dict]:
                      **root},
         "mlvu": {"ann_root": str(tmp / "mlvu"), "media_root": str(tmp / "mlvu"), "tasks": ["count"]},
         "mlvu_generation": {"ann_root": str(tmp / "mlvu"), "media_root": str(tmp / "mlvu"), "tasks": ["summary"]},
+        "videomme": {"ann_path": write_json(tmp / "vmme.json", [{
+            "video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Astronomy",
+            "videoID": "good", "question_id": "001-1", "task_type": "Counting Problem", "question": "q",
+            "options": ["A. x", "B. y", "C. z", "D. w"], "answer": "B"}]), **root},
+        "egoschema": {"ann_path": write_json(tmp / "ego_q.json", [{"q_uid": "good", "question": "q",
+                                                                   **{f"option {k}": f"o{k}" for k in range(5)}}]),
+                      "answers_path": write_json(tmp / "ego_a.json", {"good": 2}), **root},
+        "nextqa": {"ann_path": _nextqa_csv(tmp / "nextqa.csv"), **root},
     }
+
+
+def _nextqa_csv(path: Path) -> str:
+    path.write_text("video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
+                    "good,8,64,48,what happens,1,0,CW,a,b,c,d,e\n")
+    return str(path)
 
 
 def test_every_preset_builds_and_yields_a_sample(media_dir, tmp_path):
