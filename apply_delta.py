@@ -5,6 +5,7 @@
 
 Both safetensors and .bin checkpoints work (sharded with an index json, or a single file); the result is sharded
 safetensors with an index, plus the tokenizer and config.json of the delta (or, with --make-delta, of the target).
+Existing files in the output folder are never replaced without --overwrite, and a failed run leaves it untouched.
 """
 import argparse
 
@@ -26,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checksum", action="store_true", help="write SHA256SUMS of every output file")
     parser.add_argument("--verify-checksums", metavar="SHA256SUMS", default=None,
                         help="after applying, check the result against a published checksum file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files already in the output folder (refused by default, listing them)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -33,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     common = dict(dtype=args.dtype, max_shard_size=args.max_shard_size, checksum=args.checksum,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, overwrite=args.overwrite)
     if args.make_delta:
         if args.verify_checksums:
             raise SystemExit("--verify-checksums checks an applied result; it does not go with --make-delta")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,57 @@ def test_default_dtype_comes_from_the_delta_config(tmp_path, base_dir):
     report = apply_delta(base_dir, tmp_path / "delta", tmp_path / "target", progress=False)
     assert report.dtype.startswith("float16")
     assert all(t.dtype == torch.float16 for t in read_weights(tmp_path / "target").values())
+
+
+def test_never_overwrites_without_overwrite_and_lists_the_files(tmp_path, base_dir, repo_root):
+    config = tiny_config(32)
+    delta = save_state(random_state(config, seed=9), config, tmp_path / "delta", shard_size="6KB", tokenizer=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # no weights, but a file the run would replace
+    (out / "pytorch_model.bin").write_bytes(b"old")  # stale weights the new index would not mention
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(DataError) as caught:
+        apply_delta(base_dir, delta, out, progress=False)
+    assert "- config.json" in str(caught.value) and "- pytorch_model.bin" in str(caught.value)
+    assert "--overwrite" in str(caught.value)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt", "pytorch_model.bin"]
+
+    cli = runpy.run_path(str(repo_root / "apply_delta.py"))["main"]
+    assert cli(["--base", str(base_dir), "--delta", str(delta), "--target", str(out), "--overwrite",
+                "--no-progress"]) == 0
+    assert (out / "config.json").read_bytes() == (delta / "config.json").read_bytes()
+    assert not (out / "pytorch_model.bin").exists() and (out / "notes.txt").read_text() == "mine"
+    assert read_weights(out).keys() == read_weights(delta).keys()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda shard: shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2]), "truncated"),
+    (lambda shard: __import__("safetensors.torch").torch.save_file({"other": torch.ones(1)}, str(shard)),
+     "cannot read tensor"),
+])
+def test_shard_failing_mid_run_is_named_and_partial_output_removed(tmp_path, base_dir, monkeypatch, damage,
+                                                                   message):
+    """The last delta shard breaks after the headers were checked, once earlier output shards are written."""
+    module = importlib.import_module("vlmkit.tools.apply_delta")
+    config = tiny_config(32)
+    delta = save_state(random_state(config, seed=10), config, tmp_path / "delta", shard_size="6KB")
+    last_shard = sorted(delta.glob("model-*.safetensors"))[-1]
+    pair_tensors = module.pair_tensors
+
+    def pair_then_damage(*args, **kwargs):
+        result = pair_tensors(*args, **kwargs)
+        damage(last_shard)
+        return result
+
+    monkeypatch.setattr(module, "pair_tensors", pair_then_damage)
+    for target, overwrite in ((tmp_path / "new", False), (_occupied(tmp_path), True)):
+        before = sorted(p.name for p in target.iterdir()) if target.exists() else None
+        save_state(random_state(config, seed=10), config, delta, shard_size="6KB")  # undamaged again
+        with pytest.raises(DataError, match=f"{last_shard}: .*{message}") as caught:
+            apply_delta(base_dir, delta, target, max_shard_size="4KB", progress=False, overwrite=overwrite)
+        assert "partial output was removed" in str(caught.value)
+        assert (sorted(p.name for p in target.iterdir()) if target.exists() else None) == before
+        assert (target / "model.safetensors").exists() == overwrite  # the occupied folder's file is untouched
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

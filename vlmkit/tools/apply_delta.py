@@ -10,8 +10,10 @@ are copied from the delta (apply) or the target (make).
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vlmkit.errors import DataError
-from vlmkit.tools.checkpoint_files import WEIGHT_SUFFIXES, Checkpoint
-from vlmkit.tools.checksums import verify_checksums, write_checksums
+from vlmkit.tools.checkpoint_files import SAFETENSORS_INDEX, WEIGHT_SUFFIXES, Checkpoint
+from vlmkit.tools.checksums import CHECKSUM_FILE, verify_checksums, write_checksums
 from vlmkit.tools.memory import release_freed_memory
 from vlmkit.tools.delta_plan import TensorPair, VocabGrowth, pair_tensors
 from vlmkit.tools.safetensors_writer import PlannedTensor, ShardedSafetensorsWriter
@@ -100,17 +102,20 @@ class MergeReport:
 
 def apply_delta(base: str | Path, delta: str | Path, target: str | Path, *, dtype: str | None = None,
                 max_shard_size: str | int = "5GB", checksum: bool = False,
-                expected_checksums: str | Path | None = None, progress: bool = True) -> MergeReport:
-    """Write base + delta to `target`. dtype defaults to the delta config's dtype, else each delta tensor's own."""
+                expected_checksums: str | Path | None = None, progress: bool = True,
+                overwrite: bool = False) -> MergeReport:
+    """Write base + delta to `target`. dtype defaults to the delta config's dtype, else each delta tensor's own.
+    Existing files in `target` are replaced only with overwrite=True; a failed run leaves `target` untouched."""
     return _merge(base, delta, target, mode="apply", dtype=dtype, max_shard_size=max_shard_size,
-                  checksum=checksum, expected_checksums=expected_checksums, progress=progress)
+                  checksum=checksum, expected_checksums=expected_checksums, progress=progress, overwrite=overwrite)
 
 
 def make_delta(base: str | Path, target: str | Path, delta: str | Path, *, dtype: str | None = None,
-               max_shard_size: str | int = "5GB", checksum: bool = False, progress: bool = True) -> MergeReport:
+               max_shard_size: str | int = "5GB", checksum: bool = False, progress: bool = True,
+               overwrite: bool = False) -> MergeReport:
     """Write target - base to `delta` (added vocabulary rows stored whole). dtype defaults to the target's."""
     return _merge(base, target, delta, mode="make", dtype=dtype, max_shard_size=max_shard_size,
-                  checksum=checksum, expected_checksums=None, progress=progress)
+                  checksum=checksum, expected_checksums=None, progress=progress, overwrite=overwrite)
 
 
 def parse_size(size: str | int) -> int:
@@ -137,17 +142,38 @@ def _resolve_dtype(dtype: str | None, other: Checkpoint, mode: str) -> tuple[tor
     return None, "as stored in the " + ("delta" if mode == "apply" else "target") + " (per tensor)"
 
 
-def _prepare_output(output: Path, inputs: list[Checkpoint]) -> None:
+def _check_output(output: Path, inputs: list[Checkpoint], writes: list[str], overwrite: bool) -> list[Path]:
+    """Refuse an output that is an input, or (without overwrite) one holding files this run would replace or
+    weights it would leave stale. Returns the stale weight files that overwrite will remove."""
     for checkpoint in inputs:
         if output.resolve() == checkpoint.directory.resolve():
             raise DataError(f"{output}: the output folder must differ from the input {checkpoint.path}")
-    if output.exists():
-        if not output.is_dir():
-            raise DataError(f"{output}: exists and is not a folder")
-        clash = [p.name for p in output.iterdir() if p.name.endswith(WEIGHT_SUFFIXES + (".index.json", ".partial"))]
-        if clash:
-            raise DataError(f"{output}: already holds weights {clash[:5]}; choose an empty or new folder")
-    output.mkdir(parents=True, exist_ok=True)
+    if not output.exists():
+        return []
+    if not output.is_dir():
+        raise DataError(f"{output}: exists and is not a folder")
+    replaced = sorted(name for name in writes if (output / name).exists())
+    stale = sorted(p for p in output.iterdir() if p.name not in writes
+                   and p.name.endswith(WEIGHT_SUFFIXES + (".index.json", ".partial")))
+    if (replaced or stale) and not overwrite:
+        listed = "\n".join(f"  - {name}" for name in replaced + [p.name for p in stale])
+        raise DataError(f"{output}: already holds files this run would overwrite or leave stale (it already holds "
+                        f"weights):\n{listed}\nchoose an empty or new folder, or pass --overwrite to replace them")
+    return stale
+
+
+def _publish(staging: Path, output: Path, stale: list[Path]) -> None:
+    """Move the finished files from the staging folder into `output` (one rename when output is new)."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    for path in stale:
+        path.unlink()
+    for path in staging.iterdir():
+        if (output / path.name).is_dir():
+            shutil.rmtree(output / path.name)
+        os.replace(path, output / path.name)
+    staging.rmdir()
 
 
 def _combine(base_t: torch.Tensor | None, other_t: torch.Tensor, subtract: bool,
@@ -219,7 +245,7 @@ def _merge_tensor(pair: TensorPair, base: Checkpoint, other: Checkpoint, writer:
 
 
 def _merge(base_path, other_path, output_path, *, mode: str, dtype: str | None, max_shard_size,
-           checksum: bool, expected_checksums, progress: bool) -> MergeReport:
+           checksum: bool, expected_checksums, progress: bool, overwrite: bool) -> MergeReport:
     role = "delta" if mode == "apply" else "target"
     base, other = Checkpoint(base_path), Checkpoint(other_path)
     largest_shard = max(base.largest_shard_bytes, other.largest_shard_bytes)
@@ -228,40 +254,50 @@ def _merge(base_path, other_path, output_path, *, mode: str, dtype: str | None, 
     out_dtype, dtype_text = _resolve_dtype(dtype, other, mode)
     pairs, growth = pair_tensors(base, other, role, out_dtype)
     output = Path(output_path)
-    _prepare_output(output, [base, other])
-
     planned = [PlannedTensor(pair.name, pair.other.shape, pair.out_dtype) for pair in pairs]
-    writer = ShardedSafetensorsWriter(output, planned, parse_size(max_shard_size))
-    round_trip = RoundTrip() if mode == "make" else None
-    consumed: set[str] = set()
-    total = sum(tensor.nbytes for tensor in planned)
-    finished = False
-    try:
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"{mode}-delta", disable=not progress) as bar:
-            for pair in pairs:
-                _merge_tensor(pair, base, other, writer, mode == "make", chunk_bytes, round_trip, bar)
-                consumed.add(pair.name)
-        weight_files = writer.finish()
-        finished = True
-    finally:
-        base.close()
-        other.close()
-        if not finished:
-            writer.abort()
-    for checkpoint, label in ((base, "base"), (other, role)):
-        unused = sorted(set(checkpoint.tensors) - consumed)
-        if unused:
-            raise DataError(f"tensors of the {label} were never consumed: {unused[:10]}")
+    side_files = other.side_files()
+    shard_names = ShardedSafetensorsWriter(output, planned, parse_size(max_shard_size)).shard_names
+    writes = shard_names + [SAFETENSORS_INDEX] + [f.name for f in side_files] + [CHECKSUM_FILE] * checksum
+    stale = _check_output(output, [base, other], writes, overwrite)
 
-    copied = []
-    for side_file in other.side_files():
-        shutil.copy2(side_file, output / side_file.name)
-        copied.append(side_file.name)
+    # Everything is written to a hidden folder next to the output and moved in at the end, so a failure (or ^C)
+    # anywhere leaves the output as it was.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    try:
+        writer = ShardedSafetensorsWriter(staging, planned, parse_size(max_shard_size))
+        round_trip = RoundTrip() if mode == "make" else None
+        consumed: set[str] = set()
+        total = sum(tensor.nbytes for tensor in planned)
+        try:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"{mode}-delta", disable=not progress) as bar:
+                for pair in pairs:
+                    _merge_tensor(pair, base, other, writer, mode == "make", chunk_bytes, round_trip, bar)
+                    consumed.add(pair.name)
+            writer.finish()
+        finally:
+            base.close()
+            other.close()
+            writer.abort()
+        for checkpoint, label in ((base, "base"), (other, role)):
+            unused = sorted(set(checkpoint.tensors) - consumed)
+            if unused:
+                raise DataError(f"tensors of the {label} were never consumed: {unused[:10]}")
+        for side_file in side_files:
+            shutil.copy2(side_file, staging / side_file.name)
+        written = [staging / name for name in shard_names + [SAFETENSORS_INDEX] + [f.name for f in side_files]]
+        checksum_file = write_checksums(staging, written) if checksum else None
+        verified = verify_checksums(Path(expected_checksums), staging) if expected_checksums is not None else None
+        _publish(staging, output, stale)
+    except BaseException as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, DataError):
+            raise DataError(f"{err}\n({output}: nothing written, the partial output was removed)") from err
+        raise
     report = MergeReport(
         mode=mode, base=base.describe(), other=other.describe(), output=output, dtype=dtype_text, growth=growth,
-        tensors=len(consumed), bytes_written=total, weight_files=weight_files, copied=copied, round_trip=round_trip)
-    if checksum:
-        report.checksum_file = write_checksums(output, weight_files + [output / name for name in copied])
-    if expected_checksums is not None:
-        report.verified_files = verify_checksums(Path(expected_checksums), output)
+        tensors=len(consumed), bytes_written=total, weight_files=[output / name for name in shard_names]
+        + [output / SAFETENSORS_INDEX], copied=[f.name for f in side_files],
+        checksum_file=output / CHECKSUM_FILE if checksum_file else None, verified_files=verified,
+        round_trip=round_trip)
     return report

@@ -192,10 +192,15 @@ class Checkpoint:
                 else _load_bin(info.shard)
             self._open_shard = info.shard
         whole = start is None and stop is None
-        if self.format == "safetensors":
-            tensor = self._handle.get_tensor(name) if whole else self._handle.get_slice(name)[start:stop]
-        else:
-            tensor = self._handle[name] if whole else self._handle[name][start:stop]
+        try:
+            if self.format == "safetensors":
+                tensor = self._handle.get_tensor(name) if whole else self._handle.get_slice(name)[start:stop]
+            else:
+                tensor = self._handle[name] if whole else self._handle[name][start:stop]
+        except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as err:
+            self.close()
+            raise DataError(f"{info.shard}: cannot read tensor {name!r}, the file is damaged or changed since it "
+                            f"was opened ({type(err).__name__}: {err})") from err
         self._bytes_since_open += tensor.numel() * tensor.element_size()
         if self._bytes_since_open >= self.keep_open_bytes:
             self.close()
