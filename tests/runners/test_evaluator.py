@@ -23,7 +23,7 @@ from vlmkit.runners.distributed import DistEnv
 def evaluator(model, cfg, datasets, out, **settings):
     settings = {"name": "evaluator", "tasks": {"name": "multiple_choice"}, "max_new_tokens": 3,
                 "output_dir": str(out), **settings}
-    return RUNNERS.build(settings, model=model, datasets=datasets, config=cfg)
+    return RUNNERS.build(settings, "evaluation", model=model, datasets=datasets, config=cfg)
 
 
 def predictions(out, key="mc"):
