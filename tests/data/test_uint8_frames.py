@@ -6,6 +6,8 @@ import torch
 from torchvision.transforms import v2
 
 from tests.runners.stream_fixtures import tiny_video_llm
+from vlmkit.assemble import build_model
+from vlmkit.config import load_config
 from vlmkit.contracts import CLIP_MEAN, CLIP_STD, UINT8_PIXELS, ImagePreprocessing, normalise_frames
 from vlmkit.data.datasets.base import MediaLoader
 from vlmkit.data.processors.encoder_default import from_preprocessing
@@ -54,3 +56,27 @@ def test_same_pixels_give_the_same_visual_tokens_as_uint8_or_float():
         from_float = model.encode_video([as_float])
         from_uint8 = model.encode_video([as_uint8])
     torch.testing.assert_close(from_uint8, from_float, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["video_xl/tiny", "videotgb/tiny_t5"])  # chunked encoding; a frame selector
+def test_chunked_branches_and_selectors_see_the_same_pixels(preset, tmp_path):
+    (tmp_path / "exp.yaml").write_text(f"model: {{preset: {preset}, allow_random_frozen: true}}\n")
+    torch.manual_seed(0)
+    model = build_model(load_config(tmp_path / "exp.yaml")).eval()
+    contract = model.data_contract()
+    as_uint8 = [torch.randint(0, 256, (2, contract.num_frames, 3, p.size, p.size), dtype=torch.uint8,
+                              generator=torch.Generator().manual_seed(4)) for p in contract.preprocessing]
+    as_float = [normalise_frames(p, prep) for p, prep in zip(as_uint8, contract.preprocessing)]
+    ids = torch.ones(2, 5, dtype=torch.long)  # the question / instruction a selector or Q-Former reads
+    inputs = {"question_ids": ids, "question_mask": ids, "instruction_ids": ids, "instruction_mask": ids}
+    seen = []  # what the selector reads
+    if model.selector is not None:
+        forward = model.selector.forward
+        model.selector.forward = lambda pixels, *rest: seen.append(pixels) or forward(pixels, *rest)
+    with torch.no_grad():
+        from_float = model.encode_video(as_float, inputs=inputs)
+        from_uint8 = model.encode_video(as_uint8, inputs=inputs)
+    torch.testing.assert_close(from_uint8, from_float, rtol=0, atol=1e-6)
+    assert (model.selector is None) == (seen == [])
+    for float_input, uint8_input in zip(seen[0::2], seen[1::2]):
+        assert all(torch.equal(a, b) for a, b in zip(float_input, uint8_input))

@@ -220,8 +220,8 @@ class VideoLLM(nn.Module):
     def encode_video(self, pixel_values: Optional[Sequence[torch.Tensor]] = None,
                      text_ids: Optional[torch.Tensor] = None, text_mask: Optional[torch.Tensor] = None,
                      inputs: Optional[Mapping[str, Any]] = None) -> torch.Tensor:
-        """One (B, T, C, H, W) tensor per pixel branch, normalised float or uint8 (normalised here with the
-        branch's preprocessing), (+ the batch entries other branches read)
+        """One (B, T, C, H, W) tensor per pixel branch, normalised float or uint8 (normalised by the branch just
+        before its encoder, chunk by chunk on the encoder's device), (+ the batch entries other branches read)
         -> (B, visual_tokens, hidden)."""
         return self._encode(pixel_values, text_ids, text_mask, inputs)[0]
 
@@ -252,11 +252,12 @@ class VideoLLM(nn.Module):
             if pixels.dim() != 5 or pixels.shape[1] != self.num_frames:
                 raise ValueError(f"branch {i} expects pixels (B, T={self.num_frames}, C, H, W), got "
                                  f"{tuple(pixels.shape)}")
-            if pixels.dtype == torch.uint8:  # the data side left scaling and normalising to the model's device
-                pixels_of[i] = normalise_frames(pixels, self.branches[i].preprocessing)
         selector_loss = None
         if self.selector is not None:
-            selection = self.selector([pixels_of[i] for i in self.pixel_branches], inputs or {})
+            # the selector reads normalised frames; the branches normalise uint8 ones just before their encoders
+            selection = self.selector([normalise_frames(pixels_of[i], self.branches[i].preprocessing)
+                                       if pixels_of[i].dtype == torch.uint8 else pixels_of[i]
+                                       for i in self.pixel_branches], inputs or {})
             pixels_of = {i: gather_frames(pixels, selection.indices) for i, pixels in pixels_of.items()}
             selector_loss = selection.loss
         if self.instruction and text_ids is None:

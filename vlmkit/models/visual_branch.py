@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from vlmkit.contracts import normalise_frames
 from vlmkit.registry import ENCODERS, STAGES
 from vlmkit.schema import Component, ComponentList, Runtime
 
@@ -109,7 +110,7 @@ class VisualBranch(nn.Module):
         """
         if self.chunk_frames is not None and self.reads_pixels and pixels.shape[1] > self.chunk_frames:
             return self._forward_chunked(pixels, text_ids, text_mask, inputs, frames)
-        x = self.encoder(pixels) if self.reads_pixels else self.encoder(self._take(self.encoder, inputs))
+        x = self._encode(pixels) if self.reads_pixels else self.encoder(self._take(self.encoder, inputs))
         if frames is not None:
             expected = self.encoder.out_tokens(self.encoder.tokens_per_frame, frames)
             if tuple(x.shape[1:3]) != tuple(expected):
@@ -117,6 +118,13 @@ class VisualBranch(nn.Module):
                                  f"the model was built for (T, N)={tuple(expected)} ({frames} frames per video)")
         x = self._stages(x, text_ids, text_mask, inputs)
         return x.reshape(x.shape[0], -1, x.shape[-1])
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The encoder's output; uint8 pixels (as the datasets deliver them) are scaled and normalised first, on
+        the device they are on, with the encoder's preprocessing."""
+        if pixels.dtype == torch.uint8:
+            pixels = normalise_frames(pixels, self.encoder.preprocessing)
+        return self.encoder(pixels)
 
     def _stages(self, x: torch.Tensor, text_ids, text_mask, inputs) -> torch.Tensor:
         for stage in self.stages:
@@ -142,7 +150,7 @@ class VisualBranch(nn.Module):
         device = weights.device if weights is not None else pixels.device
         for start in range(0, pixels.shape[1], self.chunk_frames):
             chunk = pixels[:, start:start + self.chunk_frames].to(device, non_blocking=True)
-            x = self._stages(self.encoder(chunk), text_ids, text_mask, inputs)
+            x = self._stages(self._encode(chunk), text_ids, text_mask, inputs)
             yield x.reshape(x.shape[0], -1, x.shape[-1])
 
 
