@@ -65,7 +65,8 @@ def compare(sides: dict[str, Callable[[], Any]], rounds: int,
     for name in names:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         result[name] = {"wall_s": round(wall, 4), "cpu_s": round(cpu, 4),
-                        "wall_range": [round(min(walls[name]), 4), round(max(walls[name]), 4)]}
+                        "wall_range": [round(min(walls[name]), 4), round(max(walls[name]), 4)],
+                        "wall_runs": [round(w, 5) for w in walls[name]], "cpu_runs": [round(c, 5) for c in cpus[name]]}
         if name != base:
             result[name]["wall_ratio"] = round(wall / statistics.median(walls[base]), 3)
             result[name]["cpu_ratio"] = round(cpu / max(statistics.median(cpus[base]), 1e-9), 3)

@@ -4,13 +4,15 @@ Three modes: compression on with the visual tokens streamed into the LLM's windo
 encoded 8 at a time as the windows reach them, no full-length visual or embedding tensor), compression on
 without streaming (``model.stream_visual: false``: all visual tokens and input embeddings are built first), and
 compression off. Each (mode, frames) point runs in a fresh subprocess so that the peak is its own: on CUDA
-``torch.cuda.max_memory_allocated``; on CPU the growth of the process's peak resident set over the resident
-set just before the run (model built, pixels made; CPU figures of a few MiB are noisy by about +-5 MiB). The run
-is a generation of one token over "text, video, question" (the prompt's prefill, where the memory goes).
-Reported: peak MiB and seconds per point, and the ratios to the first frame count (goal with compression:
-peak(1024) <= 2 x peak(64)).
+``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``; on CPU the peak resident set (VmHWM,
+reset through ``/proc/self/clear_refs`` just before the run) over the resident set at that moment (model built,
+kernels warm; CPU figures of a few MiB are noisy by about +-5 MiB). The input pixels (uint8 on the host, as the
+datasets deliver them) are allocated after that baseline, so they count. The run is a generation of one token
+over "text, video, question" (the prompt's prefill, where the memory goes). Reported: peak MiB and seconds per
+point, and the ratios to the first frame count (goal with compression: peak(1024) <= 2 x peak(64)).
 
-Measured on CPU (2 shared cores, so seconds are rough), 64 / 256 / 1024 frames (1044 / 4116 / 16404 tokens):
+Measured before these two corrections (lifetime peak, float input before the baseline), on CPU (2 shared cores, so
+seconds are rough), 64 / 256 / 1024 frames (1044 / 4116 / 16404 tokens):
 
 | mode | peak MiB at 64 / 256 / 1024 | x peak@64 at 256 | x peak@64 at 1024 |
 |---|---|---|---|
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -63,11 +64,16 @@ model:
 """
 
 
-def _rss_mib() -> float:
+def _status_mib(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    """VmHWM := VmRSS (Linux >= 4.0), so the peak read after the run is the run's own."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 MODES = {"streamed": (True, True), "not_streamed": (True, False), "off": (False, False)}  # compress, stream
@@ -94,7 +100,6 @@ def run_point(frames: int, mode: str, device: str) -> dict:
                               add_generation_prompt=True)
     batch = collate_encoded([encoded], contract.pad_token_id, side="left")
     size = contract.preprocessing[0].size
-    pixels = torch.rand(1, frames, 3, size, size)  # stays on the host: chunks move to the device one by one
     batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.no_grad():  # warm-up on a short clip would change the model; warm kernels with one tiny step
         model.llm(model.llm.embed(batch["input_ids"][:, :8]), batch["attention_mask"][:, :8])
@@ -103,7 +108,10 @@ def run_point(frames: int, mode: str, device: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_mib()
+        _reset_peak_rss()
+        base = _status_mib("VmRSS")
+    # stays on the host: chunks move to the device one by one
+    pixels = torch.randint(0, 256, (1, frames, 3, size, size), dtype=torch.uint8)
     start = time.perf_counter()
     with torch.no_grad():
         model.generate(**batch, pixel_values=[pixels], max_new_tokens=1, do_sample=False)
@@ -111,7 +119,7 @@ def run_point(frames: int, mode: str, device: str) -> dict:
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+        peak = _status_mib("VmHWM") - base
     seconds = time.perf_counter() - start
     assert model.streaming == stream, "the streamed mode must stream and the others must not"
     return {"frames": frames, "mode": mode, "tokens": int(batch["input_ids"].shape[1]),

@@ -4,10 +4,12 @@ model on the same tensors, measured in one process.
   python benchmarks/step_overhead.py [--preset tiny/pooling] [--batch-size 4] [--steps 5 25] [--repeats 7]
                                      [--threads 1]
 
-Builds the preset with random weights and one batch that follows the batch contract; the runner reads it
-through its DataLoader from a dataset whose collater returns that batch.  Fixed costs (building the runner,
-the final checkpoint, the first-batch report) are cancelled by timing runs of N1 and N2 steps and taking the
-difference: per-step time = (T(N2) - T(N1)) / (N2 - N1), the median over ``--repeats`` alternating rounds.
+Builds the preset with random weights and one batch that follows the batch contract; the runner (its default
+loggers, console and JSON lines; no DataLoader workers) reads it through its DataLoader from a dataset whose
+collater returns that batch.  First both sides train N1 steps and must end with the same weights (AdamW without
+weight decay on both).  Then runs of N1 and N2 steps of each side are interleaved over ``--repeats`` rounds by
+``benchmarks/harness.py``; fixed costs (building the runner, the final checkpoint, the first-batch report) cancel
+in per-step time = (T(N2) - T(N1)) / (N2 - N1) within each round, in wall and CPU time; medians over rounds.
 Prints a JSON line with both per-step times and ``ratio = runner / bare`` (target: at most 1.05).
 """
 from __future__ import annotations
@@ -18,11 +20,11 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 class SameBatch:
@@ -57,33 +59,41 @@ def make_batch(contract, batch_size: int) -> dict:
     return batch
 
 
-def time_runner(model, batch, steps: int, batch_size: int, out: Path) -> float:
+def trainable(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def train_runner(model, batch, steps: int, batch_size: int, out: Path) -> dict:
     from vlmkit.registry import RUNNERS
 
-    cfg = {"name": "trainer", "scheduler": {"name": "constant", "init_lr": 1e-4}, "optimizer": "adamw",
-           "strategy": "single", "loggers": ["jsonl"], "log_every": 10, "batch_size": batch_size,
-           "max_steps": steps, "shuffle": False}
-    runner = RUNNERS.build(cfg, model=copy.deepcopy(model), datasets={"train": SameBatch(batch, steps * batch_size)},
-                           output_dir=str(out))
-    start = time.perf_counter()
-    runner.train()
-    return time.perf_counter() - start
+    cfg = {"name": "trainer", "scheduler": {"name": "constant", "init_lr": 1e-4},
+           "optimizer": {"name": "adamw", "weight_decay": 0.0}, "strategy": "single", "log_every": 10,
+           "batch_size": batch_size, "num_workers": 0, "max_steps": steps, "shuffle": False}
+    model = copy.deepcopy(model)
+    RUNNERS.build(cfg, model=model, datasets={"train": SameBatch(batch, steps * batch_size)},
+                  output_dir=str(out)).train()
+    return trainable(model)
 
 
-def time_bare(model, batch, steps: int) -> float:
+def train_bare(model, batch, steps: int) -> dict:
     import torch
 
     model = copy.deepcopy(model)
     inputs = {k: v for k, v in batch.items() if k != "meta"}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
     model.train()
-    start = time.perf_counter()
     for _ in range(steps):
         loss = model(**inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
+    return trainable(model)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,27 +110,36 @@ def main(argv: list[str] | None = None) -> dict:
     from vlmkit.assemble import build_model
     from vlmkit.config import load_config
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from harness import compare, pin_threads
+
+    pin_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="vlmkit-step-overhead-"))
     (work / "exp.yaml").write_text(f"model: {{preset: {args.preset}}}\n")
     torch.manual_seed(0)
     model = build_model(load_config(work / "exp.yaml"))
     batch = make_batch(model.data_contract(), args.batch_size)
     n1, n2 = args.steps
-    time_bare(model, batch, 3)  # warm-up: allocator, kernels, lazy imports
-    time_runner(model, batch, 3, args.batch_size, work / "warmup")
-    runner_steps, bare_steps = [], []
-    for r in range(args.repeats):
-        runs = {n: (time_runner(model, batch, n, args.batch_size, work / f"r{r}_{n}"), time_bare(model, batch, n))
-                for n in (n1, n2)}
-        runner_steps.append((runs[n2][0] - runs[n1][0]) / (n2 - n1))
-        bare_steps.append((runs[n2][1] - runs[n1][1]) / (n2 - n1))
-    runner_s, bare_s = statistics.median(runner_steps), statistics.median(bare_steps)
+    torch.manual_seed(42)  # the runner's seed: the same dropout draws, if the preset has dropout
+    bare = train_bare(model, batch, n1)
+    assert same_weights(bare, train_runner(model, batch, n1, args.batch_size, work / "check")), \
+        "the runner and the bare loop do not train the same weights"
+    outs = (work / f"run{i}" for i in range(10 ** 6))
+    sides = {f"bare_{n}": (lambda n=n: train_bare(model, batch, n)) for n in (n1, n2)}
+    sides.update({f"runner_{n}": (lambda n=n: train_runner(model, batch, n, args.batch_size, next(outs)))
+                  for n in (n1, n2)})
+    timed = compare(sides, args.repeats, same=lambda a, b: True)  # like for like checked above
+
+    def per_step(side: str, kind: str) -> list[float]:
+        return [(b - a) / (n2 - n1) for a, b in zip(timed[f"{side}_{n1}"][kind], timed[f"{side}_{n2}"][kind])]
+
     result = {"preset": args.preset, "batch_size": args.batch_size, "steps": [n1, n2], "repeats": args.repeats,
-              "threads": torch.get_num_threads(), "runner_step_ms": round(runner_s * 1e3, 3),
-              "bare_step_ms": round(bare_s * 1e3, 3), "ratio": round(runner_s / bare_s, 4),
-              "ratios_per_repeat": [round(a / b, 4) for a, b in zip(runner_steps, bare_steps)]}
+              "threads": torch.get_num_threads(), "loadavg": timed["loadavg"], "same_weights": True}
+    for kind, label in (("wall_runs", "wall"), ("cpu_runs", "cpu")):
+        runner_s, bare_s = statistics.median(per_step("runner", kind)), statistics.median(per_step("bare", kind))
+        result.update({f"runner_step_ms_{label}": round(runner_s * 1e3, 3),
+                       f"bare_step_ms_{label}": round(bare_s * 1e3, 3), f"ratio_{label}": round(runner_s / bare_s, 4),
+                       f"ratios_per_round_{label}": [round(a / b, 4) for a, b in
+                                                     zip(per_step("runner", kind), per_step("bare", kind))]})
     print(json.dumps(result))
     return result
 
