@@ -43,3 +43,55 @@ def test_validate_passes_a_clean_config(media_dir, tmp_path):
                         f"datasets:\n  train: {{preset: llava_instruct, ann_path: {ann}, media_root: {media_dir}}}\n")
     report = validate_data(load_config(cfg_path), model=tiny_model())
     assert report.ok and report.datasets[0].max_tokens > 16
+
+
+def _spy_on_build(monkeypatch) -> list:
+    """The models validate_data builds for itself."""
+    from vlmkit.data import validate
+
+    built, build = [], validate.build_contract_model
+    monkeypatch.setattr(validate, "build_contract_model", lambda cfg: built.append(build(cfg)) or built[-1])
+    return built
+
+
+def test_validate_builds_a_full_size_config_without_weights(media_dir, tmp_path, monkeypatch, repo_root):
+    """PLLaVA-7B with its weight folders absent: the model is built on the meta device (weights and init_weights
+    never read), yet its tokenizer, template and 2304 visual tokens per video give real token counts."""
+    monkeypatch.setenv("VLMKIT_WEIGHTS", str(tmp_path / "no-weights-here"))
+    ann = write_json(tmp_path / "it.json", [{"video": "good.mp4", "QA": [{"i": "Watch.", "q": "What?", "a": "A test"}]}])
+    cfg = load_config(repo_root / "train_configs/pllava/finetune_7b.yaml",
+                      [f"datasets.train.ann_path={ann}", f"datasets.train.media_root={media_dir}",
+                       "model.llm.tokenizer=local:word"])
+    built = _spy_on_build(monkeypatch)
+    report = validate_data(cfg)
+    assert report.ok, report.problems
+    assert 2304 < report.datasets[0].max_tokens < 2304 + 32 and report.max_length == 4096
+    (model,) = built
+    assert all(p.is_meta for p in model.parameters())
+
+
+def test_validate_checks_feature_files_of_a_feature_mode_dataset(tmp_path, monkeypatch, repo_root):
+    """GEBC over precomputed features (LLMVA-GEBC's OPT-13B recipe, built without weights): no media to find or
+    decode; each video's feature files are checked instead, and a missing or unreadable one is named."""
+    from vlmkit.data.tiny_eval_data import write_gebc
+
+    monkeypatch.setenv("VLMKIT_WEIGHTS", str(tmp_path / "no-weights-here"))
+    data = write_gebc(tmp_path, videos=3, boundaries=1, frames=6, seed=1)
+    (data / "features" / "omni" / "gebcvid0001.npy").unlink()
+    (data / "features" / "clip" / "gebcvid0002.npy").write_bytes(b"not an array")
+    folders = {"q_former_tokens": "q_former_tokens", "intern_video": "intern_video", "omni": "omni", "clip": "clip"}
+    cfg = load_config(repo_root / "train_configs/llmva_gebc/opt13b_kinetics_gebc.yaml",
+                      [f"datasets.train.ann_path={data / 'annotations.json'}",
+                       f"datasets.train.video_info_path={data / 'video_info.json'}", "model.llm.tokenizer=local:word",
+                       *(f"datasets.train.features.{k}={data / 'features' / v}" for k, v in folders.items())])
+    report = validate_data(cfg)
+    faults = {(p["id"].split("/")[0], p["kind"], p["file"]) for p in report.problems}
+    assert faults == {("gebcvid0001_0", "missing_file", str(data / "features" / "omni" / "gebcvid0001")),
+                      ("gebcvid0002_0", "undecodable", str(data / "features" / "clip" / "gebcvid0002.npy"))}
+    assert all("(features." in p["reason"] for p in report.problems)
+    row = report.datasets[0]
+    assert (row.checked, row.bad, row.faults["missing_file"], row.faults["undecodable"]) == (9, 6, 3, 3)
+    assert row.max_tokens > 32  # the video + other-feature queries expanded
+
+    quick = validate_data(cfg, decode=False)  # presence only: the unreadable file is not opened
+    assert {p["kind"] for p in quick.problems} == {"missing_file"}

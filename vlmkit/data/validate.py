@@ -3,7 +3,9 @@
 Per sample it checks, in order: the annotation itself, that the media file exists, that the conversation has
 exactly one media placeholder, that the text fits the model's ``max_length`` once placeholders are expanded to
 the visual tokens, and that the media decodes to usable frames.  The report counts faults per dataset and
-kind, lists each faulty sample, and prints as a table.
+kind, lists each faulty sample, and prints as a table.  The model is built on the meta device without weights: only
+its data contract (tokenizer, template, visual token count, sampling) is used.  Feature-mode datasets (GEBC with
+``features``) have their feature files checked in place of media.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from vlmkit.errors import DataError
+from vlmkit.errors import ConfigError, DataError
 
 KINDS = ("annotation", "missing_file", "placeholder_mismatch", "too_long", "text", "undecodable")
 
@@ -89,12 +91,24 @@ def check_map_dataset(name: str, dataset: Any, report: DataReport, limit: Option
         report.problems.append({"dataset": name, "id": record.id, "file": record.media, "kind": kind,
                                 "reason": reason})
 
+    features = getattr(dataset, "features", None)  # feature mode (GEBC): precomputed arrays, no media to decode
+    feature_faults: dict[str, Optional[tuple[str, str, str]]] = {}  # per video: checked once for all its samples
     for record in dataset.items[:limit]:
         entry.checked += 1
         if record.problem:
             fault(record, "annotation", record.problem)
             continue
-        if not record.media or not (os.path.exists(record.media) or "://" in record.media):
+        if features:
+            video = str(record.meta.get("video_name", record.id))
+            if video not in feature_faults:
+                feature_faults[video] = _feature_fault(dataset, features, video, decode)
+            if feature_faults[video] is not None:
+                kind, path, reason = feature_faults[video]
+                entry.faults[kind] += 1
+                report.problems.append({"dataset": name, "id": record.id, "file": path, "kind": kind,
+                                        "reason": reason})
+                continue
+        elif not record.media or not (os.path.exists(record.media) or "://" in record.media):
             fault(record, "missing_file", f"{record.media}: file not found")
             continue
         found = _count_placeholders(record.conversation, placeholders)
@@ -110,12 +124,31 @@ def check_map_dataset(name: str, dataset: Any, report: DataReport, limit: Option
         if getattr(encoded, "truncated", 0):
             fault(record, "too_long", f"{encoded.truncated} answer tokens cut to fit max_length")
             continue
-        if decode:
+        if decode and not features:
             try:
                 builder.media.decode(record.media, record.start, record.end, seed=0)
             except DataError as err:
                 fault(record, "undecodable", str(err))
     report.datasets.append(entry)
+
+
+def _feature_fault(dataset: Any, features: dict, video: str, decode: bool) -> Optional[tuple[str, str, str]]:
+    """(kind, file, reason) of the first feature file of `video` that is missing (or, with decode, unreadable or
+    of the wrong shape), or None when all are usable."""
+    from vlmkit.data.datasets.gebc import FEATURE_SUFFIXES, load_feature
+
+    for key, folder in features.items():
+        stem = os.path.join(str(folder), video)
+        path = next((stem + s for s in FEATURE_SUFFIXES if os.path.isfile(stem + s)), None)
+        if path is None:
+            return "missing_file", stem, f"{stem}{{{','.join(FEATURE_SUFFIXES)}}}: feature file not found " \
+                                         f"(features.{key})"
+        if decode:
+            try:
+                load_feature(str(folder), video, getattr(dataset, "allow_pickle", False))
+            except DataError as err:
+                return "undecodable", path, f"{err} (features.{key})"
+    return None
 
 
 def check_stream_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[int]) -> None:
@@ -149,18 +182,61 @@ def check_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[i
         raise DataError(f"datasets.{name}: {type(dataset).__name__} is not a vlmkit dataset that can be validated")
 
 
+def weight_free(cfg: Any) -> Any:
+    """A copy of ``cfg`` whose model builds from its architecture alone: no pretrained weights, no init_weights
+    (as ``vlmkit estimate`` builds offline), while the tokenizer stays the configured one, since token counts
+    depend on it. Only the tokenizer files (and data) must exist."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from vlmkit.estimate.command import offline_overrides
+
+    cfg = copy.deepcopy(cfg)
+    llm = cfg.model.get("llm")
+    if llm is not None and llm.get("tokenizer") is None and llm.get("pretrained") is not None:
+        llm.tokenizer = llm.pretrained  # the LLM's tokenizer lives in its pretrained folder (or hub id)
+    try:
+        overrides = offline_overrides(cfg)
+    except ConfigError as err:
+        raise ConfigError(err.path, f"{err.message.split('; set its')[0]}; set its 'arch' (or 'config') so "
+                                    "`vlmkit data validate` can build it without weights") from err
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.endswith(".tokenizer"):
+            continue
+        if key.startswith("~"):
+            parent, _, leaf = key[1:].rpartition(".")
+            OmegaConf.select(cfg, parent).pop(leaf, None)
+        else:
+            OmegaConf.update(cfg, key, None if value == "null" else value, merge=False)
+    return cfg
+
+
+def build_contract_model(cfg: Any) -> Any:
+    """The model of ``cfg`` on the meta device: tokenizer, template, sampling and visual token counts are real,
+    parameters are shapes only, so even a 7B config builds in seconds with no weight file read."""
+    import torch
+
+    from vlmkit.assemble import build_model
+
+    with torch.device("meta"):
+        return build_model(weight_free(cfg))
+
+
 def validate_data(cfg: Any, model: Any = None, splits: Optional[Sequence[str]] = None,
                   max_samples: Optional[int] = None, decode: bool = True) -> DataReport:
     """Scan the datasets of a loaded config (``vlmkit.config.load_config``) against its model's contract.
 
-    ``model``: an already built model (built from ``cfg.model`` when None); ``splits``: dataset keys to scan
+    ``model``: an already built model (built from ``cfg.model`` on the meta device when None, without weights:
+    ``build_contract_model``); ``splits``: dataset keys to scan
     (all by default); ``max_samples``: check at most this many samples per dataset; ``decode=False`` skips the
     (slow) decoding check.
     """
-    from vlmkit.assemble import build_model, build_offering
+    from vlmkit.assemble import build_offering
     from vlmkit.registry import DATASETS
 
-    model = model if model is not None else build_model(cfg)
+    model = model if model is not None else build_contract_model(cfg)
     contract = model.data_contract()
     report = DataReport(max_length=getattr(model, "max_length", None))
     names = list(splits) if splits else [str(k) for k in cfg.datasets]
