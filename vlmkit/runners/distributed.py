@@ -76,7 +76,8 @@ def init_distributed(device: torch.device, timeout: datetime.timedelta = DEFAULT
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, timeout=timeout)
+        dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, timeout=timeout,
+                                store=_attempt_store(env, timeout))
         # A gloo group left alive into interpreter teardown can abort the process (SIGABRT, "terminate called
         # without an active exception") after the work is done; tear it down while Python is still whole.
         atexit.register(shutdown)
@@ -128,6 +129,17 @@ def _watch(poll_s: float) -> None:
     while not launcher_gone():
         time.sleep(poll_s)
     exit_orphaned()
+
+
+def _attempt_store(env: DistEnv, timeout: datetime.timedelta) -> dist.Store | None:
+    """Under torchrun, the env:// store with keys of their own for each restart (``--max-restarts``): the group
+    torchrun starts again after a worker died shares the launcher's store with the group before it, and gloo
+    would otherwise read the dead workers' addresses ('Gloo connectFullMesh failed ... Connection refused').
+    None (torch's default env:// store) elsewhere."""
+    if "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return None
+    store, _, _ = next(dist.rendezvous("env://", env.rank, env.world_size, timeout=timeout))
+    return dist.PrefixStore(f"vlmkit/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", store)
 
 
 def active() -> bool:
