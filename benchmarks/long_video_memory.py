@@ -11,14 +11,14 @@ datasets deliver them) are allocated after that baseline, so they count. The run
 over "text, video, question" (the prompt's prefill, where the memory goes). Reported: peak MiB and seconds per
 point, and the ratios to the first frame count (goal with compression: peak(1024) <= 2 x peak(64)).
 
-Measured before these two corrections (lifetime peak, float input before the baseline), on CPU (2 shared cores, so
-seconds are rough), 64 / 256 / 1024 frames (1044 / 4116 / 16404 tokens):
+Measured on CPU (2 shared cores, so seconds are rough), 64 / 256 / 1024 frames (1044 / 4116 / 16404 tokens; the
+uint8 input is 0.8 / 3.1 / 12.6 MiB of it):
 
 | mode | peak MiB at 64 / 256 / 1024 | x peak@64 at 256 | x peak@64 at 1024 |
 |---|---|---|---|
-| compression on, streamed | 14.7 / 12.6 / 15.3 | 0.86 | 1.04 |
-| compression on, not streamed | 16.0 / 16.6 / 40.6 | 1.04 | 2.54 |
-| compression off | 25.5 / 56.2 / 202.0 | 2.20 | 7.92 |
+| compression on, streamed | 15.4 / 17.4 / 25.0 | 1.13 | 1.62 |
+| compression on, not streamed | 15.8 / 20.6 / 47.4 | 1.30 | 3.00 |
+| compression off | 24.1 / 66.8 / 214.8 | 2.77 | 8.91 |
 
     python benchmarks/long_video_memory.py [--frames 64 256 1024] [--device cpu|cuda]
 """
