@@ -72,7 +72,7 @@ def test_eval_lora_alpha_scales_the_update_by_alpha_over_r(tmp_path):
 
 
 def test_lora_alpha_must_be_positive(tmp_path):
-    with pytest.raises(ConfigError, match="eval_alpha must be a positive number"):
+    with pytest.raises(ConfigError, match=r"model\.llm\.lora\.eval_alpha: must be > 0"):  # at validation
         build_preset(tmp_path, "pllava/tiny", "model.llm.lora.eval_alpha=0")
 
 
