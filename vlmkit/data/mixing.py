@@ -36,7 +36,36 @@ def normalised_ratios(names: Sequence[str], sample_ratio: Optional[Mapping[str, 
     return weights / weights.sum()
 
 
-class MixedDataset(Dataset):
+class SourceHooks:
+    """The bad-sample hooks a runner calls on a dataset, passed on to every source that has them."""
+
+    sources: list
+
+    def _each(self, hook: str, *args: Any) -> None:
+        for source in self.sources:
+            if hasattr(source, hook):
+                getattr(source, hook)(*args)
+
+    def bad_samples(self) -> list[dict]:
+        return [e for s in self.sources if hasattr(s, "bad_samples") for e in s.bad_samples()]
+
+    def set_output_dir(self, path: str) -> None:
+        self._each("set_output_dir", path)
+
+    def write_bad_samples(self) -> None:
+        self._each("write_bad_samples")
+
+    def reset_bad_samples(self) -> None:
+        self._each("reset_bad_samples")
+
+    def set_max_bad_fraction(self, fraction: float) -> None:
+        self._each("set_max_bad_fraction", fraction)
+
+    def check_bad_share(self) -> None:
+        self._each("check_bad_share")
+
+
+class MixedDataset(SourceHooks, Dataset):
     """Map-style mixture: ``length`` items (default: the sources' total) drawn with ``ratios``."""
 
     def __init__(self, sources: Mapping[str, Dataset], sample_ratio: Optional[Mapping[str, float]] = None,
@@ -96,39 +125,11 @@ class MixedDataset(Dataset):
     def collater(self, samples):
         return self.sources[0].collater(samples)
 
-    def bad_samples(self) -> list[dict]:
-        return [e for s in self.sources if hasattr(s, "bad_samples") for e in s.bad_samples()]
-
-    def set_output_dir(self, path: str) -> None:
-        for source in self.sources:
-            if hasattr(source, "set_output_dir"):
-                source.set_output_dir(path)
-
-    def write_bad_samples(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "write_bad_samples"):
-                source.write_bad_samples()
-
-    def reset_bad_samples(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "reset_bad_samples"):
-                source.reset_bad_samples()
-
-    def set_max_bad_fraction(self, fraction) -> None:
-        for source in self.sources:
-            if hasattr(source, "set_max_bad_fraction"):
-                source.set_max_bad_fraction(fraction)
-
-    def check_bad_share(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "check_bad_share"):
-                source.check_bad_share()
-
     def source_counts(self) -> dict[str, int]:
         return {n: int((self.draws == k).sum()) for k, n in enumerate(self.names)}
 
 
-class MixedStream(IterableDataset):
+class MixedStream(SourceHooks, IterableDataset):
     """Streaming mixture: step n reads from the source drawn by ``rng(seed, rank, n)``; exhausted sources are
     restarted (next epoch of that source).  ``state_dict`` = step + each source's state."""
 
@@ -194,31 +195,3 @@ class MixedStream(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """A new pass: the draw sequence starts again (its sources continue where they are)."""
         self.step = 0
-
-    def set_output_dir(self, path: str) -> None:
-        for source in self.sources:
-            if hasattr(source, "set_output_dir"):
-                source.set_output_dir(path)
-
-    def bad_samples(self) -> list[dict]:
-        return [e for s in self.sources if hasattr(s, "bad_samples") for e in s.bad_samples()]
-
-    def write_bad_samples(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "write_bad_samples"):
-                source.write_bad_samples()
-
-    def reset_bad_samples(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "reset_bad_samples"):
-                source.reset_bad_samples()
-
-    def set_max_bad_fraction(self, fraction) -> None:
-        for source in self.sources:
-            if hasattr(source, "set_max_bad_fraction"):
-                source.set_max_bad_fraction(fraction)
-
-    def check_bad_share(self) -> None:
-        for source in self.sources:
-            if hasattr(source, "check_bad_share"):
-                source.check_bad_share()
