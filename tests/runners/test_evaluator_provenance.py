@@ -8,6 +8,7 @@ import pytest
 from tests.runners.test_evaluator import evaluator, predictions, write_checkpoint
 from tests.tasks.tiny import CountingGenerate, TinyVideoQA, mc_records, tiny_model
 from vlmkit.runners.provenance import StalePredictionsError, file_sha256
+from vlmkit.tools.checksums import sha256_of
 
 
 def results(out):
@@ -98,3 +99,20 @@ def test_predictions_without_a_fingerprint_are_not_reused(tmp_path):
     counter = CountingGenerate(model)
     evaluator(model, cfg, data, tmp_path / "eval", resume=False).evaluate()
     assert counter.rows == 2
+
+
+def test_the_checkpoint_is_read_once_for_its_fingerprint(tmp_path, monkeypatch):
+    # Loading verified model.safetensors against the manifest's sha256; the fingerprint takes that hash rather
+    # than reading the file a second time (a 26 GB checkpoint costs about a minute to hash).
+    from vlmkit.runners import provenance
+
+    model, cfg = tiny_model(tmp_path)
+    data = {"mc": TinyVideoQA(model.data_contract(), mc_records(2))}
+    write_checkpoint(tmp_path / "run", model, cfg, scale=0.5)
+    read = []
+    monkeypatch.setattr(provenance, "sha256_of", lambda path: read.append(path.name) or "0" * 64)
+    out = evaluator(model, cfg, data, tmp_path / "eval", checkpoint=str(tmp_path / "run")).evaluate()
+    recorded = out["datasets"]["mc"]["fingerprint"]["weights"]["evaluation.checkpoint"]["sha256"]
+    assert "model.safetensors" not in read
+    checkpoint = next((tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert recorded == sha256_of(checkpoint / "model.safetensors")  # the real hash, from the verified manifest

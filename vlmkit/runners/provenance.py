@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from vlmkit.errors import VlmkitError
+from vlmkit.tools.checksums import sha256_of
 
-CHUNK = 1 << 20
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf"}
 PROBE = [{"from": "system", "value": "SYSTEM"}, {"from": "human", "value": "<video>\nQUESTION"}]
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
@@ -45,11 +45,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                digest.update(chunk)
-        _FILE_HASHES[key] = digest.hexdigest()
+        _FILE_HASHES[key] = sha256_of(path)
     return _FILE_HASHES[key]
 
 
@@ -114,11 +110,19 @@ def named_paths(config: Any, prefix: str, files_only: bool = False) -> dict[str,
 
 # ---------------------------------------------------------------------------------------------- fingerprint
 def weights_of(checkpoint: Optional[Path], model_config: Any) -> dict[str, Any]:
+    """``checkpoint`` must be one the evaluator loaded through ``checkpoint.resolve``, which checked every file
+    against its manifest: the manifest's sha256 is then the file's, and the file is not read a second time."""
     weights = {key: path_digest(value) for key, value in named_paths(model_config, "model").items()}
     if checkpoint is not None:
-        weights["evaluation.checkpoint"] = {"path": str(checkpoint),
-                                            "sha256": file_sha256(checkpoint / "model.safetensors")}
+        weights["evaluation.checkpoint"] = {"path": str(checkpoint), "sha256": _checkpoint_sha256(checkpoint)}
     return weights
+
+
+def _checkpoint_sha256(checkpoint: Path) -> str:
+    from vlmkit.runners.checkpoint import read_manifest
+
+    recorded = read_manifest(checkpoint).get("files", {}).get("model.safetensors", {}).get("sha256")
+    return recorded or file_sha256(checkpoint / "model.safetensors")  # manifests before version 2 have none
 
 
 def prompt_of(model: Any) -> Optional[dict[str, str]]:
@@ -152,17 +156,22 @@ def digest(print_: Mapping[str, Any]) -> str:
     return json_sha256(print_)[:16]
 
 
+ABSENT = object()  # a leaf one side of a diff does not have
+
+
+def leaf_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every leaf that differs, ``ABSENT`` for a missing side, sorted."""
+    a, b = flatten(old, prefix), flatten(new, prefix)
+    return [(key, a.get(key, ABSENT), b.get(key, ABSENT)) for key in sorted(set(a) | set(b))
+            if key not in a or key not in b or a[key] != b[key]]
+
+
 def fingerprint_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 20) -> list[str]:
     """Readable lines for every differing leaf, at most ``limit`` of them."""
-    a, b = flatten(old), flatten(new)
-    lines = []
-    for key in sorted(set(a) | set(b)):
-        if key not in a:
-            lines.append(f"  {key}: (absent) -> {b[key]!r}")
-        elif key not in b:
-            lines.append(f"  {key}: {a[key]!r} -> (absent)")
-        elif a[key] != b[key]:
-            lines.append(f"  {key}: {a[key]!r} -> {b[key]!r}")
+    def shown(value: Any) -> str:
+        return "(absent)" if value is ABSENT else repr(value)
+
+    lines = [f"  {key}: {shown(a)} -> {shown(b)}" for key, a, b in leaf_differences(old, new)]
     if len(lines) > limit:
         lines = lines[:limit] + [f"  ... and {len(lines) - limit} more"]
     return lines

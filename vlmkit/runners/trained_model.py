@@ -92,17 +92,16 @@ def record_sources(model_config: Optional[Mapping], model: nn.Module) -> list[di
 # ---------------------------------------------------------------------------------------------- evaluation side
 def model_config_diff(saved: Mapping, current: Mapping, ignore: list[str] = ()) -> list[str]:
     """Lines naming every key whose value differs between two model sections (keys under ``ignore`` skipped)."""
-    a, b = flatten(saved, "model"), flatten(current, "model")
     lines = []
-    for key in sorted(set(a) | set(b)):
+    for key, a, b in provenance.leaf_differences(saved, current, "model"):
         if any(key == f"model.{p}" or key.startswith((f"model.{p}.", f"model.{p}[")) for p in ignore):
             continue
-        if key not in a:
-            lines.append(f"  {key}: not in the checkpoint's config, {b[key]!r} in the evaluation config")
-        elif key not in b:
-            lines.append(f"  {key}: {a[key]!r} in the checkpoint's config, not in the evaluation config")
-        elif a[key] != b[key]:
-            lines.append(f"  {key}: checkpoint {a[key]!r} vs evaluation {b[key]!r}")
+        if a is provenance.ABSENT:
+            lines.append(f"  {key}: not in the checkpoint's config, {b!r} in the evaluation config")
+        elif b is provenance.ABSENT:
+            lines.append(f"  {key}: {a!r} in the checkpoint's config, not in the evaluation config")
+        else:
+            lines.append(f"  {key}: checkpoint {a!r} vs evaluation {b!r}")
     return lines
 
 
