@@ -72,3 +72,16 @@ def test_workers_stop_without_writing_when_only_the_launcher_is_killed(tmp_path)
                 os.killpg(pid, signal.SIGKILL)
         time.sleep(0.5)
         assert not any(alive(p) for p in workers)
+
+
+def test_an_orphaned_worker_says_why_it_stops_and_exits_with_its_own_status(monkeypatch, capsys):
+    # In-process: the end-to-end test above cannot read the workers' stderr reliably (it stayed empty in one CI run).
+    from vlmkit.runners import distributed
+
+    exits = []
+    monkeypatch.setattr(distributed, "_launcher_pid", 4242)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(distributed.os, "_exit", exits.append)
+    distributed.exit_orphaned()
+    assert exits == [distributed.LAUNCHER_GONE_EXIT]
+    assert "the torchrun launcher (pid 4242) died; worker rank 1 stops without saving" in capsys.readouterr().err
