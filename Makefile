@@ -22,8 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-compile --no-deps lmms-eval==0.7.3
 	touch $@
 
+# --durations=25: the 25 slowest tests are listed at the end of every run, so a test that grows slow shows.
 test: setup
-	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
 
 # The main job: synthetic videos -> caption pretraining -> instruction tuning -> evaluation, on the CPU.
