@@ -15,14 +15,20 @@ import torch
 from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
 
-WRAPPER_PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+# Name parts that wrappers insert: DDP's "module" heads the name; torch.compile's "_orig_mod", FSDP1's and the
+# activation-checkpoint wrapper's parts may sit at any depth (submodules wrapped one by one).
+LEADING_WRAPPER_PARTS = ("module", "_orig_mod")
+INNER_WRAPPER_PARTS = ("_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module")
 
 
 def clean_name(name: str) -> str:
-    """A parameter name without the prefixes wrappers (DDP, torch.compile, FSDP1) add."""
-    for prefix in WRAPPER_PREFIXES:
-        name = name.replace(prefix, "")
-    return name
+    """A parameter name without the parts wrappers (DDP, torch.compile, FSDP1, checkpointing) add; only whole
+    dot-separated parts are dropped, so 'llm.submodule.weight' stays as it is."""
+    parts = name.split(".")
+    start = 0
+    while start < len(parts) - 1 and parts[start] in LEADING_WRAPPER_PARTS:
+        start += 1
+    return ".".join(p for p in parts[start:] if p not in INNER_WRAPPER_PARTS)
 
 
 class Strategy:
