@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from tests.runners.toy import make_model
 from vlmkit.errors import ConfigError
@@ -72,3 +73,26 @@ def test_cosine_reaches_min_lr_and_step_decays_per_epoch():
     assert step[4] == 1.0 and step[5] == 0.5 and step[10] == 0.25  # steps_per_epoch = 5
     lavis = [r[0] for r in schedule("cosine", 10, init_lr=1.0, min_lr=0.0, granularity="epoch")]
     assert lavis[0] == lavis[4] == 1.0 and lavis[5] == pytest.approx(0.5)  # 2 epochs: cos(pi/2) after the first
+
+
+class NamedLikeNorms(torch.nn.Module):
+    """2-D weights whose names contain norm-ish letters ('bn' in 'subnet', 'ln' in 'kiln', 'norm' in 'normal_proj')."""
+
+    def __init__(self):
+        super().__init__()
+        self.subnet = torch.nn.Linear(4, 4)
+        self.kiln = torch.nn.Linear(4, 4)
+        self.normal_proj = torch.nn.Linear(4, 4)
+        self.bn = torch.nn.BatchNorm1d(4)
+        self.ln_post = torch.nn.LayerNorm(4)
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, 3, 4))
+        self.pos_embed_scale = torch.nn.Parameter(torch.zeros(2, 4))
+
+
+def test_no_decay_is_decided_by_shape_and_whole_name_parts_not_substrings():
+    model = NamedLikeNorms()
+    opt = optimizer_for(model, weight_decay=0.1, no_decay=["pos_embed"])
+    for decayed in (model.subnet.weight, model.kiln.weight, model.normal_proj.weight, model.pos_embed_scale):
+        assert group_of(opt, decayed)["weight_decay"] == 0.1
+    for kept in (model.subnet.bias, model.bn.weight, model.bn.bias, model.ln_post.weight, model.pos_embed):
+        assert group_of(opt, kept)["weight_decay"] == 0.0

@@ -10,7 +10,11 @@ from vlmkit.schema import NonNegative, Positive
 
 @OPTIMIZERS.register("adamw")
 class AdamW(OptimizerSpec):
-    """torch.optim.AdamW with parameter groups (no decay on norms/biases, ``lr_scale`` per name prefix)."""
+    """torch.optim.AdamW with parameter groups (no decay on norms/biases, ``lr_scale`` per name prefix).
+
+    ``no_decay``: more parameters without weight decay, each named by whole dot-separated name parts
+    ('pos_embed', 'qformer.query_tokens'); 1-D tensors (norms, biases) never decay.
+    """
 
     torch_class = torch.optim.AdamW
 

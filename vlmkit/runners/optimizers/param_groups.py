@@ -7,16 +7,20 @@ import torch
 
 from vlmkit.errors import ConfigError
 
-# Parameters whose name contains one of these (case-insensitive) are normalisation weights.
-NORM_MARKERS = ("norm", "ln_", ".ln", "layernorm", "rmsnorm", "bn")
-
 
 def is_no_decay(name: str, param: torch.Tensor, extra_patterns: Iterable[str] = ()) -> bool:
-    """Biases, 1-D tensors (norm scales, embeddings' gains) and norm layers get no weight decay."""
-    lowered = name.lower()
-    if param.ndim <= 1 or lowered.endswith(".bias") or lowered == "bias":
+    """No weight decay for tensors of at most one dimension (biases, and the scales and shifts of every torch
+    norm layer: LayerNorm, RMSNorm, BatchNorm, GroupNorm), for parameters named ``bias``, and for names holding
+    one of ``extra_patterns`` as whole dot-separated parts ('pos_embed' matches 'encoder.pos_embed', not
+    'encoder.pos_embed_scale'). Names are never searched for substrings: 'bn' must not match 'subnet'."""
+    parts = name.split(".")
+    if param.ndim <= 1 or parts[-1] == "bias":
         return True
-    return any(marker in lowered for marker in NORM_MARKERS) or any(p in name for p in extra_patterns)
+    return any(_holds_parts(parts, pattern.split(".")) for pattern in extra_patterns)
+
+
+def _holds_parts(parts: list[str], run: list[str]) -> bool:
+    return any(parts[i:i + len(run)] == run for i in range(len(parts) - len(run) + 1))
 
 
 def _scale_for(name: str, lr_scale: Mapping[str, float]) -> float:
