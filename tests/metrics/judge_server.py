@@ -23,6 +23,9 @@ class FakeChatServer:
         self.status = status
         self.drip_s = drip_s
         self.requests: list[dict] = []
+        # one (bytes sent, bytes in the reply) per dripped reply, recorded when it ends or the client hangs up
+        self.drips: list[tuple[int, int]] = []
+        self.drip_ended = threading.Event()
         self.lock = threading.Lock()
         server = self
 
@@ -74,14 +77,18 @@ class FakeChatServer:
             def _drip(self, data: bytes, head: bool):
                 self.close_connection = True
                 whole = self._head(200, data) + data
-                start = 0 if head else len(whole) - len(data)
+                start = sent = 0 if head else len(whole) - len(data)
                 try:
                     self.wfile.write(whole[:start])
-                    for i in range(start, len(whole)):
+                    for sent in range(start, len(whole)):
                         time.sleep(server.drip_s)
-                        self.wfile.write(whole[i:i + 1])
+                        self.wfile.write(whole[sent:sent + 1])
+                    sent = len(whole)
                 except OSError:  # the client gave up: stop dripping
-                    return
+                    pass
+                with server.lock:
+                    server.drips.append((sent, len(whole)))
+                server.drip_ended.set()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
