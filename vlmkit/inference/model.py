@@ -1,14 +1,16 @@
 """``vlmkit.load(run)``: a trained model, built as ``evaluate.py`` builds it, that answers questions about videos."""
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 
 from vlmkit.errors import ConfigError
 from vlmkit.inference.inputs import Video, build_batch, user_turns
+
+if TYPE_CHECKING:
+    from vlmkit.inference.answer_watch import AnswerWatch, Reply
 
 PRECISION_NAMES = {"fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16",
                    "float16": "fp16", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -32,8 +34,8 @@ class InferenceModel:
                  **generation: Any):
         from vlmkit.data.datasets.base import SampleBuilder
         from vlmkit.runners import distributed
+        from vlmkit.runners.context import PRECISIONS
         from vlmkit.runners.evaluator import generation_settings
-        from vlmkit.runners.runner import PRECISIONS
 
         self.trained = trained
         self.device = distributed.pick_device(distributed.read_env(), device)
@@ -42,7 +44,8 @@ class InferenceModel:
         self.model = trained.model.to(self.device).eval()
         self.contract = self.model.data_contract()
         self.builder = SampleBuilder(self.contract, train=False, backend=backend)
-        self.generation = generation_settings(**generation)
+        # an export's recorded settings, then the caller's, over the evaluator's defaults
+        self.generation = generation_settings(**{**getattr(trained, "generation", {}), **generation})
         self._settings = generation_settings
 
     @property
@@ -75,30 +78,50 @@ class InferenceModel:
         the user's."""
         return self._answer([list(messages)], [video], "", fps, stream, gen)[0]
 
+    def reply(self, messages: Sequence[dict], video: Video, *, fps: float = 1.0, stop: Sequence[str] = (),
+              stream: Optional[Callable[[str], None]] = None, **gen: Any) -> Reply:
+        """``chat`` with what an API server reports: the answer's ``Reply`` also holds the prompt's tokens (visual
+        ones included), the generated tokens and why the answer ended. ``stop``: strings that end the answer
+        besides the template's (generation stops there; the answer leaves them out)."""
+        from vlmkit.inference.answer_watch import AnswerWatch
+
+        watch = AnswerWatch(self.contract.tokenizer, self.model.template.stop_strings, stop)
+        answer = self._answer([list(messages)], [video], "", fps, stream, gen, watch)[0]
+        return watch.reply(answer, self.settings(**gen)["max_new_tokens"])
+
     def _answer(self, conversations: list[list[dict]], videos: list[Video], answer_prefix: str, fps: float,
-                stream: Optional[Callable[[str], None]], gen: dict) -> list[str]:
-        from vlmkit.runners.runner import move_to
+                stream: Optional[Callable[[str], None]], gen: dict,
+                watch: Optional[AnswerWatch] = None) -> list[str]:
+        from vlmkit.runners.batches import move_to
+        from vlmkit.runners.context import autocast
         from vlmkit.tasks.generation import generate_batch
 
         placeholder = self.contract.placeholders[0]
         batch = build_batch(self.builder, [user_turns(c, placeholder) for c in conversations], videos,
                             answer_prefix, fps)
         settings = self.settings(**gen)
+        stops = list(self.model.template.stop_strings)
+        if watch is not None:  # counts tokens, ends the answer at the caller's stop strings
+            from transformers.generation.stopping_criteria import StoppingCriteriaList
+
+            watch.prompt_tokens = int(batch["attention_mask"].sum())
+            settings["stopping_criteria"] = StoppingCriteriaList([watch])
+            stops += watch.stops
         if stream is not None:
             if len(videos) != 1 or settings["num_beams"] != 1:
                 raise ConfigError("stream", "streaming answers one video at a time with num_beams 1")
             from vlmkit.inference.streaming import CallbackStreamer
 
-            settings["streamer"] = CallbackStreamer(self.contract.tokenizer, self.model.template.stop_strings, stream)
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
-                    else contextlib.nullcontext())
-        with torch.no_grad(), autocast:
-            return generate_batch(self.model, move_to(batch, self.device), settings)
+            settings["streamer"] = CallbackStreamer(self.contract.tokenizer, stops, stream)
+        with torch.no_grad(), autocast(self.device, self.autocast_dtype):
+            answers = generate_batch(self.model, move_to(batch, self.device), settings)
+        return [watch.cut(a) for a in answers] if watch is not None else answers
 
 
 def load(run: str, device: Optional[str] = None, dtype: Any = None, *, trust_imports: bool = False,
          allow_changed_weights: bool = False, backend: str = "decord", **generation: Any) -> InferenceModel:
-    """The model ``run`` trained (a run directory, its checkpoints folder or a self-contained checkpoint), built
+    """The model ``run`` trained (a run directory, its checkpoints folder, a self-contained checkpoint or a folder
+    ``vlmkit export`` wrote, whose generation settings are the defaults), built
     as ``evaluate.py`` builds it (``build_trained_model``: same weights, frame sampling, processors, template).
     ``dtype``: the evaluator's ``precision`` (autocast; fp32 by default). ``generation``: defaults for every call
     (max_new_tokens, num_beams, do_sample, temperature, top_p, repetition_penalty)."""

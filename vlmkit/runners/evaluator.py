@@ -22,7 +22,6 @@ appends its records to its own file, and rank 0 merges and scores after a barrie
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -41,9 +40,11 @@ from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
 from vlmkit.runners import distributed, provenance
+from vlmkit.runners.bad_samples import bad_sample_counts
+from vlmkit.runners.batches import move_to
+from vlmkit.runners.context import PRECISIONS, autocast
 from vlmkit.runners.provenance import StalePredictionsError
 from vlmkit.runners.rng import seed_everything
-from vlmkit.runners.runner import PRECISIONS, bad_sample_counts, move_to
 from vlmkit.runners.train_data import call_hook, collate_fn_of
 from vlmkit.runners.trained_model import load_trained
 from vlmkit.runners.workers import check_num_workers, resolve_num_workers
@@ -355,8 +356,6 @@ class Evaluator:
                             num_workers=resolve_num_workers(self.num_workers, len(shard), "evaluation.num_workers"),
                             collate_fn=IndexedCollate(collate_fn_of(dataset)),
                             pin_memory=self.device.type == "cuda")
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
-                    else contextlib.nullcontext())
         written = 0
         # progress on stderr, on rank 0, and only on a terminal (disable=None)
         bar = tqdm(loader, desc=f"evaluate {key}", unit="batch", file=sys.stderr, dynamic_ncols=True,
@@ -372,7 +371,7 @@ class Evaluator:
                 if len(keep) < len(batch["meta"]):
                     batch = select_rows(batch, keep)
                 hashes = {str(m["id"]): provenance.sample_hash(m) for m in batch["meta"]}
-                with autocast:
+                with autocast(self.device, self.autocast_dtype):
                     records = task.valid_step(self.model, move_to(batch, self.device))
                 for record in records:  # what produced it, and from which sample content
                     record.update(fingerprint=self.digests[key], sample_hash=hashes.get(str(record.get("id"))))

@@ -22,12 +22,14 @@ from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from vlmkit.config import save_config
-from vlmkit.data.datasets.base import unique_samples
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, sanity, trained_model
+from vlmkit.runners.bad_samples import bad_sample_counts
+from vlmkit.runners.batches import move_to
+from vlmkit.runners.context import PRECISIONS, autocast
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
@@ -35,28 +37,9 @@ from vlmkit.runners.train_data import TrainData, call_hook, collate_fn_of, is_st
 from vlmkit.runners.workers import resolve_num_workers
 from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 class TrainingError(VlmkitError, RuntimeError):
     """Training cannot go on (a non-finite loss), with the step and batch that caused it."""
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
-
-
-def bad_sample_counts(datasets: Mapping[str, Any], splits: list[str]) -> dict[str, int]:
-    """Unique bad samples per split (not failed reads: a resampled sample fails again each time it is drawn),
-    for datasets that keep such a list."""
-    return {split: len(unique_samples(datasets[split].bad_samples())) for split in dict.fromkeys(splits)
-            if hasattr(datasets[split], "bad_samples")}
 
 
 def write_bad_samples(datasets: Mapping[str, Any], splits: list[str]) -> None:
@@ -372,9 +355,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return autocast(self.device, self.autocast_dtype)
 
     def _loss_weight(self, plan: StepPlan, position: int) -> float:
         """What a real micro-batch's loss (a mean over its tokens) is multiplied by before backward.  Every
