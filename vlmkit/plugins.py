@@ -26,8 +26,17 @@ def load_entry_point_plugins() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry_point.load()  # a module, or a function that registers components
-        if callable(loaded) and not isinstance(loaded, type(importlib)):
-            loaded()
+    _entry_points_loaded = True  # set first: a plugin's registrations look registries up, which calls us again
+    try:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded = entry_point.load()  # a module, or a function that registers components
+            except Exception as err:
+                err.add_note(f"while loading the '{entry_point.name} = {entry_point.value}' entry point of the "
+                             f"{ENTRY_POINT_GROUP} group (an installed plugin package)")
+                raise
+            if callable(loaded) and not isinstance(loaded, type(importlib)):
+                loaded()
+    except BaseException:
+        _entry_points_loaded = False  # the next call retries and re-raises, instead of skipping the plugins
+        raise

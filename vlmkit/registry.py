@@ -94,10 +94,14 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True  # set first: the modules we import call register() on us
-        for location in self.locations:
-            _import_location(location)
-        from vlmkit.plugins import load_entry_point_plugins
-        load_entry_point_plugins()
+        try:
+            for location in self.locations:
+                _import_location(location)
+            from vlmkit.plugins import load_entry_point_plugins
+            load_entry_point_plugins()
+        except BaseException:
+            self._loaded = False  # the next lookup retries and re-raises the import error, never "unknown name"
+            raise
 
     def names(self) -> list[str]:
         self._ensure_loaded()
