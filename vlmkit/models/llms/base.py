@@ -6,42 +6,18 @@ The wrappers use transformers' public API only (``from_pretrained``/``from_confi
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
 import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
+from vlmkit.models.llms.lora_settings import LoraSettings
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import mark_loaded
-from vlmkit.schema import NonNegative, Positive
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
-
-
-class LoraSettings:
-    """The ``lora:`` mapping of an LLM (its schema; the settings stay a dict). ``alpha`` defaults to ``r``;
-    ``eval_alpha``: an alpha used in eval mode only (PLLaVA's post-training scaling: train at 32, evaluate at 4)."""
-
-    def __init__(self, r: Positive[int], alpha: Optional[Positive[float]] = None,
-                 eval_alpha: Optional[Positive[float]] = None, dropout: NonNegative[float] = 0.0,
-                 target_modules: Union[str, list[str]] = "all-linear",
-                 bias: Literal["none", "all", "lora_only"] = "none", modules_to_save: Optional[list[str]] = None):
-        pass
-
-    @classmethod
-    def config_problems(cls, values: dict, path: str) -> list:
-        targets, problems = values.get("target_modules"), []
-        if not targets:
-            problems.append(ConfigError(f"{path}.target_modules", "expected 'all-linear', a module-name regex or a "
-                                                                  f"non-empty list of names, got {targets!r}"))
-        if values.get("dropout", 0) >= 1:
-            problems.append(ConfigError(f"{path}.dropout", f"must be below 1, got {values['dropout']}"))
-        return problems
-
-
-LORA_KEYS = {"r", "alpha", "eval_alpha", "dropout", "target_modules", "bias", "modules_to_save"}
 
 
 def flash_attention_available() -> bool:
@@ -70,36 +46,13 @@ def resolve_dtype(dtype: str) -> Optional[torch.dtype]:
     return None if dtype == "auto" else getattr(torch, dtype)
 
 
-def check_lora(lora: dict, where: str = "lora") -> dict:
-    unknown = set(lora) - LORA_KEYS
-    if unknown:
-        raise ConfigError(where, f"unknown LoRA key(s) {sorted(unknown)}; accepted: {sorted(LORA_KEYS)}")
-    if "r" not in lora or not isinstance(lora["r"], int) or lora["r"] <= 0:
-        raise ConfigError(f"{where}.r", f"LoRA needs a positive integer rank 'r', got {lora.get('r')!r}")
-    targets = lora.get("target_modules", "all-linear")
-    if not (isinstance(targets, str) or (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets))):
-        raise ConfigError(f"{where}.target_modules",
-                          f"expected 'all-linear', a module-name regex or a non-empty list of names, got {targets!r}")
-    for key in ("alpha", "eval_alpha"):
-        value = lora.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"{where}.{key}", f"LoRA {key} must be a positive number, got {value!r}")
-    return lora
-
-
-def apply_lora(model: nn.Module, lora: dict, task_type: str) -> nn.Module:
+def apply_lora(model: nn.Module, lora: LoraSettings, task_type: str) -> nn.Module:
     """Wrap ``model`` with peft LoRA adapters; peft freezes every base weight, only adapters train."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora.get("alpha", lora["r"]),
-        lora_dropout=lora.get("dropout", 0.0),
-        target_modules=lora.get("target_modules", "all-linear"),
-        bias=lora.get("bias", "none"),
-        modules_to_save=lora.get("modules_to_save"),
-        task_type=task_type,
-    )
+    config = LoraConfig(r=lora.r, lora_alpha=lora.scale_alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, bias=lora.bias, modules_to_save=lora.modules_to_save,
+                        task_type=task_type)
     return get_peft_model(model, config)
 
 

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.llms.base import (AttnImplementation, DType, LoraSettings, apply_lora, build_hf_model,
-                                     check_lora, count_parameters, set_lora_alpha)
+from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, count_parameters,
+                                     set_lora_alpha)
+from vlmkit.models.llms.lora_settings import LoraSettings
 from vlmkit.models.weight_sources import mark_loaded, weight_source
 from vlmkit.schema import Struct
 
@@ -63,9 +64,10 @@ class HFLanguageModel(nn.Module):
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.lora_alpha = self.lora_eval_alpha = None
         if lora is not None:
-            model = apply_lora(model, check_lora(lora, f"{where}.lora"), self.lora_task_type)
-            self.lora_alpha = float(lora.get("alpha", lora["r"]))
-            self.lora_eval_alpha = None if lora.get("eval_alpha") is None else float(lora["eval_alpha"])
+            settings = LoraSettings.from_config(lora, f"{where}.lora")
+            model = apply_lora(model, settings, self.lora_task_type)
+            self.lora_alpha = settings.scale_alpha
+            self.lora_eval_alpha = None if settings.eval_alpha is None else float(settings.eval_alpha)
         self.model = model
         self.hidden_size = int(self.base_config.get_text_config().hidden_size
                                if hasattr(self.base_config, "get_text_config") else self.base_config.hidden_size)
