@@ -40,12 +40,12 @@ from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
 from vlmkit.runners import distributed, provenance
-from vlmkit.runners.bad_samples import bad_sample_counts
+from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import PRECISIONS, autocast
 from vlmkit.runners.provenance import StalePredictionsError
 from vlmkit.runners.rng import seed_everything
-from vlmkit.runners.train_data import call_hook, collate_fn_of
+from vlmkit.runners.train_data import collate_fn_of
 from vlmkit.runners.trained_model import load_trained
 from vlmkit.runners.workers import check_num_workers, resolve_num_workers
 from vlmkit.schema import Component, ComponentList, ComponentMap, NonNegative, Positive, Runtime
@@ -222,12 +222,11 @@ class Evaluator:
         self.digests = {key: provenance.digest(fp) for key, fp in self.fingerprints.items()}
         self.current_samples: dict[str, dict[str, str]] = {}  # dataset -> id -> sample hash seen in this run
         self.skipped_batches: dict[str, int] = {}  # batches with no usable sample, per dataset (this rank)
-        for key in self.splits:  # each dataset lists its bad samples next to its task artefacts
-            call_hook(self.datasets[key], "set_output_dir", str(self.output_dir / key))
-            call_hook(self.datasets[key], "set_max_bad_fraction", max_bad_fraction)
-            if self.env.is_main:  # this run's list: a rerun reads every sample without a prediction again
-                call_hook(self.datasets[key], "reset_bad_samples")
-        distributed.barrier()
+        # each dataset lists its bad samples next to its task artefacts; only this run's: a rerun reads every
+        # sample without a prediction again
+        self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
+        self.bad_samples.prepare(self.splits, max_bad_fraction)
+        self.bad_samples.start_fresh(self.splits)
 
     # ------------------------------------------------------------------ set-up
     def _load_checkpoint(self, model: torch.nn.Module, spec: str, allow_mismatch: bool, ignore: list[str],
@@ -410,14 +409,11 @@ class Evaluator:
             current: dict[str, str] = {}
             for seen in distributed.gather_objects([self.current_samples.get(key, {})]):
                 current.update(seen)
-            distributed.barrier()
-            if self.env.is_main:
-                call_hook(self.datasets[key], "write_bad_samples")
-            call_hook(self.datasets[key], "check_bad_share")  # every rank reads the shared list: all stop together
+            self.bad_samples.settle([key])
             if self.env.is_main:
                 per_dataset[key] = self._score(key, current)
                 per_dataset[key]["skipped_batches"] = skipped
-                bad = bad_sample_counts(self.datasets, [key])
+                bad = self.bad_samples.counts([key])
                 if key in bad:
                     per_dataset[key]["bad_samples"] = bad[key]
         results = None

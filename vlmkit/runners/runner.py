@@ -27,24 +27,19 @@ from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, sanity, trained_model
-from vlmkit.runners.bad_samples import bad_sample_counts
+from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import PRECISIONS, autocast
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
-from vlmkit.runners.train_data import TrainData, call_hook, collate_fn_of, is_stream
+from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
 from vlmkit.runners.workers import resolve_num_workers
 from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
 
 
 class TrainingError(VlmkitError, RuntimeError):
     """Training cannot go on (a non-finite loss), with the step and batch that caused it."""
-
-
-def write_bad_samples(datasets: Mapping[str, Any], splits: list[str]) -> None:
-    for split in dict.fromkeys(splits):
-        call_hook(datasets[split], "write_bad_samples")
 
 
 @RUNNERS.register("trainer")
@@ -155,6 +150,7 @@ class Trainer:
         self.task = TASKS.build(task, "run.task")
         self.loggers = [LOGGERS.build(cfg, f"run.loggers[{i}]") for i, cfg in enumerate(loggers)]
         self.datasets = datasets
+        self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
         self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
         self.train_set = self._train_dataset()
         self.data = TrainData(self.train_set, self.env, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
@@ -209,19 +205,6 @@ class Trainer:
             raise ConfigError("run.train_splits", f"{self.train_splits}: a streaming dataset cannot be concatenated "
                                                   f"with others; combine them in one 'mixture' dataset instead")
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
-
-    def _set_output_dirs(self) -> None:
-        """Each split lists its bad samples under ``<output_dir>/<split>/``."""
-        for split in dict.fromkeys([*self.train_splits, *self.valid_splits]):
-            call_hook(self.datasets[split], "set_output_dir", str(self.output_dir / split))
-            call_hook(self.datasets[split], "set_max_bad_fraction", self.max_bad_fraction)
-
-    def _reset_bad_samples(self) -> None:
-        """A fresh start lists only its own bad samples (a resume continues the list)."""
-        if self.env.is_main:
-            for split in dict.fromkeys([*self.train_splits, *self.valid_splits]):
-                call_hook(self.datasets[split], "reset_bad_samples")
-        distributed.barrier()
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.datasets[split]
@@ -492,14 +475,15 @@ class Trainer:
 
     def train(self) -> dict:
         """Run to ``max_steps`` / ``max_epochs`` (or until SIGTERM/SIGINT); returns a summary."""
-        self._set_output_dirs()
+        splits = [*self.train_splits, *self.valid_splits]
+        self.bad_samples.prepare(splits, self.max_bad_fraction)
         path = None
         if self.resume_from is not None:
             path = ckpt.resolve(self.resume_from, self.output_dir / "checkpoints")
             if path is not None:
                 self._restore(Path(path))
-        if path is None:
-            self._reset_bad_samples()
+        if path is None:  # a fresh start lists only its own bad samples (a resume continues the list)
+            self.bad_samples.start_fresh(splits)
         if self.env.is_main:
             for logger in self.loggers:
                 logger.start(output_dir=self.output_dir, total_steps=self.total_steps, start_step=self.global_step)
@@ -523,12 +507,8 @@ class Trainer:
             counts = distributed.all_reduce_tensor(counts.to(self.device), "sum").cpu()
         eval_skipped = distributed.gather_objects([self.eval_skipped_batches])
         splits = [*self.train_splits, *self.valid_splits]
-        distributed.barrier()  # every rank's bad samples are on disk
-        if self.env.is_main:
-            write_bad_samples(self.datasets, splits)
-        bad = bad_sample_counts(self.datasets, splits)
-        for split in dict.fromkeys(splits):  # the whole run's share, every process's samples together
-            call_hook(self.datasets[split], "check_bad_share")
+        self.bad_samples.settle(splits)  # written, and the whole run's share checked
+        bad = self.bad_samples.counts(splits)
         summary = {"skipped_batches": int(counts[0]), "empty_steps": self.empty_steps,
                    "eval_skipped_batches": {s: sum(d.get(s, 0) for d in eval_skipped) for s in self.valid_splits},
                    "bad_samples": bad}
