@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo clean
+.PHONY: setup browser test demo clean
 
 setup: $(VENV)/.installed
 
@@ -22,8 +22,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-compile --no-deps lmms-eval==0.7.3
 	touch $@
 
+# The web chat's test drives a real Chromium (tests/inference/test_webchat_browser.py): installed here with apt-get
+# when missing and possible (root on Debian, as CI runs); elsewhere that test is skipped and says why.
+browser:
+	@if command -v chromedriver >/dev/null 2>&1 && { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1; \
+	then :; elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the web chat's browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+	    || echo "could not install chromium / chromium-driver: the browser test will be skipped" >&2; \
+	else echo "no chromium / chromedriver, and no apt-get as root to install them: the browser test will be skipped" >&2; fi
+
 # --durations=25: the 25 slowest tests are listed at the end of every run, so a test that grows slow shows.
-test: setup
+test: setup browser
 	@$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
 

@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("infer", help="answer questions about videos with a trained run, as evaluation would "
                                  "(vlmkit infer --help)")
     sub.add_parser("chat", help="a multi-turn terminal chat about a video with a trained run (vlmkit chat --help)")
+    sub.add_parser("webchat", help="a Gradio page for chatting with a trained run about a video "
+                                   "(vlmkit webchat --help)")
     sub.add_parser("plot", help="loss, lr, grad-norm and throughput curves of one or more runs to a PNG "
                                 "(vlmkit plot --help)")
     return parser
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
              ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
              ("infer",): "vlmkit.inference.infer_cmd", ("chat",): "vlmkit.inference.chat_cmd",
+             ("webchat",): "vlmkit.inference.webchat.command",
              ("plot",): "vlmkit.plot"}
 
 
