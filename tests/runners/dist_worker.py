@@ -19,8 +19,11 @@ def train(out: Path, name: str, **overrides) -> dict:
     runner = RUNNERS.build(run_cfg(**overrides), model=model, datasets={"train": ToyTokens(16, random_mask=False)},
                            output_dir=str(out / name))
     summary = runner.train()
-    state = {n: p.detach().clone() for n, p in runner.strategy.unwrap(runner.model).named_parameters()}
-    if overrides.get("strategy") != "fsdp":
+    if overrides.get("strategy") == "fsdp":  # sharded: gather the full trainable tensors on rank 0 (a collective)
+        state = runner.strategy.trainable_state(runner.model)
+    else:
+        state = {n: p.detach().clone() for n, p in runner.strategy.unwrap(runner.model).named_parameters()}
+    if overrides.get("strategy") != "fsdp" or runner.env.rank == 0:
         torch.save({"weights": state, "losses": summary["losses"]}, out / f"{name}_rank{runner.env.rank}.pt")
     return summary
 
@@ -57,7 +60,7 @@ def interrupted_fsdp(out: Path) -> None:
         torch.save({"losses": runs,
                     "straight": load_tensors(latest(out / "fsdp_straight" / "checkpoints")),
                     "resumed": load_tensors(latest(out / "fsdp_resumed" / "checkpoints"))},
-                   out / "fsdp_rank0.pt")
+                   out / "fsdp_resume_rank0.pt")
 
 
 def main(rank: int, world_size: int, port: int, out: str, scenarios: list[str]) -> None:
@@ -71,7 +74,9 @@ def main(rank: int, world_size: int, port: int, out: str, scenarios: list[str]) 
             train(out, "ddp", strategy="ddp", batch_size=1, grad_accum_steps=2, max_steps=3)
         if "zero" in scenarios:
             train(out, "zero", strategy="zero", batch_size=2, max_steps=3)
-        if "fsdp" in scenarios:
+        if "fsdp" in scenarios:  # the same global batch as the single process: 2 processes x 2
+            train(out, "fsdp", strategy="fsdp", batch_size=2, max_steps=3)
+        if "fsdp_resume" in scenarios:
             interrupted_fsdp(out)
     finally:
         distributed.shutdown()
