@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, pin_threads  # noqa: E402
 
 from vlmkit.contracts import UINT8_PIXELS, DataContract, ImagePreprocessing, normalise_frames  # noqa: E402
-from vlmkit.data import synthetic_video as sv  # noqa: E402
+from vlmkit.demo import synthetic_video as sv  # noqa: E402
 from vlmkit.data.samplers.video_sampling import VideoSampling  # noqa: E402
 from vlmkit.registry import DATASETS  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, pin_threads  # noqa: E402
 
-from vlmkit.data.synthetic_video import test_pattern, write_video
+from vlmkit.demo.synthetic_video import test_pattern, write_video
 from vlmkit.data.video import VideoReader
 from vlmkit.registry import SAMPLERS
 

@@ -3,7 +3,7 @@ the plain shuffled order, in one process.
 
   python benchmarks/length_grouping.py [--videos 600] [--batch-size 32] [--repeats 2] [--threads 1]
 
-Generates the demo's synthetic conversations (``vlmkit.demo.GENERATOR``) in a temporary folder, builds the demo
+Generates the demo's synthetic conversations (``vlmkit.demo.pipeline.GENERATOR``) in a temporary folder, builds the demo
 recipe (``demo/tiny_video_qa``, random weights) and its ``llava_instruct`` dataset, and draws every batch of
 epoch 0 both ways (the same samples, only grouped differently). Every batch is decoded once, then timed forward +
 backward + AdamW step, alternating plain and grouped batches, ``--repeats`` times. (A small dataset is one
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     from vlmkit.assemble import build_model
     from vlmkit.config import load_config
     from vlmkit.data.datasets.llava_instruct import LlavaInstructDataset
-    from vlmkit.data.synthetic import ensure_synthetic_dataset
-    from vlmkit.demo import GENERATOR
+    from vlmkit.demo.synthetic import ensure_synthetic_dataset
+    from vlmkit.demo.pipeline import GENERATOR
     from vlmkit.runners.length_grouping import MEGABATCH_BATCHES
     from vlmkit.runners.sampler import ResumableSampler
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vlmkit.demo import SIZES, run_demo
+from vlmkit.demo.pipeline import SIZES, run_demo
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_quick_demo_learns(tmp_path):
     assert mc["per_type"]["direction"] > 0.5, mc
     for name in ("results.json", "training_loss.png", "eval/predictions/mc.jsonl"):
         assert (tmp_path / "demo" / name).is_file()
-    # the demo trains on multi-turn conversations (vlmkit.demo.GENERATOR): four questions about one video each
+    # the demo trains on multi-turn conversations (vlmkit.demo.pipeline.GENERATOR): four questions about one video each
     conversations = json.loads((tmp_path / "demo" / "data" / "train_conversations.json").read_text())
     assert max(len(c["conversations"]) for c in conversations) == 8
     saved = json.loads((tmp_path / "demo" / "results.json").read_text())

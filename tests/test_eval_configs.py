@@ -1,5 +1,5 @@
 """The tiny evaluation configs run end to end: ``python evaluate.py --cfg-path eval_configs/tiny/X.yaml`` over
-data that ``vlmkit.data.tiny_eval_data`` generates, writing results.json and printing the metric table.
+data that ``vlmkit.demo.tiny_eval_data`` generates, writing results.json and printing the metric table.
 
 The configs run as real subprocesses, started together (the machine's cores work in parallel); the data
 directory reaches them through command-line overrides."""
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.metrics.judge_server import FakeChatServer
-from vlmkit.data import tiny_benchmark_data
-from vlmkit.data.tiny_benchmark_data import generate as generate_benchmarks
-from vlmkit.data.tiny_eval_data import generate
+from vlmkit.demo import tiny_benchmark_data
+from vlmkit.demo.tiny_benchmark_data import generate as generate_benchmarks
+from vlmkit.demo.tiny_eval_data import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "eval_configs" / "tiny"

@@ -251,7 +251,8 @@ class RegistryUnion(Registry):
         yield self
 
 
-ENCODERS = Registry("encoders", ["vlmkit.models.encoders"])
+# The demo's encoder lives with the demo scaffolding; named here by module path (a location, not an import).
+ENCODERS = Registry("encoders", ["vlmkit.models.encoders", "vlmkit.demo.tiny_video_vit"])
 ADAPTERS = Registry("adapters", ["vlmkit.models.adapters"])
 POOLERS = Registry("poolers", ["vlmkit.models.pooling"])
 SELECTORS = Registry("selectors", ["vlmkit.models.selectors"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmkit.data import synthetic_video as sv
+from vlmkit.demo import synthetic_video as sv
 
 NUM_FRAMES, HEIGHT, WIDTH, FPS = 40, 64, 96, 10
 

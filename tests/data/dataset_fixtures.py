@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlmkit.data import synthetic_video as sv
+from vlmkit.demo import synthetic_video as sv
 
 FRAMES, HEIGHT, WIDTH, FPS = 20, 48, 64, 10
 

@@ -1,4 +1,4 @@
-"""The tiny Video-MME / EgoSchema / NExT-QA fixtures (``vlmkit.data.tiny_benchmark_data``), written once per
+"""The tiny Video-MME / EgoSchema / NExT-QA fixtures (``vlmkit.demo.tiny_benchmark_data``), written once per
 session over two synthetic videos (8 frames at 8 fps, three questions each)."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vlmkit.data import tiny_benchmark_data as tbd
-from vlmkit.data.tiny_eval_data import generate
+from vlmkit.demo import tiny_benchmark_data as tbd
+from vlmkit.demo.tiny_eval_data import generate
 
 
 @pytest.fixture(scope="session")

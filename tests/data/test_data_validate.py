@@ -73,7 +73,7 @@ def test_validate_builds_a_full_size_config_without_weights(media_dir, tmp_path,
 def test_validate_checks_feature_files_of_a_feature_mode_dataset(tmp_path, monkeypatch, repo_root):
     """GEBC over precomputed features (LLMVA-GEBC's OPT-13B recipe, built without weights): no media to find or
     decode; each video's feature files are checked instead, and a missing or unreadable one is named."""
-    from vlmkit.data.tiny_eval_data import write_gebc
+    from vlmkit.demo.tiny_eval_data import write_gebc
 
     monkeypatch.setenv("VLMKIT_WEIGHTS", str(tmp_path / "no-weights-here"))
     data = write_gebc(tmp_path, videos=3, boundaries=1, frames=6, seed=1)

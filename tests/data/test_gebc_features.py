@@ -9,7 +9,7 @@ import torch
 
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
-from vlmkit.data.tiny_eval_data import write_gebc
+from vlmkit.demo.tiny_eval_data import write_gebc
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import DATASETS
 

@@ -6,10 +6,10 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from vlmkit.data.synthetic.captions import caption, captions
-from vlmkit.data.synthetic.generator import SyntheticVideoGenerator
-from vlmkit.data.synthetic.questions import MC_TYPES, QuestionMaker
-from vlmkit.data.synthetic.scenes import SceneSampler
+from vlmkit.demo.synthetic.captions import caption, captions
+from vlmkit.demo.synthetic.generator import SyntheticVideoGenerator
+from vlmkit.demo.synthetic.questions import MC_TYPES, QuestionMaker
+from vlmkit.demo.synthetic.scenes import SceneSampler
 
 SAMPLER, MAKER = SceneSampler(), QuestionMaker()
 

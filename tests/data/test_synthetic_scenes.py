@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlmkit.data.synthetic.render import render, shape_mask
-from vlmkit.data.synthetic.scenes import PALETTE, SceneSampler
+from vlmkit.demo.synthetic.render import render, shape_mask
+from vlmkit.demo.synthetic.scenes import PALETTE, SceneSampler
 
 SAMPLER = SceneSampler()
 

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from vlmkit.data.synthetic import SyntheticVideoGenerator, ensure_synthetic_dataset
-from vlmkit.data.synthetic.__main__ import main as cli_main
-from vlmkit.data.synthetic.scenes import PALETTE, SceneSpec
+from vlmkit.demo.synthetic import SyntheticVideoGenerator, ensure_synthetic_dataset
+from vlmkit.demo.synthetic.__main__ import main as cli_main
+from vlmkit.demo.synthetic.scenes import PALETTE, SceneSpec
 from vlmkit.errors import DataError
 
 TRAIN, TEST, SEED, SHARD = 25, 12, 3, 10

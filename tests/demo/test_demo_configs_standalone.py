@@ -9,8 +9,8 @@ import pytest
 
 from vlmkit.config import load_config
 from vlmkit.data.datasets.webdataset_captions import expand_shards
-from vlmkit.data.synthetic import SyntheticVideoGenerator, ensure_synthetic_dataset
-from vlmkit.demo import EVAL, GENERATOR, REPO, SIZES, STAGE1, STAGE2
+from vlmkit.demo.synthetic import SyntheticVideoGenerator, ensure_synthetic_dataset
+from vlmkit.demo.pipeline import EVAL, GENERATOR, REPO, SIZES, STAGE1, STAGE2
 
 
 def test_stage1_config_asks_for_exactly_the_shards_make_demo_writes():

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from vlmkit.config import load_config
-from vlmkit.demo import EVAL, STAGE1, STAGE2, mc_summary, results_table
-from vlmkit.models.encoders.tiny_video_vit import TinyVideoViT
+from vlmkit.demo.pipeline import EVAL, STAGE1, STAGE2, mc_summary, results_table
+from vlmkit.demo.tiny_video_vit import TinyVideoViT
 from vlmkit.models.llms.local_tokenizer import builtin_tokenizer
-from vlmkit.models.llms.synthetic_tokenizer import synthetic_texts
+from vlmkit.demo.synthetic_tokenizer import synthetic_texts
 
 
 def test_synthetic_tokenizer_knows_every_word_the_generator_writes():
@@ -99,8 +99,8 @@ def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on(tmp_path):
     from omegaconf import OmegaConf
 
     from tests.data.dataset_fixtures import tiny_model
-    from vlmkit.data.synthetic import SyntheticVideoGenerator
-    from vlmkit.demo import GENERATOR
+    from vlmkit.demo.synthetic import SyntheticVideoGenerator
+    from vlmkit.demo.pipeline import GENERATOR
     from vlmkit.registry import DATASETS
 
     generator = SyntheticVideoGenerator(**{**GENERATOR, "questions_per_conversation": 1})
@@ -125,7 +125,7 @@ def test_evaluation_asks_and_scores_exactly_what_stage_2_trained_on(tmp_path):
 def test_loss_plot_marks_where_stage_2_starts(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from vlmkit.demo import plot_losses
+    from vlmkit.demo.pipeline import plot_losses
 
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at it

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vlmkit import demo
+from vlmkit.demo import pipeline as demo
 
 TINY = demo.DemoSize(train_videos=24, test_videos=3, stage1_steps=2, stage2_steps=2, batch_size=4, warmup_steps=1)
 

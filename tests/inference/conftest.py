@@ -37,7 +37,7 @@ def run_script(name, argv):
 def tiny(tmp_path_factory):
     """(folder, run, data, {sample id: evaluate.py's record}) for a tiny/pooling run (frozen random LLM) trained 2
     steps on synthetic shape videos and evaluated with the evaluator's default generation settings."""
-    from vlmkit.data.synthetic import ensure_synthetic_dataset
+    from vlmkit.demo.synthetic import ensure_synthetic_dataset
 
     folder = tmp_path_factory.mktemp("inference")
     data, run = folder / "output" / "tiny_eval_data" / "synthetic", folder / "output" / "tiny_run"

@@ -10,7 +10,7 @@ from tests.models.recipe_helpers import build_preset
 from tests.models.test_checkpoint_keymaps import video_llama_checkpoint
 from vlmkit.assemble import assemble, build_model
 from vlmkit.config import load_config
-from vlmkit.data.tiny_eval_data import write_gebc
+from vlmkit.demo.tiny_eval_data import write_gebc
 
 CONFIG = Path(__file__).resolve().parents[2] / "train_configs" / "llmva_gebc" / "opt13b_kinetics_gebc.yaml"
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.models.recipe_helpers import build_preset
-from vlmkit.data import synthetic_video as sv
+from vlmkit.demo import synthetic_video as sv
 from vlmkit.registry import DATASETS
 
 QUESTION = "what colour is the shape"

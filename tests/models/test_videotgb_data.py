@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.models.recipe_helpers import build_preset
-from vlmkit.data import synthetic_video as sv
+from vlmkit.demo import synthetic_video as sv
 from vlmkit.errors import DataError
 from vlmkit.registry import DATASETS
 from vlmkit.tools.tgb_pseudo_labels import main as pseudo_label_main, unigram_recall

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vlmkit.data import synthetic_video as sv
+from vlmkit.demo import synthetic_video as sv
 
 
 @functools.cache

@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STAGE1 = REPO / "train_configs" / "demo" / "stage1_captions.yaml"
 STAGE2 = REPO / "train_configs" / "demo" / "stage2_instruct.yaml"
 EVAL = REPO / "eval_configs" / "demo" / "eval.yaml"
-# The questions a model that ignores time cannot answer (see vlmkit/data/synthetic/questions.py).
+# The questions a model that ignores time cannot answer (see vlmkit/demo/synthetic/questions.py).
 TEMPORAL_TYPES = ("direction", "order")
 MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 
@@ -224,8 +224,8 @@ def prepare_output(out: Path, seed: int, size: DemoSize, overwrite: bool) -> Non
     """Refuse an output folder holding a run of other settings (unless ``overwrite``: then delete the demo's
     outputs there); and remove the previous run's figures, so that a failed rerun never leaves them
     looking current."""
-    from vlmkit.data.synthetic import SyntheticVideoGenerator
-    from vlmkit.data.synthetic.writer import params_differences
+    from vlmkit.demo.synthetic import SyntheticVideoGenerator
+    from vlmkit.demo.synthetic.writer import params_differences
 
     differences = params_differences(out / "data", SyntheticVideoGenerator(**GENERATOR), size.train_videos,
                                      size.test_videos, seed)
@@ -243,7 +243,7 @@ def prepare_output(out: Path, seed: int, size: DemoSize, overwrite: bool) -> Non
 def _run(out: Path, seed: int, size: DemoSize, workers: int, overwrite: bool) -> dict[str, Any]:
     import torch
 
-    from vlmkit.data.synthetic import ensure_synthetic_dataset
+    from vlmkit.demo.synthetic import ensure_synthetic_dataset
 
     prepare_output(out, seed, size, overwrite)
     data = out / "data"
@@ -310,7 +310,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The word-level tokenizer of the synthetic shape-video demo, built locally from the generator's own texts.
 
-Its vocabulary is every word the default :class:`~vlmkit.data.synthetic.SyntheticVideoGenerator` can write
+Its vocabulary is every word the default :class:`~vlmkit.demo.synthetic.SyntheticVideoGenerator` can write
 (questions, options, answers, captions, prompts) plus the ChatML role words, so no answer word is ever
 ``<unk>`` and the LM's output layer stays small (about a hundred words). Config value:
 ``tokenizer: "local:synthetic"``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from vlmkit.models.llms.local_tokenizer import build_local_tokenizer
+from vlmkit.models.llms.local_tokenizer import LOCAL_TOKENIZERS, build_local_tokenizer
 
 # Enough videos that every question / caption form appears; the word set is also seeded with the value pools.
 _VOCABULARY_VIDEOS = 60
@@ -19,7 +19,7 @@ _ROLE_WORDS = "system user assistant"
 @functools.lru_cache(maxsize=4)
 def synthetic_texts(videos: int = _VOCABULARY_VIDEOS) -> tuple[str, ...]:
     """Every text a default generator writes for ``videos`` training and test videos, plus its value pools."""
-    from vlmkit.data.synthetic import SyntheticVideoGenerator
+    from vlmkit.demo.synthetic import SyntheticVideoGenerator
 
     generator = SyntheticVideoGenerator()
     params = generator.params
@@ -37,6 +37,7 @@ def synthetic_texts(videos: int = _VOCABULARY_VIDEOS) -> tuple[str, ...]:
     return tuple(texts)
 
 
+@LOCAL_TOKENIZERS.register("local:synthetic")
 def synthetic_word_tokenizer():
     """LLaMA-like (adds BOS) word tokenizer over the synthetic vocabulary, with the ChatML chat template
     (EOS = ``<|im_end|>``, id 3).

@@ -1,7 +1,7 @@
-"""``python -m vlmkit.data.tiny_benchmark_data --out DIR``: VCGBench- and MLVU-format annotations over the
+"""``python -m vlmkit.demo.tiny_benchmark_data --out DIR``: VCGBench- and MLVU-format annotations over the
 synthetic shape videos, for ``eval_configs/tiny/vcgbench.yaml`` and ``eval_configs/tiny/mlvu.yaml``.
 
-It first makes the ``synthetic`` and ``judge`` parts of ``vlmkit.data.tiny_eval_data`` under DIR, then writes::
+It first makes the ``synthetic`` and ``judge`` parts of ``vlmkit.demo.tiny_eval_data`` under DIR, then writes::
 
     vcgbench/generic_qa.json      Video-ChatGPT layout {Q, A, video_name}, A = the video's caption
     vcgbench/temporal_qa.json     lmms-eval rows {question, answer, video_name}
@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vlmkit.data.tiny_eval_data import generate as generate_tiny
+from vlmkit.demo.tiny_eval_data import generate as generate_tiny
 
 
 def _write(path: Path, value: Any) -> None:
@@ -183,7 +183,7 @@ def generate(out: str | Path, videos: int = 3, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmkit.data.tiny_benchmark_data", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m vlmkit.demo.tiny_benchmark_data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/tiny_eval_data", help="output directory")
     parser.add_argument("--videos", type=int, default=3, help="synthetic test videos")

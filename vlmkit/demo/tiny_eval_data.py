@@ -1,9 +1,9 @@
-"""``python -m vlmkit.data.tiny_eval_data --out DIR``: the small data the tiny evaluation configs
+"""``python -m vlmkit.demo.tiny_eval_data --out DIR``: the small data the tiny evaluation configs
 (``eval_configs/tiny/*.yaml``) read, generated locally in seconds, nothing downloaded.
 
 Layout under DIR (the configs find it through ``$VLMKIT_TINY_DATA``, default ``output/tiny_eval_data``)::
 
-    synthetic/   shape videos with test_mc.json, test_open_qa.json, test_captions.json (vlmkit.data.synthetic)
+    synthetic/   shape videos with test_mc.json, test_open_qa.json, test_captions.json (vlmkit.demo.synthetic)
     gebc/        annotations.json ({video: [boundaries]}), video_info.json, features/<key>/<video>.npy with
                  the widths of the gebc/tiny model (q_former_tokens (T, 4, 32), intern_video 8, omni 16, clip 8)
     needle/      needles.json and one haystack video per (haystack frames, depth, needle colour)
@@ -50,7 +50,7 @@ def _mark_done(folder: Path, params: dict) -> None:
 # ---------------------------------------------------------------------------------------------- parts
 def write_synthetic(out: Path, videos: int, seed: int) -> Path:
     """Shape videos with MC, open QA and caption annotations (test split only)."""
-    from vlmkit.data.synthetic import ensure_synthetic_dataset
+    from vlmkit.demo.synthetic import ensure_synthetic_dataset
 
     ensure_synthetic_dataset(out / "synthetic", train=0, test=videos, seed=seed, workers=1)
     return out / "synthetic"
@@ -98,7 +98,7 @@ def write_needle(out: Path, haystack_lengths: Sequence[int], depths: Sequence[fl
                  seed: int) -> Path:
     """One video per (haystack frames, depth, colour): a solid-colour needle clip spliced into grey noise; the
     question asks its colour (four options)."""
-    from vlmkit.data.synthetic_video import write_video
+    from vlmkit.demo.synthetic_video import write_video
 
     folder = out / "needle"
     params = {"haystack_lengths": list(haystack_lengths), "depths": list(depths), "needle_frames": needle_frames,
@@ -168,7 +168,7 @@ def generate(out: str | Path, videos: int = 3, seed: int = 0, parts: Sequence[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmkit.data.tiny_eval_data", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m vlmkit.demo.tiny_eval_data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="output/tiny_eval_data", help="output directory")
     parser.add_argument("--videos", type=int, default=3, help="synthetic test videos (each gives ~4 MC questions)")

@@ -1,6 +1,6 @@
 """Needle-in-a-haystack questions: multiple-choice entries in MVBench form whose videos already hold the needle
 spliced into a haystack, each naming its grid cell: ``[{id, video, question, candidates, answer,
-haystack_frames, needle_depth}]`` (``python -m vlmkit.data.tiny_eval_data`` writes such a set).  The cell
+haystack_frames, needle_depth}]`` (``python -m vlmkit.demo.tiny_eval_data`` writes such a set).  The cell
 fields go into every sample's meta, where the ``needle`` task lays the accuracy out on its grid."""
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ Scenes (scenes.py): ``num_frames`` (8) frames of ``frame_size`` (32) px square o
 ``object_size`` (8) px shapes out of 6 colours x 4 shapes (circle, square, triangle, cross).  The moving shape goes
 left / right / up / down at 2-3 px per frame and stays inside the frame.  In two-object videos (half of them) the
 shapes differ in colour and shape, the second appears at frame 2-4, and exactly one of the two moves.  Every
-parameter is an argument of :class:`SyntheticVideoGenerator` and a flag of ``python -m vlmkit.data.synthetic``.
+parameter is an argument of :class:`SyntheticVideoGenerator` and a flag of ``python -m vlmkit.demo.synthetic``.
 Question design and chance levels per type: see questions.py.
 
 Command line (generates on first run; a second run with the same parameters finds the files and does nothing)::
 
-    python -m vlmkit.data.synthetic --out DIR --train 30000 --test 2000 --seed 0 [--workers 2] [--overwrite]
+    python -m vlmkit.demo.synthetic --out DIR --train 30000 --test 2000 --seed 0 [--workers 2] [--overwrite]
 
 Python: ``ensure_synthetic_dataset(out, train, test, seed, workers=2, **generator_params)`` -> manifest dict.
 
@@ -62,10 +62,10 @@ Files under ``--out`` (paths inside the JSON files are relative to ``--out``; id
 """
 from __future__ import annotations
 
-from vlmkit.data.synthetic.generator import SyntheticVideo, SyntheticVideoGenerator
-from vlmkit.data.synthetic.questions import MC_TYPES, OPEN_TYPES, MCQuestion, OpenQuestion, QuestionMaker
-from vlmkit.data.synthetic.scenes import ObjectSpec, SceneSampler, SceneSpec
-from vlmkit.data.synthetic.writer import generate_dataset
+from vlmkit.demo.synthetic.generator import SyntheticVideo, SyntheticVideoGenerator
+from vlmkit.demo.synthetic.questions import MC_TYPES, OPEN_TYPES, MCQuestion, OpenQuestion, QuestionMaker
+from vlmkit.demo.synthetic.scenes import ObjectSpec, SceneSampler, SceneSpec
+from vlmkit.demo.synthetic.writer import generate_dataset
 
 __all__ = ["MC_TYPES", "OPEN_TYPES", "MCQuestion", "ObjectSpec", "OpenQuestion", "QuestionMaker", "SceneSampler",
            "SceneSpec", "SyntheticVideo", "SyntheticVideoGenerator", "ensure_synthetic_dataset", "generate_dataset"]

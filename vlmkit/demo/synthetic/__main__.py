@@ -1,4 +1,4 @@
-"""``python -m vlmkit.data.synthetic --out DIR --train N --test M --seed S``: generate (or find) a synthetic set.
+"""``python -m vlmkit.demo.synthetic --out DIR --train N --test M --seed S``: generate (or find) a synthetic set.
 
 Every :class:`SyntheticVideoGenerator` argument is a flag (``two_object_fraction`` -> ``--two-object-fraction``;
 tuples are comma-separated, ``--colours red,green,blue``; booleans take ``true``/``false``), read off the
@@ -12,8 +12,8 @@ import json
 import sys
 import typing
 
-from vlmkit.data.synthetic import ensure_synthetic_dataset
-from vlmkit.data.synthetic.generator import SyntheticVideoGenerator
+from vlmkit.demo.synthetic import ensure_synthetic_dataset
+from vlmkit.demo.synthetic.generator import SyntheticVideoGenerator
 
 
 def _parse_bool(text: str) -> bool:
@@ -40,7 +40,7 @@ def _converter(annotation):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vlmkit.data.synthetic", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m vlmkit.demo.synthetic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--train", type=int, required=True, help="number of training videos")

@@ -9,7 +9,7 @@ second is a paraphrase added to the evaluation references so caption metrics see
 """
 from __future__ import annotations
 
-from vlmkit.data.synthetic.scenes import ObjectSpec, SceneSpec
+from vlmkit.demo.synthetic.scenes import ObjectSpec, SceneSpec
 
 
 def _article(word: str) -> str:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlmkit.data.synthetic.captions import captions
-from vlmkit.data.synthetic.encode import encode_mp4
-from vlmkit.data.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
-from vlmkit.data.synthetic.render import render
-from vlmkit.data.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, SceneSampler, SceneSpec
+from vlmkit.demo.synthetic.captions import captions
+from vlmkit.demo.synthetic.encode import encode_mp4
+from vlmkit.demo.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
+from vlmkit.demo.synthetic.render import render
+from vlmkit.demo.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, SceneSampler, SceneSpec
 from vlmkit.metrics.mc_format import format_question, option_letters
 
 SPLITS = {"train": 0, "test": 1}
@@ -44,7 +44,7 @@ class SyntheticVideo:
 
 
 class SyntheticVideoGenerator:
-    """Scene, rendering, question, prompt and encoding parameters; ``python -m vlmkit.data.synthetic`` exposes
+    """Scene, rendering, question, prompt and encoding parameters; ``python -m vlmkit.demo.synthetic`` exposes
     each one as a ``--flag`` (underscores become dashes, tuples are comma-separated)."""
 
     def __init__(self, num_frames: int = 8, frame_size: int = 32, object_size: int = 8,

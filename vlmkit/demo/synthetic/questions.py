@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlmkit.data.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, ObjectSpec, SceneSpec
+from vlmkit.demo.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, ObjectSpec, SceneSpec
 
 MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 OPEN_TYPES = ("colour", "shape", "direction", "count", "order")

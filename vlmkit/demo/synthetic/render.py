@@ -10,7 +10,7 @@ from functools import cache
 
 import numpy as np
 
-from vlmkit.data.synthetic.scenes import PALETTE, SHAPES, SceneSpec
+from vlmkit.demo.synthetic.scenes import PALETTE, SHAPES, SceneSpec
 
 
 @cache

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlmkit.data.synthetic.generator import SyntheticVideoGenerator
+from vlmkit.demo.synthetic.generator import SyntheticVideoGenerator
 from vlmkit.errors import DataError
 
 FORMAT_VERSION = 1

@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
+from vlmkit.errors import ConfigError, RegistryError
+from vlmkit.registry import Registry
+
 # Markers of every shipped template, so any of them renders without unknown tokens.
 TEMPLATE_SPECIAL_TOKENS = (
     "<|im_start|>", "<|im_end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>",
@@ -55,20 +58,32 @@ def word_vocabulary(texts: Iterable[str]) -> list[str]:
     return sorted(words)
 
 
+# Tokenizers a config names 'local:NAME'. The word tokenizers are registered below; the demo's 'local:synthetic'
+# in vlmkit.demo.synthetic_tokenizer, found through this location (a module path, not an import: the models
+# layer does not depend on the demo); a plugin module registers its own with @LOCAL_TOKENIZERS.register(...).
+LOCAL_TOKENIZERS = Registry("local tokenizers", ["vlmkit.demo.synthetic_tokenizer"])
+
+
+@LOCAL_TOKENIZERS.register("local:word")
+def word_tokenizer():
+    """LLaMA-like word tokenizer (adds BOS) over the fixed built-in vocabulary."""
+    return build_local_tokenizer(texts=[BUILTIN_TEXT], add_bos=True, add_eos=False)
+
+
+@LOCAL_TOKENIZERS.register("local:word-eos")
+def word_eos_tokenizer():
+    """T5-like word tokenizer (appends EOS, no BOS) over the fixed built-in vocabulary."""
+    return build_local_tokenizer(texts=[BUILTIN_TEXT], add_bos=False, add_eos=True)
+
+
 def builtin_tokenizer(spec: str):
-    """The tokenizer named by a config value 'local:word' (LLaMA-like: adds BOS) or 'local:word-eos'
-    (T5-like: appends EOS, no BOS), over a fixed built-in vocabulary; never touches the network."""
-    variants = {"local:word": dict(add_bos=True, add_eos=False), "local:word-eos": dict(add_bos=False, add_eos=True)}
-    if spec == "local:synthetic":  # the shape-video demo's vocabulary (synthetic_tokenizer.py)
-        from vlmkit.models.llms.synthetic_tokenizer import synthetic_word_tokenizer
-
-        return synthetic_word_tokenizer()
-    if spec not in variants:
-        from vlmkit.errors import ConfigError
-
-        raise ConfigError("tokenizer", f"unknown built-in tokenizer {spec!r}; accepted: "
-                                       f"{sorted([*variants, 'local:synthetic'])}")
-    return build_local_tokenizer(texts=[BUILTIN_TEXT], **variants[spec])
+    """The tokenizer named by a config value 'local:NAME' (``LOCAL_TOKENIZERS``: 'local:word', 'local:word-eos',
+    the demo's 'local:synthetic'); never touches the network. A new object every call."""
+    try:
+        factory = LOCAL_TOKENIZERS.get(spec)
+    except RegistryError as err:
+        raise ConfigError("tokenizer", str(err)) from None
+    return factory()
 
 
 def build_local_tokenizer(words: Iterable[str] = (), *, texts: Iterable[str] = (),
