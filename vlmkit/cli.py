@@ -36,7 +36,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.cfg_path, [*args.overrides, *args.options], purpose=args.purpose,
                           check_files=not args.skip_files)
-        if not args.skip_files:  # an evaluated checkpoint against the model section, as evaluate.py will
+        evaluation = cfg.get("evaluation")
+        if not args.skip_files and evaluation is not None and evaluation.get("checkpoint"):
+            # an evaluated checkpoint against the model section, as evaluate.py will (torch only then)
             from vlmkit.runners.trained_model import check_before_build
 
             check_before_build(cfg)
@@ -132,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("infer", help="answer questions about videos with a trained run, as evaluation would "
                                  "(vlmkit infer --help)")
     sub.add_parser("chat", help="a multi-turn terminal chat about a video with a trained run (vlmkit chat --help)")
+    sub.add_parser("export", help="a trained run as a self-contained folder, its LLM or a LLaVA folder for "
+                                  "transformers, LoRA merged (vlmkit export --help)")
+    sub.add_parser("api", help="serve a trained run as an OpenAI-compatible /v1/chat/completions endpoint "
+                               "(vlmkit api --help)")
     sub.add_parser("webchat", help="a Gradio page for chatting with a trained run about a video "
                                    "(vlmkit webchat --help)")
     sub.add_parser("plot", help="loss, lr, grad-norm and throughput curves of one or more runs to a PNG "
@@ -143,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
              ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
              ("infer",): "vlmkit.inference.infer_cmd", ("chat",): "vlmkit.inference.chat_cmd",
+             ("export",): "vlmkit.export.command",
+             ("api",): "vlmkit.inference.api_cmd",
              ("webchat",): "vlmkit.inference.webchat.command",
              ("plot",): "vlmkit.plot"}
 

@@ -25,7 +25,10 @@ class TensorBoardLogger(RunLogger):
     def start(self, *, output_dir: Path, total_steps: int, start_step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(output_dir) / self.subdir), purge_step=start_step or None)
+        # A resumed run hides the interrupted attempt's events after its checkpoint: TensorBoard drops those with
+        # step >= purge_step, and the checkpoint's own step was completed before it was saved.
+        self.writer = SummaryWriter(log_dir=str(Path(output_dir) / self.subdir),
+                                    purge_step=start_step + 1 if start_step else None)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
