@@ -73,14 +73,31 @@ def test_turns_stream_and_equal_load_generate_and_chat(tiny, model):
     assert shown[-1]["content"] == short != answer
 
 
-def test_the_gallery_shows_the_frames_the_model_is_given(tiny, model):
-    video = answered(tiny[3])[0]["media"]
+def write_mp4(path, frames):
+    """uint8 frames (T, H, W, 3) as an mp4 (PyAV, MPEG-4 part 2)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return str(path)
+
+
+def test_the_gallery_shows_the_frames_the_model_is_given(model, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    video = write_mp4(tmp_path / "wide.mp4", rng.integers(0, 256, (12, 48, 80, 3), dtype=np.uint8))  # not square
     frames = sampled_frames(model, video)
     media = model.builder.media
     expected = media.processors[0].unnormalised()(media.decode(video))  # what process() normalises
+    size = media.processors[0].size
     assert len(frames) == expected.shape[0] == model.contract.num_frames
+    assert all(f.shape == (size, size, 3) and f.dtype == np.uint8 for f in frames)  # resized and cropped, as given
     assert all((f == e.permute(1, 2, 0).numpy()).all() for f, e in zip(frames, expected))
-    assert frames[0].shape[-1] == 3 and frames[0].dtype.name == "uint8"
 
 
 def test_problems_show_in_the_status_line(tiny, model):
