@@ -8,26 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.runners.test_train_entry import ROOT, env, torchrun, write_cfg
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from tests.runners.worker_processes import alive, children
 
 
 def published(ckpt_dir: Path) -> tuple:

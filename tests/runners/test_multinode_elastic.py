@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.runners.test_launcher_death import alive, children
 from tests.runners.test_train_entry import ROOT, env, final_weights, torchrun, write_cfg
+from tests.runners.worker_processes import alive, children
 from vlmkit.runners import checkpoint as ckpt
 
 pytestmark = [pytest.mark.slow,

@@ -1,4 +1,5 @@
-"""train.py end to end: plain python, and torchrun with two processes killed mid-run and resumed."""
+"""train.py end to end: plain python, and torchrun with two processes killed mid-run (launcher and workers) and
+resumed."""
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.runners.worker_processes import alive, children
 from vlmkit.runners import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,29 +82,72 @@ def torchrun(cfg, out, *extra):
             "train.py", "--cfg-path", str(cfg), f"run.output_dir={out}", *extra]
 
 
+def gone(pids: list[int]) -> bool:
+    return not any(alive(pid) for pid in pids)
+
+
+def kill_launcher_and_workers(launcher: subprocess.Popen) -> list[int]:
+    """SIGKILL both workers' process groups (torchrun starts each worker in a session of its own, so killing the
+    launcher's group leaves them running), then the launcher's; returns the worker pids, gone when this returns."""
+    workers = children(launcher.pid)
+    assert len(workers) == 2, f"torchrun should have 2 workers, found {workers}"
+    for pid in workers:
+        assert os.getpgid(pid) == pid, f"worker {pid} does not lead its own process group"
+        os.killpg(pid, signal.SIGKILL)
+    os.killpg(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.time() + 30  # a liveness bound: SIGKILL takes effect at once, the kernel reaps soon after
+    while not gone(workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert gone(workers), f"workers {workers} survived SIGKILL of their process groups"
+    return workers
+
+
+def restarts(run_dir: Path) -> list[int]:
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if '"event"' in line]
+
+
+STEPS = 24
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc")
 def test_torchrun_two_processes_killed_and_resumed_equals_uninterrupted(tmp_path):
-    cfg = write_cfg(tmp_path, 24)
+    cfg = write_cfg(tmp_path, STEPS)
     straight = subprocess.run(torchrun(cfg, tmp_path / "straight"), cwd=ROOT, env=env(), capture_output=True,
                               text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    # Kill the whole process group (torchrun and both workers) with SIGKILL once a checkpoint exists.
-    proc = subprocess.Popen(torchrun(cfg, tmp_path / "killed"), cwd=ROOT, env=env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = tmp_path / "killed" / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while not pointer.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stopped_at = ckpt.read_manifest(ckpt.latest(pointer.parent))
-    resumed = subprocess.run(torchrun(cfg, tmp_path / "killed", "run.resume_from=latest"), cwd=ROOT, env=env(),
+    # Kill the launcher and both workers with SIGKILL once a checkpoint exists.
+    killed = tmp_path / "killed"
+    launcher = subprocess.Popen(torchrun(cfg, killed), cwd=ROOT, env=env(), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = killed / "checkpoints"
+    try:
+        deadline = time.time() + 300
+        while not (ckpt_dir / "latest").exists() and launcher.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert launcher.poll() is None, "the run ended before it could be killed"
+        kill_launcher_and_workers(launcher)
+    finally:  # a failed test leaves nothing running
+        if launcher.poll() is None:
+            for pid in children(launcher.pid):
+                os.killpg(pid, signal.SIGKILL)
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    stopped_at = ckpt.read_manifest(ckpt.latest(ckpt_dir))["progress"]["global_step"]
+    assert 0 < stopped_at < STEPS  # killed mid-run: the resumed run has steps left to do
+    assert not (ckpt_dir / f"step_{STEPS:08d}").exists()
+
+    resumed = subprocess.run(torchrun(cfg, killed, "run.resume_from=latest"), cwd=ROOT, env=env(),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-
-    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    # The resumed run started from the saved step (its logger's restart line), neither from 0 nor from the end ...
+    assert restarts(killed) == [stopped_at], (restarts(killed), stopped_at)
+    # ... trained the remaining steps, and ended with the uninterrupted run's weights.
+    assert ckpt.read_manifest(ckpt.latest(ckpt_dir))["progress"]["global_step"] == STEPS
+    a, b = final_weights(tmp_path / "straight"), final_weights(killed)
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    assert stopped_at is not None
