@@ -33,7 +33,7 @@ from harness import compare, pin_threads  # noqa: E402
 
 from vlmkit.contracts import UINT8_PIXELS, DataContract, ImagePreprocessing, normalise_frames  # noqa: E402
 from vlmkit.demo import synthetic_video as sv  # noqa: E402
-from vlmkit.data.samplers.video_sampling import VideoSampling  # noqa: E402
+from vlmkit.video_sampling import VideoSampling  # noqa: E402
 from vlmkit.registry import DATASETS  # noqa: E402
 
 FRAMES, SIZE, HEIGHT, WIDTH, LENGTH, FPS = 8, 224, 240, 320, 150, 25

@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 from vlmkit.contracts import ImagePreprocessing
 from vlmkit.data.samplers.segment_middle import SegmentMiddleSampler
-from vlmkit.data.samplers.video_sampling import VideoSampling
+from vlmkit.video_sampling import VideoSampling
 from vlmkit.errors import ConfigError, RegistryError
 
 

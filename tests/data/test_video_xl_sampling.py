@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vlmkit.config import load_config, to_dict
-from vlmkit.data.samplers.video_sampling import VideoSampling
+from vlmkit.video_sampling import VideoSampling
 from vlmkit.registry import SAMPLERS
 
 ROOT = Path(__file__).resolve().parents[2]

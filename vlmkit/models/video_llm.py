@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK, UINT8_PIXELS, DataContract, normalise_frames
-from vlmkit.data.samplers.video_sampling import VideoSampling
+from vlmkit.video_sampling import VideoSampling
 from vlmkit.models.checkpoints.init_weights import WeightSource
 from vlmkit.models.prompting import VISUAL_TOKEN, encode_conversation, encode_seq2seq, scatter_visual_embeddings
 from vlmkit.models.streamed_embeddings import StreamedEmbeddings

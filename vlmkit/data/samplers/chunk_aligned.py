@@ -39,7 +39,7 @@ class ChunkAlignedSampler(FrameSampler):
         return max(1, chunks) * self.chunk_size
 
     def eval_counterpart(self):
-        from vlmkit.data.samplers.video_sampling import eval_counterpart
+        from vlmkit.video_sampling import eval_counterpart
 
         inner = eval_counterpart(self.inner)
         return self if inner is self.inner else ChunkAlignedSampler(inner, self.chunk_size, self.rounding)

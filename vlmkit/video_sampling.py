@@ -4,6 +4,10 @@ It holds a sampler config and the frame resolution, serialises to a plain dict (
 rebuilds the same thing for evaluation: the eval sampler is the training sampler's deterministic counterpart
 (``segment_random`` -> ``segment_middle`` over the same segments), and the resolution is checked against the
 encoder's ``ImagePreprocessing``, so training, evaluation and the encoder cannot drift apart.
+
+It lives in the core because both sides read it: the model states it, the data side samples and processes frames
+by it. Samplers and processors are found through their registries, so this module imports neither ``models`` nor
+``data``.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any, Optional
 
 from vlmkit.contracts import ImagePreprocessing
 from vlmkit.errors import ConfigError
+from vlmkit.registry import PROCESSORS, SAMPLERS
 from vlmkit.schema import Component, check_value, plain_params, signature_of, to_plain
 
 
@@ -21,8 +26,6 @@ class VideoSampling:
     flip (false: processed like evaluation frames, for labels that name left/right or positions)."""
 
     def __init__(self, sampler: Component("samplers"), image_size: Optional[int] = None, train_augment: bool = True):
-        from vlmkit.registry import SAMPLERS
-
         sampler = to_plain(sampler)
         if isinstance(sampler, str):
             sampler = {"name": sampler}
@@ -55,11 +58,10 @@ class VideoSampling:
         return VideoSampling(self.sampler_config, prep.size, self.train_augment)
 
     def processor(self, prep: ImagePreprocessing, train: bool):
-        """The frame processor for this run, derived from the encoder's preprocessing."""
-        from vlmkit.data.processors.encoder_default import from_preprocessing
-
+        """The frame processor for this run, derived from the encoder's preprocessing (``encoder_default``)."""
         self.resolve(prep)
-        return from_preprocessing(prep, train=train and self.train_augment)
+        return PROCESSORS.build({"name": "encoder_default", "train": train and self.train_augment},
+                                "sampling.processor", preprocessing=prep)
 
     def to_dict(self) -> dict[str, Any]:
         # train_augment only when switched off: checkpoints saved before it existed still compare equal.
