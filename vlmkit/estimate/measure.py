@@ -87,7 +87,7 @@ def measure(model: Any, text_tokens: int) -> Measured:
     for i, branch in enumerate(model.branches):
         encoder = branch.encoder
         layers = _layer_count(encoder)
-        if _trains(encoder) and layers and getattr(encoder, "reads_pixels", True):
+        if _trains(encoder) and layers and branch.reads_pixels:
             tokens = model.encoded_frames * int(encoder.tokens_per_frame)
             stacks.append(Stack(f"branch {i} encoder", layers, tokens, int(encoder.out_dim), 0, False))
     weight = next((p for p in model.llm.parameters()), None)

@@ -31,13 +31,17 @@ def enable_checkpointing(model: nn.Module) -> None:
 
 
 class VisualStage(nn.Module):
-    """Base class: ``out_dim``, ``out_tokens`` and freezing that survives ``model.train()``."""
+    """Base class: ``out_dim``, ``out_tokens`` and freezing that survives ``model.train()``. It has the members of
+    ``vlmkit.protocols.VisualStage``; a plain nn.Module with ``out_dim`` and ``out_tokens`` serves as well."""
 
     out_dim: int
 
     # Stages that read the prompt text (InstructBLIP's Q-Former) set this; the composite then passes
     # ``text_ids`` / ``text_mask`` to their forward.  Other stages take only the visual tokens.
     reads_text: bool = False
+    # Batch entries (besides pixels and text) the stage's forward reads as keyword arguments (LLMVA-GEBC's
+    # boundary reference points); the composite takes them from the batch.
+    batch_keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

@@ -42,6 +42,7 @@ from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
 from vlmkit.models.weight_paths import check_weights_present
 from vlmkit.models.weight_sources import check_frozen_loaded, source_report
+from vlmkit.protocols import LLM_MEMBERS, require_members
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
 from vlmkit.schema import Component, Struct, StructList, to_plain
 
@@ -83,6 +84,7 @@ class VideoLLM(nn.Module):
         check_weights_present({"llm": to_plain(llm), "branches": to_plain(branches), "selector": to_plain(selector),
                                "init_weights": to_plain(init_weights)})
         self.llm = LLMS.build(llm, path="model.llm")
+        require_members(self.llm, LLM_MEMBERS, "model.llm", "the LLM (see vlmkit.protocols.LanguageModel)")
         if self.llm.tokenizer is None:
             raise ValueError("model.llm: a VideoLLM needs the LLM's tokenizer; set llm.tokenizer or llm.pretrained")
         self.visual_token_id = self.llm.add_special_tokens([VISUAL_TOKEN])[0]
@@ -112,7 +114,8 @@ class VideoLLM(nn.Module):
         check_room_for_text(self.branches, self.encoded_frames, self.visual_tokens, max_length)
         text_keys = (INSTRUCTION_IDS, INSTRUCTION_MASK) if self.instruction else ()
         self.batch_keys = tuple(dict.fromkeys([*(k for branch in self.branches for k in branch.batch_keys),
-                                               *getattr(self.selector, "batch_keys", ()), *text_keys]))
+                                               *(self.selector.batch_keys if self.selector else ()),
+                                               *text_keys]))
         for i, source in enumerate(to_plain(init_weights) or []):
             WeightSource(**source).load_into(self, f"model.init_weights[{i}]")
         self.weight_sources = source_report(self, self.component_paths())
@@ -145,7 +148,7 @@ class VideoLLM(nn.Module):
                    for s, stage in enumerate(branch.stages) if stage.reads_text]
         if not readers:
             return None
-        fallback = getattr(self.selector, "tokenizer", None)
+        fallback = self.selector.tokenizer if self.selector is not None else None
         found = {id(stage.tokenizer): (where, stage) for where, stage in readers if stage.tokenizer is not None}
         if len(found) > 1:
             raise ValueError(f"{', '.join(w for w, _ in found.values())} each set a tokenizer; the instruction is "
@@ -160,7 +163,7 @@ class VideoLLM(nn.Module):
                              f"its tokenizer (the Q-Former's BERT tokenizer, e.g. a local bert-base-uncased "
                              f"folder) or configure a selector that reads the question")
         for where, stage in readers:
-            vocab = getattr(stage, "vocab_size", None)
+            vocab = stage.vocab_size
             if vocab is not None and len(tokenizer) > vocab:
                 raise ValueError(f"{where} reads instruction ids of a tokenizer with {len(tokenizer)} tokens but its "
                                  f"vocabulary has {vocab} ids; give it its own tokenizer")
@@ -282,7 +285,7 @@ class VideoLLM(nn.Module):
     @property
     def streaming(self) -> bool:
         """Whether the visual tokens go to the LLM as a stream (see the module docstring)."""
-        return (self.stream_visual and bool(getattr(self.llm, "streams_visual", False))
+        return (self.stream_visual and bool(self.llm.streams_visual)
                 and all(branch.streams for branch in self.branches))
 
     def _streamed_embeds(self, input_ids, pixel_values, attention_mask, inputs):
@@ -335,7 +338,7 @@ class VideoLLM(nn.Module):
     def _llm_visual_mask(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"visual_mask": where the visual tokens are} for an LLM that declares ``reads_visual_mask`` (Video-XL's
         compressing LLM windows them); nothing for other LLMs."""
-        if not getattr(self.llm, "reads_visual_mask", False):
+        if not self.llm.reads_visual_mask:
             return {}
         return {"visual_mask": input_ids == self.visual_token_id}
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from vlmkit.contracts import normalise_frames
+from vlmkit.protocols import with_stage_defaults
 from vlmkit.registry import ENCODERS, STAGES
 from vlmkit.schema import Component, ComponentList, Runtime
 
@@ -33,12 +34,16 @@ class VisualBranch(nn.Module):
                  chunk_frames: Optional[int] = None,
                  *, llm_width: Runtime[int], path: Runtime[str] = "model.branches[0]"):
         super().__init__()
-        self.encoder = ENCODERS.build(encoder, path=f"{path}.encoder")
+        # a user's plain nn.Module gets the members it may leave out (vlmkit.protocols); what cannot be guessed
+        # (out_dim, out_tokens) is required here, by name, before anything runs
+        self.encoder = with_stage_defaults(ENCODERS.build(encoder, path=f"{path}.encoder"), f"{path}.encoder",
+                                           encoder=True)
         built, width = [], self.encoder.out_dim
+        self.stage_paths = [f"{path}.stages[{i}]" for i in range(len(stages))]
         for i, stage_cfg in enumerate(stages):
             # projectors also take the LLM's width as out_dim; other stages keep theirs
-            stage = STAGES.build_offering(stage_cfg, f"{path}.stages[{i}]", in_dim=width, out_dim=llm_width)
-            built.append(stage)
+            stage = STAGES.build_offering(stage_cfg, self.stage_paths[i], in_dim=width, out_dim=llm_width)
+            built.append(with_stage_defaults(stage, self.stage_paths[i]))
             width = stage.out_dim
         if width != llm_width:
             raise ValueError(f"{path}: the branch ends at width {width} but the LLM's hidden size is {llm_width}; "
@@ -69,7 +74,7 @@ class VisualBranch(nn.Module):
 
     @property
     def reads_pixels(self) -> bool:
-        return getattr(self.encoder, "reads_pixels", True)
+        return self.encoder.reads_pixels
 
     @property
     def preprocessing(self):
@@ -79,14 +84,14 @@ class VisualBranch(nn.Module):
     @property
     def batch_keys(self) -> tuple[str, ...]:
         """Batch entries (besides pixels and text) that the encoder or a stage reads."""
-        keys = [*getattr(self.encoder, "batch_keys", ())]
+        keys = [*self.encoder.batch_keys]
         for stage in self.stages:
-            keys += [k for k in getattr(stage, "batch_keys", ()) if k not in keys]
+            keys += [k for k in stage.batch_keys if k not in keys]
         return tuple(keys)
 
     @staticmethod
     def _take(component: Any, inputs: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-        keys = getattr(component, "batch_keys", ())
+        keys = component.batch_keys
         missing = [k for k in keys if inputs is None or k not in inputs]
         if missing:
             given = sorted(inputs) if inputs else []
@@ -127,11 +132,13 @@ class VisualBranch(nn.Module):
         return self.encoder(pixels)
 
     def _stages(self, x: torch.Tensor, text_ids, text_mask, inputs) -> torch.Tensor:
-        for stage in self.stages:
+        for stage, where in zip(self.stages, self.stage_paths):
             extra = self._take(stage, inputs)
             if stage.reads_text:
                 extra.update(text_ids=text_ids, text_mask=text_mask)
+            announced = stage.out_tokens(x.shape[2], x.shape[1]) if x.dim() == 4 else None
             x = stage(x, **extra)
+            _check_stage_output(stage, where, x, announced)
         return x
 
     def _forward_chunked(self, pixels: torch.Tensor, text_ids, text_mask, inputs, frames) -> torch.Tensor:
@@ -154,3 +161,20 @@ class VisualBranch(nn.Module):
             yield x.reshape(x.shape[0], -1, x.shape[-1])
 
 
+
+
+def _check_stage_output(stage: nn.Module, where: str, x: torch.Tensor, announced: Optional[tuple[int, int]]) -> None:
+    """A stage's output must be ``(B, T', N', out_dim)`` with the ``(T', N')`` its ``out_tokens`` announced: the
+    visual-token count (and so the placeholders the data side wrote) was computed from it."""
+    label = f"{where} ({type(stage).__name__})"
+    if x.dim() != 4:
+        raise ValueError(f"{label} returned a {x.dim()}-d tensor of shape {tuple(x.shape)}; stages hand on "
+                         f"(B, T, N, D) tokens (keep the frame axis, of size 1 after pooling over time)")
+    if announced is not None and tuple(x.shape[1:3]) != tuple(announced):
+        raise ValueError(f"{label} returned (T, N)={tuple(x.shape[1:3])} but its out_tokens announced "
+                         f"{tuple(announced)} for that input; out_tokens(in_tokens, in_frames) must return the "
+                         f"(frames, tokens per frame) its forward gives: the number of visual tokens is computed "
+                         f"from it before anything runs")
+    if x.shape[-1] != stage.out_dim:
+        raise ValueError(f"{label} returned width {x.shape[-1]} but declares out_dim={stage.out_dim}; the next "
+                         f"stage was built for out_dim")

@@ -37,6 +37,9 @@ class HFLanguageModel(nn.Module):
     auto_class_name: str = ""
     lora_task_type: str = ""
     is_encoder_decoder: bool = False
+    # Video-XL's window-reading capabilities (vlmkit.protocols.LanguageModel); plain LMs have neither.
+    streams_visual: bool = False
+    reads_visual_mask: bool = False
 
     def __init__(self, pretrained: Optional[str] = None, config: Optional[dict] = None, arch: Optional[str] = None,
                  tokenizer: Optional[str] = None, attn_implementation: AttnImplementation = "auto",
