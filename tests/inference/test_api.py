@@ -1,7 +1,10 @@
 """`vlmkit api` (issue 19 item 5): the real command serves the tiny trained run on 127.0.0.1 and the `openai` client
 talks to it. Its answers, streamed or not, equal `vlmkit.load(run).generate` / `chat` (which equal evaluate.py's
 predictions, test_load.py); usage counts the prompt and the answer; bad requests come back as OpenAI errors."""
+import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -18,6 +21,7 @@ import vlmkit
 from vlmkit.inference.inputs import build_batch, user_turns
 
 REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs" / "inference.md"
 
 
 def free_port() -> int:
@@ -28,13 +32,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny):
-    """The URL of `vlmkit api RUN` started as a user would, in its own process group (killed at the end)."""
-    folder, run = tiny[0], tiny[1]
+    """The URL of the README's `vlmkit api` command, run as written (on a free port) in the folder the tiny run lies
+    in, in its own process group (killed at the end)."""
+    folder = tiny[0]
+    argv = shlex.split(re.search(r"^vlmkit api .*$", (REPO / "README.md").read_text(), re.M).group(0))
     port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
     log = (folder / f"api-{port}.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "vlmkit.cli", "api", str(run), "--port", str(port),
-                             "--device", "cpu"], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "vlmkit.cli", *argv[1:], "--device", "cpu"], cwd=folder,
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -215,3 +222,13 @@ def test_a_file_that_is_not_a_video_is_a_400_naming_it(client, tiny, samples):
     with pytest.raises(openai.BadRequestError, match="notes.mp4"):
         client.chat.completions.create(model="tiny_run", messages=[user(samples[0][1]["question"],
                                                                         file_url(bogus))])
+
+
+def test_the_docs_curl_example_answers_as_generate(server, model, samples):
+    command = re.search(r"^curl .*?}'$", DOCS.read_text(), re.M | re.S).group(0)
+    video = samples[0][0]
+    command = command.replace("http://127.0.0.1:8000", server).replace("file:///data/clip.mp4", Path(video).as_uri())
+    answer = json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True,
+                                       timeout=120).stdout)
+    question = json.loads(command.split("-d '", 1)[1][:-1])["messages"][0]["content"][0]["text"]
+    assert answer["choices"][0]["message"]["content"] == model.generate(video, question)
