@@ -2,7 +2,7 @@ import pytest
 
 from vlmkit.errors import DataError
 from vlmkit.metrics.mc_extract import RULES, Question
-from vlmkit.metrics.mc_format import answer_letter, format_options, format_question
+from vlmkit.mc_format import answer_letter, format_options, format_question
 from vlmkit.registry import METRICS
 
 OPTIONS = ["a man cooking", "a dog running", "two cars", "the sky"]

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config, to_dict
-from vlmkit.metrics.mc_format import format_question
+from vlmkit.mc_format import format_question
 from vlmkit.models.prompting import pad_sequences
 
 COLOURS = ["red", "green", "blue", "yellow"]

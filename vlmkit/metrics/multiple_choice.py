@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 from vlmkit.errors import DataError
 from vlmkit.metrics.base import field, grouped, mean, require_nonempty
 from vlmkit.metrics.mc_extract import RULES, Question, names_an_option
-from vlmkit.metrics.mc_format import LETTERS, answer_letter, option_letters
+from vlmkit.mc_format import LETTERS, answer_letter, option_letters
 from vlmkit.registry import METRICS
 
 RuleName = Literal["vlmkit", "mvbench", "videogpt_plus", "mlvu", "videomme", "lmms_mcq", "vnbench", "lmms_mvbench"]

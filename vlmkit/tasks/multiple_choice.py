@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 import torch
 
 from vlmkit.errors import DataError
-from vlmkit.metrics.mc_format import option_letters
+from vlmkit.mc_format import option_letters
 from vlmkit.models.prompting import IGNORE_INDEX, pad_sequences
 from vlmkit.registry import TASKS
 from vlmkit.schema import ComponentList, Runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vlmkit.data.datasets.base import Record
 from vlmkit.errors import DataError
-from vlmkit.metrics.mc_format import LETTERS, format_options
+from vlmkit.mc_format import LETTERS, format_options
 
 POST_PROMPT = "\nAnswer with the option's letter from the given choices directly."
 

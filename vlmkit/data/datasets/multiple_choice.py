@@ -7,7 +7,7 @@ from typing import Literal, Optional
 from vlmkit.contracts import DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.errors import DataError
-from vlmkit.metrics.mc_format import answer_letter, format_question, gt_option_string
+from vlmkit.mc_format import answer_letter, format_question, gt_option_string
 from vlmkit.registry import DATASETS
 from vlmkit.schema import Runtime
 

@@ -36,7 +36,7 @@ Files under ``--out`` (paths inside the JSON files are relative to ``--out``; id
     ``train_open_per_video`` open questions (``task_type`` ``open_colour`` ..., answer a word such as ``"red"``),
     and with probability ``caption_request_fraction`` a caption request (``caption_prompt`` -> the canonical
     caption, ``task_type`` ``caption``).  The multiple-choice prompt is VideoChat2's ``Question: {q}\\nOptions:\\n
-    (A) ...`` (``vlmkit.metrics.mc_format.format_question``; with ``mc_question_last`` the options come first and
+    (A) ...`` (``vlmkit.mc_format.format_question``; with ``mc_question_last`` the options come first and
     the question last, as in the CPU demo) plus ``mc_suffix`` on a new line (none when empty); the answer is
     ``mc_answer_format`` filled in: ``"({letter}) {option}"`` by default, ``"{option}"`` in the CPU demo.
     ``SyntheticVideoGenerator.mc_prompt`` builds the same prompt for evaluation.

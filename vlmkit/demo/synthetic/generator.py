@@ -16,7 +16,7 @@ from vlmkit.demo.synthetic.encode import encode_mp4
 from vlmkit.demo.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
 from vlmkit.demo.synthetic.render import render
 from vlmkit.demo.synthetic.scenes import DEFAULT_COLOURS, DIRECTIONS, SHAPES, SceneSampler, SceneSpec
-from vlmkit.metrics.mc_format import format_question, option_letters
+from vlmkit.mc_format import format_question, option_letters
 
 SPLITS = {"train": 0, "test": 1}
 

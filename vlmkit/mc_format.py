@@ -3,6 +3,9 @@
 The VideoChat2/MVBench recipe formats a question as ``"Question: {q}\\nOptions:\\n(A) c0\\n(B) c1"`` and
 pre-fills the assistant turn with an answer prefix ending in ``(``, so the model only has to write a letter;
 the notebook then puts ``(`` back in front of the generated text before scoring.
+
+A core module: datasets write questions with it and metrics and tasks read answers with it, and neither side may
+import the other.
 """
 from __future__ import annotations
 
