@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Subcommands with their own argument parsers, handed the rest of the command line.
-DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data.validate",
+DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data_validate_cmd",
              ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
              ("infer",): "vlmkit.inference.infer_cmd", ("chat",): "vlmkit.inference.chat_cmd",
              ("export",): "vlmkit.export.command",

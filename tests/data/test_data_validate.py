@@ -5,7 +5,7 @@ import json
 
 from tests.data.dataset_fixtures import conversation, media_dir, tiny_model, write_json  # noqa: F401
 from vlmkit.config import load_config
-from vlmkit.data.validate import validate_data
+from vlmkit.data_validate_cmd import validate_data
 
 
 def test_validate_finds_every_planted_fault(media_dir, tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_validate_passes_a_clean_config(media_dir, tmp_path):
 
 def _spy_on_build(monkeypatch) -> list:
     """The models validate_data builds for itself."""
-    from vlmkit.data import validate
+    from vlmkit import data_validate_cmd as validate
 
     built, build = [], validate.build_contract_model
     monkeypatch.setattr(validate, "build_contract_model", lambda cfg: built.append(build(cfg)) or built[-1])
