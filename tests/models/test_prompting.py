@@ -89,7 +89,7 @@ def test_hf_chat_template_uses_the_tokenizers_template(tokenizer):
         [{"role": "system", "content": "SYS"}, *[{"role": "user" if t["from"] == "human" else "assistant",
                                                   "content": t["value"]} for t in CONV]], tokenize=False)
     assert rendered.answers() == ["A cat.<|im_end|>\n", "Black.<|im_end|>\n"]
-    encoded = template.encode(CONV, tokenizer, tokens_per_media=2, num_media=1)
+    encoded = encode_conversation(CONV, template, tokenizer, tokens_per_media=2, num_media=1)
     assert tokenizer.decode([t for t, lab in zip(encoded.input_ids, encoded.labels) if lab != IGNORE_INDEX]) == \
         "A cat . <|im_end|> Black . <|im_end|>"
     with pytest.raises(ConfigError, match="chat_template"):

@@ -7,7 +7,6 @@ model's sub-modules), ``llava_hf`` (a LLaVA-1.6 checkpoint in llava-hf's names) 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -35,7 +34,7 @@ class WeightSource:
             self._load(model, where)
 
     def _load(self, model: nn.Module, where: str) -> None:
-        from vlmkit.models.checkpoints.io import read_state_dict
+        from vlmkit.models.checkpoints.io import read_sharded, read_state_dict
         from vlmkit.models.checkpoints.load import load_checkpoint
 
         if self.layout == "vlmkit":
@@ -52,20 +51,6 @@ class WeightSource:
             load_pllava_weights(model, read_state_dict(self.path))
         else:
             load_checkpoint(model, self.path, self.layout, **self.targets)
-
-
-def read_sharded(path: str) -> dict[str, torch.Tensor]:
-    """A transformers checkpoint folder with a ``*.index.json`` (all shards), or a single file."""
-    from vlmkit.models.checkpoints.io import read_state_dict
-
-    folder = Path(path)
-    indexes = sorted(folder.glob("*.index.json")) if folder.is_dir() else []
-    if not indexes:
-        return read_state_dict(path)
-    tensors: dict[str, torch.Tensor] = {}
-    for shard in sorted(set(json.loads(indexes[0].read_text())["weight_map"].values())):
-        tensors.update(read_state_dict(folder / shard))
-    return tensors
 
 
 def vlmkit_checkpoint_dir(path: str, where: str) -> Path:

@@ -5,6 +5,7 @@ checkpoints wrap the tensors as ``{"model": {...}, "optimizer": ...}``; the tens
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise DataError(f"checkpoint {file} does not hold a mapping of names to tensors "
                         f"(top-level keys: {sorted(data)[:10] if isinstance(data, dict) else type(data).__name__})")
     return data
+
+
+def read_sharded(path: str) -> dict[str, torch.Tensor]:
+    """A transformers checkpoint folder with a ``*.index.json`` (all shards), or a single file."""
+    folder = Path(path)
+    indexes = sorted(folder.glob("*.index.json")) if folder.is_dir() else []
+    if not indexes:
+        return read_state_dict(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(json.loads(indexes[0].read_text())["weight_map"].values())):
+        tensors.update(read_state_dict(folder / shard))
+    return tensors

@@ -7,7 +7,7 @@ from typing import Optional
 from torch import nn
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.checkpoints.init_weights import read_sharded
+from vlmkit.models.checkpoints.io import read_sharded
 from vlmkit.models.checkpoints.keymap import LoadReport, load_mapped
 from vlmkit.models.checkpoints.layouts import LAYOUTS
 

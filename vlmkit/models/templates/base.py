@@ -77,13 +77,6 @@ class ChatTemplate(abc.ABC):
                tokenizer: Any = None) -> Rendered:
         """Training (conversation ends with an answer) or generation (ends with a user turn, prompt opened)."""
 
-    def encode(self, conversation: Sequence[Any], tokenizer: Any, **options: Any) -> Any:
-        """Token ids and answer-only labels (``vlmkit.models.prompting.encode_conversation``), so the data side
-        can encode through the template object the model hands it, without importing ``models``."""
-        from vlmkit.models.prompting import encode_conversation
-
-        return encode_conversation(conversation, self, tokenizer, **options)
-
 
 @dataclass(frozen=True)
 class TurnFormat:
