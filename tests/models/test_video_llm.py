@@ -1,5 +1,3 @@
-import textwrap
-
 import pytest
 import torch
 
@@ -31,7 +29,7 @@ def batch_for(model, questions, answers=None, generation=False):
 
 
 @pytest.mark.parametrize("preset,tokens", [("tiny/pooling", 16), ("video_llama/tiny", 4)])
-def test_tiny_recipes_count_tokens_train_and_generate(tmp_path, preset, tokens):
+def test_tiny_recipes_count_tokens_and_train(tmp_path, preset, tokens):
     model = tiny(tmp_path, preset, "model.llm.freeze=false")  # a trainable LM, so a few steps show learning
     contract = model.data_contract()
     assert contract.visual_tokens == tokens and contract.num_frames == 4
@@ -52,9 +50,6 @@ def test_tiny_recipes_count_tokens_train_and_generate(tmp_path, preset, tokens):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] * 0.7, losses
-    answers = model.generate(**batch_for(model, ["what colour is the shape"], generation=True), max_new_tokens=3,
-                             do_sample=False)
-    assert len(answers) == 1 and isinstance(answers[0], str)
 
 
 def test_visual_gradients_reach_the_projector_and_frozen_encoder_gets_none(tmp_path):
@@ -112,3 +107,70 @@ def test_branches_with_different_input_sizes_each_get_their_own_processor(tmp_pa
         assert contract.sampling.processor(prep, train=False)(frames).shape[-1] == prep.size
     with pytest.raises(ValueError, match="take different input sizes"):
         tiny(tmp_path, "videogpt_plus/tiny", f"model.sampling.image_size={sizes[0]}")
+
+
+def greedy_by_hand(model, batch, row, steps, eos=None):
+    """Row ``row`` decoded by argmax over the full forward's last logits, one token at a time: no KV cache, no
+    ``generate``, the row's padding removed."""
+    keep = batch["attention_mask"][row].bool()
+    ids = batch["input_ids"][row, keep][None]
+    pixels = [p[row:row + 1] for p in batch["pixel_values"]]
+    new = []
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels).logits
+            token = int(logits[0, -1].argmax())
+            assert token != model.visual_token_id  # it would be read as a visual placeholder when fed back
+            new.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            if token == eos:
+                break
+    return new
+
+
+def generate_ids(model, batch, monkeypatch, **kwargs):
+    """The answers of ``model.generate`` and the new token ids it decoded them from."""
+    tokenizer = model.llm.tokenizer
+    seen = []
+    decode = tokenizer.batch_decode
+
+    def recording_decode(ids, **options):
+        seen.append(ids.tolist())
+        return decode(ids, **options)
+
+    monkeypatch.setattr(tokenizer, "batch_decode", recording_decode)
+    answers = model.generate(**batch, do_sample=False, **kwargs)
+    (ids,) = seen
+    return answers, ids
+
+
+@pytest.mark.parametrize("preset", ["tiny/pooling", "video_llama/tiny"])
+def test_generation_is_the_greedy_decode_and_stops_at_eos_and_stop_strings(tmp_path, monkeypatch, preset):
+    model = tiny(tmp_path, preset).eval()
+    # two prompts of different lengths: left padding, as the evaluator batches them
+    batch = batch_for(model, ["what colour is the shape", "which way does the red ball move after it turns"],
+                      generation=True)
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum()
+    steps = 6
+    by_hand = [greedy_by_hand(model, batch, row, steps) for row in range(2)]
+    tokenizer, pad = model.llm.tokenizer, model.llm.tokenizer.pad_token_id
+    assert tokenizer.eos_token_id not in by_hand[0] + by_hand[1]  # so both rows run to max_new_tokens
+    answers, ids = generate_ids(model, batch, monkeypatch, max_new_tokens=steps)
+    assert ids == by_hand
+    assert answers == [tokenizer.decode(row, skip_special_tokens=True).strip() for row in by_hand]
+
+    # A token row 0 emits at step k, declared the end of sequence: row 0 ends with it, padded after; row 1 runs on.
+    k = next(i for i in range(1, steps) if by_hand[0][i] not in by_hand[0][:i] + by_hand[1])
+    eos = by_hand[0][k]
+    monkeypatch.undo()
+    answers, ids = generate_ids(model, batch, monkeypatch, max_new_tokens=steps, eos_token_id=eos)
+    assert ids == [by_hand[0][:k + 1] + [pad] * (steps - k - 1), by_hand[1]]
+    assert greedy_by_hand(model, batch, 0, steps, eos=eos) == by_hand[0][:k + 1]
+
+    # The template's stop strings cut the decoded text: stop at the word row 1 generates at step 2.
+    word = tokenizer.decode(by_hand[1][2:3]).strip()
+    monkeypatch.undo()
+    monkeypatch.setattr(model.template, "stop_strings", (word,))
+    answers, _ = generate_ids(model, batch, monkeypatch, max_new_tokens=steps)
+    full = tokenizer.decode(by_hand[1], skip_special_tokens=True)
+    assert answers[1] == full[:full.index(word)].strip() and len(answers[1]) < len(full.strip())
