@@ -10,6 +10,14 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# Labels that no loss reads (prompt, visual and padding positions): torch's cross-entropy ignore_index.
+IGNORE_INDEX = -100
+
+# Media placeholders in conversation text; each expands to the model's visual tokens. Datasets write
+# VIDEO_PLACEHOLDER (IMAGE_PLACEHOLDER for image samples); everything that finds or strips them reads PLACEHOLDERS.
+VIDEO_PLACEHOLDER, IMAGE_PLACEHOLDER = "<video>", "<image>"
+PLACEHOLDERS = (VIDEO_PLACEHOLDER, IMAGE_PLACEHOLDER)
+
 # The instruction that text-reading visual stages (InstructBLIP's Q-Former) get: the last user turn without
 # media placeholders, tokenized by the data side with the tokenizer in ``DataContract.extra["instruction"]``.
 INSTRUCTION_IDS, INSTRUCTION_MASK = "instruction_ids", "instruction_mask"
@@ -57,5 +65,5 @@ class DataContract:
     sampling: Any
     encode: Callable[..., Any]
     pad_token_id: int
-    placeholders: tuple[str, ...] = ("<video>", "<image>")
+    placeholders: tuple[str, ...] = PLACEHOLDERS
     extra: dict[str, Any] = field(default_factory=dict)

@@ -11,10 +11,9 @@ from typing import Literal, Optional
 
 import torch
 
-from vlmkit.contracts import INSTRUCTION_IDS, INSTRUCTION_MASK
+from vlmkit.contracts import IGNORE_INDEX, INSTRUCTION_IDS, INSTRUCTION_MASK
 from vlmkit.errors import DataError
 
-IGNORE_INDEX = -100
 
 
 def pad_1d(rows: Sequence[torch.Tensor], value: int, side: Literal["right", "left"]) -> torch.Tensor:

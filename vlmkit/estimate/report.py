@@ -6,12 +6,11 @@ from typing import Any, Optional
 
 from torch import nn
 
+from vlmkit.dtypes import BYTES, precision_name
 from vlmkit.errors import ConfigError
 from vlmkit.estimate import formulas
 from vlmkit.estimate.measure import Measured
 
-PRECISION_BYTES = {"bf16": 2, "fp16": 2}  # fp32: activations in the weights' dtype (no autocast)
-DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def fsdp_gather_bytes(model: nn.Module, wrap_classes: tuple[str, ...], param_dty
     units are the modules of ``wrap_classes``; the root holds the rest). Without wrap classes the root is the
     whole model, gathered at once."""
     def unit_bytes(params) -> float:
-        return sum(p.numel() * (DTYPE_BYTES[param_dtype] if param_dtype else p.element_size()) for p in params)
+        return sum(p.numel() * (BYTES[precision_name(param_dtype)] if param_dtype else p.element_size()) for p in params)
 
     units = [m for m in model.modules() if type(m).__name__ in wrap_classes and m is not model]
     inside = {id(p) for m in units for p in m.parameters()}
@@ -96,7 +95,8 @@ def fsdp_gather_bytes(model: nn.Module, wrap_classes: tuple[str, ...], param_dty
 def estimate(model: nn.Module, measured: Measured, settings: Settings) -> Estimate:
     s = settings
     states = formulas.state_memory(measured.params, s.sharding, s.gpus, s.optimizer_states)
-    act_bytes = PRECISION_BYTES.get(s.precision, measured.compute_bytes)
+    # autocast computes in the run's precision; fp32 (no autocast) in the weights' own dtype
+    act_bytes = BYTES[precision_name(s.precision)] if s.precision != "fp32" else measured.compute_bytes
     acts = {False: 0.0, True: 0.0}
     for ckpt in acts:
         for st in measured.stacks:

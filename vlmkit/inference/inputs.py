@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from vlmkit.contracts import INSTRUCTION_IDS
+from vlmkit.contracts import INSTRUCTION_IDS, PLACEHOLDERS
 from vlmkit.data.datasets.base import Record, SampleBuilder, fit_frame_count, media_turn
 from vlmkit.errors import DataError
 
@@ -28,7 +28,7 @@ def user_turns(messages: Sequence[dict], placeholder: str) -> list[dict]:
     if not turns:
         raise DataError("a chat needs at least one user message")
     text_of = [str(t.get("content", t.get("value", ""))) for t in turns]
-    if not any(p in text for text in text_of for p in ("<video>", "<image>")):
+    if not any(p in text for text in text_of for p in PLACEHOLDERS):
         first = next((i for i, t in enumerate(turns) if str(t.get("role", t.get("from"))).lower() in
                       ("user", "human")), None)
         if first is None:

@@ -6,23 +6,21 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 
+from vlmkit.dtypes import precision_name
 from vlmkit.errors import ConfigError
 from vlmkit.inference.inputs import Video, build_batch, user_turns
 
 if TYPE_CHECKING:
     from vlmkit.inference.answer_watch import AnswerWatch, Reply
 
-PRECISION_NAMES = {"fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16",
-                   "float16": "fp16", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
 def precision_of(dtype: Any) -> str:
     """The evaluator's ``precision`` name for ``dtype`` (None: fp32)."""
     if dtype is None:
         return "fp32"
-    if dtype not in PRECISION_NAMES:
-        raise ConfigError("dtype", f"expected one of fp32, bf16, fp16 (or the torch dtypes), got {dtype!r}")
-    return PRECISION_NAMES[dtype]
+    try:
+        return precision_name(dtype)
+    except ValueError as err:
+        raise ConfigError("dtype", str(err)) from err
 
 
 class InferenceModel:

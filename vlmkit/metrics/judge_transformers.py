@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Literal, Optional
+from typing import Optional
 
+from vlmkit.dtypes import WeightDType, torch_dtype
 from vlmkit.metrics.judge_base import ChatJudge
 from vlmkit.registry import METRICS
 
@@ -15,7 +16,7 @@ class TransformersJudge(ChatJudge):
     kind = "transformers_judge"
 
     def __init__(self, model_path: str, device: str = "cpu",
-                 dtype: Literal["float32", "float16", "bfloat16"] = "float32", max_tokens: int = 64,
+                 dtype: WeightDType = "float32", max_tokens: int = 64,
                  cache_dir: Optional[str] = None, max_retries: int = 0, local_files_only: bool = True):
         """
         model_path: directory with the model and its tokenizer (save_pretrained layout).
@@ -40,7 +41,7 @@ class TransformersJudge(ChatJudge):
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=self.local_files_only)
         self._model = AutoModelForCausalLM.from_pretrained(
-            self.model_name, dtype=getattr(torch, self.dtype), local_files_only=self.local_files_only)
+            self.model_name, dtype=torch_dtype(self.dtype), local_files_only=self.local_files_only)
         self._model.to(self.device).eval()
 
     def _prompt_ids(self, messages: list[dict[str, str]]):

@@ -16,11 +16,10 @@ from typing import Any, Literal, Optional, Union
 
 import torch
 
+from vlmkit.contracts import IGNORE_INDEX, PLACEHOLDERS
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.models.templates.base import ChatTemplate, Rendered, normalize_turns
 
-IGNORE_INDEX = -100
-DEFAULT_PLACEHOLDERS = ("<video>", "<image>")
 VISUAL_TOKEN = "<|visual|>"
 Truncation = Literal["error", "answer_tail"]
 
@@ -30,7 +29,7 @@ def _placeholder_pattern(placeholders: Sequence[str]) -> re.Pattern:
     return re.compile("|".join(re.escape(p) for p in sorted(placeholders, key=len, reverse=True)))
 
 
-def count_placeholders(text: str, placeholders: Sequence[str] = DEFAULT_PLACEHOLDERS) -> int:
+def count_placeholders(text: str, placeholders: Sequence[str] = PLACEHOLDERS) -> int:
     return len(_placeholder_pattern(placeholders).findall(text))
 
 
@@ -47,7 +46,7 @@ def _per_media(tokens_per_media: Union[int, Sequence[int]], num_media: int) -> l
 
 
 def expand_conversation(conversation: Sequence[Any], *, tokens_per_media: Union[int, Sequence[int]],
-                        num_media: int, placeholders: Sequence[str] = DEFAULT_PLACEHOLDERS,
+                        num_media: int, placeholders: Sequence[str] = PLACEHOLDERS,
                         visual_token: str = VISUAL_TOKEN) -> list[dict]:
     """The conversation (chat style) with the i-th placeholder replaced by ``tokens_per_media[i]`` visual tokens.
 
@@ -134,7 +133,7 @@ def _truncate(ids: list[int], labels: list[int], max_length: int, policy: str) -
 
 def encode_conversation(conversation: Sequence[Any], template: ChatTemplate, tokenizer: Any, *,
                         tokens_per_media: Union[int, Sequence[int]] = 0, num_media: int = 0,
-                        placeholders: Sequence[str] = DEFAULT_PLACEHOLDERS, visual_token: str = VISUAL_TOKEN,
+                        placeholders: Sequence[str] = PLACEHOLDERS, visual_token: str = VISUAL_TOKEN,
                         add_generation_prompt: bool = False, max_length: Optional[int] = None,
                         truncation: Truncation = "error") -> Encoded:
     """Token ids and labels of one conversation for a decoder-only LM (labels all -100 for a generation prompt)."""
@@ -160,7 +159,7 @@ def encode_conversation(conversation: Sequence[Any], template: ChatTemplate, tok
 
 def encode_seq2seq(conversation: Sequence[Any], template: ChatTemplate, tokenizer: Any, *,
                    tokens_per_media: Union[int, Sequence[int]] = 0, num_media: int = 0,
-                   placeholders: Sequence[str] = DEFAULT_PLACEHOLDERS, visual_token: str = VISUAL_TOKEN,
+                   placeholders: Sequence[str] = PLACEHOLDERS, visual_token: str = VISUAL_TOKEN,
                    max_length: Optional[int] = None) -> Encoded:
     """Encoder ids (everything up to the last answer, generation prompt opened) and decoder labels (that answer)."""
     system, turns = normalize_turns(conversation)

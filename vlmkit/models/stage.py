@@ -6,20 +6,16 @@ composite derives the next stage's input width and the number of visual tokens w
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-DType = Literal["float32", "float16", "bfloat16"]
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+from vlmkit.dtypes import WeightDType as DType
+from vlmkit.dtypes import torch_dtype
 
 
 def resolve_dtype(name: str) -> torch.dtype:
-    if name not in _DTYPES:
-        raise ValueError(f"unknown dtype '{name}'; accepted: {', '.join(_DTYPES)}")
-    return _DTYPES[name]
+    """The torch dtype of a component's ``dtype`` setting (either spelling: 'bfloat16' or 'bf16')."""
+    return torch_dtype(name)
 
 
 def enable_checkpointing(model: nn.Module) -> None:

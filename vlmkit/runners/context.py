@@ -6,7 +6,10 @@ from typing import Optional
 
 import torch
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from vlmkit.dtypes import TORCH_NAMES, torch_dtype
+
+# autocast dtype of each run.precision (names from vlmkit.dtypes); fp32 runs without autocast
+PRECISIONS = {name: None if name == "fp32" else torch_dtype(name) for name in TORCH_NAMES}
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:

@@ -26,11 +26,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from vlmkit.contracts import VIDEO_PLACEHOLDER
 from vlmkit.errors import VlmkitError
 from vlmkit.tools.checksums import sha256_of
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf"}
-PROBE = [{"from": "system", "value": "SYSTEM"}, {"from": "human", "value": "<video>\nQUESTION"}]
+PROBE = [{"from": "system", "value": "SYSTEM"}, {"from": "human", "value": f"{VIDEO_PLACEHOLDER}\nQUESTION"}]
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 

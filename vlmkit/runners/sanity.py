@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import DataError
 
-IGNORE_INDEX = -100
 
 
 def trainable_by_module(model: torch.nn.Module) -> dict[str, dict[str, int]]:

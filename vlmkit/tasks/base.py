@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import DataError
-from vlmkit.models.prompting import IGNORE_INDEX
 
 
 def supervised_tokens(labels: torch.Tensor, encoder_decoder: bool) -> int:

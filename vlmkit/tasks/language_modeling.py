@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
+from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.registry import TASKS
 from vlmkit.tasks.base import Task, model_loss
 
-IGNORE_INDEX = -100
 
 
 @TASKS.register("language_modeling", aliases=["lm"])

@@ -13,9 +13,10 @@ from typing import Any, Literal, Optional
 
 import torch
 
+from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import DataError
 from vlmkit.mc_format import option_letters
-from vlmkit.models.prompting import IGNORE_INDEX, pad_sequences
+from vlmkit.models.prompting import pad_sequences
 from vlmkit.registry import TASKS
 from vlmkit.schema import ComponentList, Runtime
 from vlmkit.tasks.generation import GenerationTask, batch_meta

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from vlmkit.dtypes import TORCH_NAMES, torch_dtype
 from vlmkit.errors import DataError
 from vlmkit.tools.checkpoint_files import SAFETENSORS_INDEX, WEIGHT_SUFFIXES, Checkpoint
 from vlmkit.tools.checksums import CHECKSUM_FILE, verify_checksums, write_checksums
@@ -28,7 +29,7 @@ from vlmkit.tools.delta_plan import TensorPair, VocabGrowth, pair_tensors
 from vlmkit.tools.safetensors_writer import PlannedTensor, ShardedSafetensorsWriter
 
 # float64 is there for deltas only: a float64 delta of a float32 model round-trips exactly.
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+DTYPES = {**{name: torch_dtype(name) for name in TORCH_NAMES.values()}, "float64": torch.float64}
 # The delta dtype that makes `base + delta` give back each target dtype exactly (suggested by the report).
 LOSSLESS_DELTA_DTYPE = {torch.float16: "float32", torch.bfloat16: "float32", torch.float32: "float64"}
 # Memory bounds, relative to the largest input shard: a mapping may stay open until 1/32 of it has been read through

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vlmkit.contracts import INSTRUCTION_IDS, UINT8_PIXELS, DataContract
+from vlmkit.contracts import (IGNORE_INDEX, INSTRUCTION_IDS, PLACEHOLDERS, UINT8_PIXELS, VIDEO_PLACEHOLDER,
+                              DataContract)
 from vlmkit.data.video import VideoReader
 from vlmkit.errors import DataError
 
@@ -326,7 +327,7 @@ class SampleBuilder:
             tokenizer = self.contract.tokenizer
             encoded.input_ids = list(encoded.input_ids) + list(
                 tokenizer(record.answer_prefix, add_special_tokens=False)["input_ids"])
-            encoded.labels = list(encoded.labels) + [-100] * (len(encoded.input_ids) - len(encoded.labels))
+            encoded.labels = list(encoded.labels) + [IGNORE_INDEX] * (len(encoded.input_ids) - len(encoded.labels))
         return encoded
 
     def build(self, record: Record, seed: int, path: Optional[str] = None) -> dict:
@@ -469,7 +470,7 @@ def _role(turn: Any) -> str:
     return {"gpt": "assistant", "assistant": "assistant"}.get(str(role).lower(), "user")
 
 
-def last_user_text(conversation: Sequence[Any], placeholders: Sequence[str] = ("<video>", "<image>")) -> str:
+def last_user_text(conversation: Sequence[Any], placeholders: Sequence[str] = PLACEHOLDERS) -> str:
     """Text of the conversation's last user turn (system and assistant turns skipped), placeholders removed."""
     for turn in reversed(conversation):
         role = turn.get("role", turn.get("from")) if isinstance(turn, dict) else None
@@ -481,8 +482,8 @@ def last_user_text(conversation: Sequence[Any], placeholders: Sequence[str] = ("
     raise DataError("the conversation has no user turn to take the instruction from")
 
 
-def media_turn(text: str, placeholder: str = "<video>") -> str:
+def media_turn(text: str, placeholder: str = VIDEO_PLACEHOLDER) -> str:
     """A user message with the media placeholder in front, unless it already holds one."""
-    if "<video>" in text or "<image>" in text:
+    if any(p in text for p in PLACEHOLDERS):
         return text
     return f"{placeholder}\n{text}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.errors import DataError
 from vlmkit.registry import DATASETS
@@ -40,7 +40,7 @@ class VideoCaptionDataset(VideoTextDataset):
             sample_id = str(entry.get("id", i))
             targets = list(enumerate(captions)) if self.train else [(0, captions[0])]
             for k, caption in targets:
-                conversation = [{"from": "human", "value": f"<video>\n{self.prompt}"},
+                conversation = [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{self.prompt}"},
                                 {"from": "gpt", "value": caption}]
                 meta = {"question": self.prompt, "references": captions, "answer": caption,
                         "task_type": entry.get("task_type", "caption")}

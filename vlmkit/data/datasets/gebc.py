@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 import torch
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import (Policy, Record, VideoTextDataset, find_media, fit_frame_count,
                                        read_annotations, require)
 from vlmkit.data.datasets.video_qa import VIDEO_SUFFIXES
@@ -183,7 +183,7 @@ class GEBCDataset(VideoTextDataset):
             meta = {**base, "question": question, "caption_type": kind, "task_type": kind,
                     "answer": truth if has_captions else "", "references": [truth] if has_captions else []}
             sample_id = boundary_id if kind == "joint" else f"{boundary_id}/{kind}"
-            records.append(Record(sample_id, media, [{"from": "human", "value": f"<video>\n{question}"},
+            records.append(Record(sample_id, media, [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{question}"},
                                                      {"from": "gpt", "value": truth or " "}], meta,
                                   start=start, end=end, problem=problem))
         return records

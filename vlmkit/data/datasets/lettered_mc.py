@@ -2,6 +2,7 @@
 (EgoSchema, NExT-QA): the prompt, the record, the index check."""
 from __future__ import annotations
 
+from vlmkit.contracts import VIDEO_PLACEHOLDER
 from vlmkit.data.datasets.base import Record
 from vlmkit.errors import DataError
 from vlmkit.mc_format import LETTERS, format_options
@@ -18,7 +19,7 @@ def mc_sample(sample_id: str, media: str, question: str, options: list[str], ind
               **meta) -> Record:
     """A record whose answer is the option ``index``; the meta the ``mc_accuracy`` metric reads."""
     letter = LETTERS[index]
-    return Record(sample_id, media, [{"from": "human", "value": f"<video>\n{prompt}"},
+    return Record(sample_id, media, [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{prompt}"},
                                      {"from": "gpt", "value": letter}],
                   {"question": question, "options": options, "answer": letter, "answer_letter": letter,
                    "answer_text": options[index], **meta})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import PLACEHOLDERS, VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.errors import DataError
 from vlmkit.registry import DATASETS
@@ -47,9 +47,9 @@ class LlavaInstructDataset(VideoTextDataset):
                 problem = f"{len(media)} media files in one sample; one video or image per sample is supported"
             media = media[0] if media else None
         conversation = [dict(t) for t in turns]
-        if self.add_missing_placeholder and not any("<video>" in str(t.get("value", "")) or
-                                                    "<image>" in str(t.get("value", "")) for t in conversation):
-            conversation[0]["value"] = f"<video>\n{conversation[0].get('value', '')}"
+        if self.add_missing_placeholder and not any(p in str(t.get("value", "")) for t in conversation
+                                                    for p in PLACEHOLDERS):
+            conversation[0]["value"] = f"{VIDEO_PLACEHOLDER}\n{conversation[0].get('value', '')}"
         last = conversation[-1]
         question = next((str(t.get("value", "")) for t in reversed(conversation[:-1]) if t.get("from") != "gpt"), "")
         meta = {"question": _strip_placeholders(question), "answer": str(last.get("value", "")),
@@ -61,4 +61,6 @@ class LlavaInstructDataset(VideoTextDataset):
 
 
 def _strip_placeholders(text: str) -> str:
-    return text.replace("<video>", "").replace("<image>", "").strip()
+    for placeholder in PLACEHOLDERS:
+        text = text.replace(placeholder, "")
+    return text.strip()

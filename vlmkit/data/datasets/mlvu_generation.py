@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.data.datasets.mlvu import task_files
 from vlmkit.errors import DataError
@@ -56,7 +56,7 @@ class MLVUGenerationDataset(VideoTextDataset):
                 if task == "sub_scene":
                     meta["scoring_points"] = scoring_points_of(entry, where)
                 turns = [{"from": "system", "value": self.system_prompt}] if self.system_prompt else []
-                turns += [{"from": "human", "value": f"<video>\n{question}{self.post_prompt}"},
+                turns += [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{question}{self.post_prompt}"},
                           {"from": "gpt", "value": answer}]
                 media = resolve_media(os.path.join(self.media_root, folder), str(require(entry, "video", where)))
                 records.append(Record(f"{task}/{i:05d}", media, turns, meta))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.errors import DataError
 from vlmkit.mc_format import answer_letter, format_question, gt_option_string
@@ -33,7 +33,7 @@ def mc_record(entry: dict, where: str, media_root: str, system_prompt: Optional[
     truth = gt_option_string(letter, candidates)
     conversation = [{"from": "system", "value": system_prompt}] if system_prompt else []
     prompt = format_question(question, candidates, question_last=question_last) + question_suffix
-    conversation += [{"from": "human", "value": f"<video>\n{prompt}"},
+    conversation += [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{prompt}"},
                      {"from": "gpt", "value": truth}]
     video = require(entry, "video", where)
     meta = {"question": question, "options": candidates, "answer": truth, "answer_letter": letter,

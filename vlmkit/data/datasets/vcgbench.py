@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 
 import torch
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.collate import pad_1d
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, find_media, read_annotations, require
 from vlmkit.data.datasets.video_qa import VIDEO_SUFFIXES
@@ -124,7 +124,7 @@ class VCGBenchDataset(VideoTextDataset):
     # ------------------------------------------------------------------ records
     def _conversation(self, question: str, answer: str) -> list[dict]:
         turns = [{"from": "system", "value": self.system_prompt}] if self.system_prompt else []
-        return turns + [{"from": "human", "value": f"<video>\n{self.pre_prompt}{question}{self.post_prompt}"},
+        return turns + [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{self.pre_prompt}{question}{self.post_prompt}"},
                         {"from": "gpt", "value": answer}]
 
     def _record(self, sample_id: str, kind: str, item: dict[str, str]) -> Record:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import (Policy, Record, VideoTextDataset, find_media, read_annotations, require,
                                        resolve_media)
 from vlmkit.errors import DataError
@@ -89,7 +89,7 @@ class VideoQADataset(VideoTextDataset):
             qid = str(entry.get(id_key, i)) if id_key else f"{video}_{i}"
             media = (resolve_media(self.media_root, video) if fmt == "simple"
                      else find_media(self.media_root, template.format(video=video), self.video_suffixes))
-            prompt = f"<video>\n{self.pre_prompt}{question}{self.post_prompt}"
+            prompt = f"{VIDEO_PLACEHOLDER}\n{self.pre_prompt}{question}{self.post_prompt}"
             meta = {"question": question, "answer": answer, "video_name": video,
                     "task_type": str(answer_entry.get("type", entry.get("task_type", entry.get("category_id", ""))))}
             records.append(Record(qid, media, [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import Policy, Record, VideoTextDataset, read_annotations, require, resolve_media
 from vlmkit.errors import DataError
 from vlmkit.registry import DATASETS
@@ -40,7 +40,7 @@ class VideoChat2InstructDataset(VideoTextDataset):
         qa = require(entry, "QA", where)
         if not isinstance(qa, list) or not qa:
             raise DataError(f"{where}: 'QA' must be a non-empty list of {{i, q, a}} items")
-        placeholder = "<image>" if "image" in entry and "video" not in entry else "<video>"
+        placeholder = IMAGE_PLACEHOLDER if "image" in entry and "video" not in entry else VIDEO_PLACEHOLDER
         conversation: list[dict] = []
         instruction = str(qa[0].get("i", "") or "").strip()
         if instruction and self.instruction_as == "system":

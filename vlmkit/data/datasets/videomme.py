@@ -29,7 +29,7 @@ import os
 import re
 from typing import Literal, Optional
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import (Policy, Record, VideoTextDataset, find_media, read_annotations, require,
                                        resolve_media)
 from vlmkit.data.video import frame_range
@@ -176,7 +176,7 @@ class VideoMMEDataset(VideoTextDataset):
                     "duration": duration, "domain": str(require(row, "domain", where)),
                     "sub_category": str(require(row, "sub_category", where)), "video_id": video}
             media = find_media(self.media_root, video, VIDEO_SUFFIXES)
-            records.append(Record(sample_id, media, [{"from": "human", "value": f"<video>\n{prompt}"},
+            records.append(Record(sample_id, media, [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{prompt}"},
                                                      {"from": "gpt", "value": letter}], meta))
             if self.subtitles:
                 srt = resolve_media(self.subtitle_root, f"{video}.srt")
@@ -198,7 +198,7 @@ class VideoMMEDataset(VideoTextDataset):
         if self.subtitles:
             lines = self.subtitle_text(record, seed if self.train else None)
             human, *rest = record.conversation
-            text = human["value"].replace("<video>\n", f"<video>\n{SUBTITLE_HEADER}\n{lines}\n", 1)
+            text = human["value"].replace(f"{VIDEO_PLACEHOLDER}\n", f"{VIDEO_PLACEHOLDER}\n{SUBTITLE_HEADER}\n{lines}\n", 1)
             record = dataclasses.replace(record, conversation=[{**human, "value": text}, *rest],
                                          meta={**record.meta, "subtitles": lines})
         return self.builder.build(record, seed)

@@ -19,7 +19,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from vlmkit.contracts import DataContract
+from vlmkit.contracts import VIDEO_PLACEHOLDER, DataContract
 from vlmkit.data.datasets.base import (BadSampleLog, Policy, Record, SampleBuilder, check_policy, resolve_media,
                                        sample_seed)
 from vlmkit.errors import ConfigError, DataError
@@ -232,7 +232,7 @@ class WebDatasetCaptions(IterableDataset):
         prompt = self.prompts[int(np.random.default_rng(seed).integers(len(self.prompts)))] if self.train \
             else self.prompts[0]
         record = Record(key, f"{shard}#{key}.{ext}",
-                        [{"from": "human", "value": f"<video>\n{prompt}"}, {"from": "gpt", "value": caption}],
+                        [{"from": "human", "value": f"{VIDEO_PLACEHOLDER}\n{prompt}"}, {"from": "gpt", "value": caption}],
                         {"question": prompt, "answer": caption, "references": [caption]})
         path = self._spill(group[ext], ext)
         try:

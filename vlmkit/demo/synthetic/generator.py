@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlmkit.contracts import VIDEO_PLACEHOLDER
 from vlmkit.demo.synthetic.captions import captions
 from vlmkit.demo.synthetic.encode import encode_mp4
 from vlmkit.demo.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
@@ -55,7 +56,7 @@ class SyntheticVideoGenerator:
                  mc_types: tuple[str, ...] = MC_TYPES, attributes_for_each_object: bool = True,
                  train_open_per_video: int = 1, test_open_per_video: int = 1,
                  caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
-                 video_token: str = "<video>",
+                 video_token: str = VIDEO_PLACEHOLDER,
                  mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
                  mc_question_last: bool = False,
                  caption_prompt: str = "Describe what happens in the video.",

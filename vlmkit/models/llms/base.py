@@ -11,6 +11,7 @@ from typing import Any, Literal, Optional
 import torch
 from torch import nn
 
+from vlmkit.dtypes import torch_dtype
 from vlmkit.errors import ConfigError
 from vlmkit.models.llms.lora_settings import LoraSettings
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
@@ -43,7 +44,7 @@ def resolve_attn_implementation(requested: str, model_class: Optional[type]) -> 
 
 def resolve_dtype(dtype: str) -> Optional[torch.dtype]:
     """None means 'auto': the checkpoint's dtype for pretrained weights, torch's default otherwise."""
-    return None if dtype == "auto" else getattr(torch, dtype)
+    return None if dtype == "auto" else torch_dtype(dtype)
 
 
 def apply_lora(model: nn.Module, lora: LoraSettings, task_type: str) -> nn.Module:

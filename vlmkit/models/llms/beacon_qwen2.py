@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.models.llms.base import AttnImplementation, DType
 from vlmkit.models.llms.beacon.schedule import RatioSchedule, interleave_layout
@@ -34,7 +35,6 @@ from vlmkit.models.streamed_embeddings import RowEmbeddings, StreamedEmbeddings
 from vlmkit.models.weight_sources import mark_loaded, weight_source
 from vlmkit.registry import LLMS
 
-IGNORE_INDEX = -100
 
 
 def _copy_with_source(module: nn.Module) -> nn.Module:

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Optional
 
+from vlmkit.contracts import PLACEHOLDERS
 from vlmkit.errors import ConfigError, RegistryError
 from vlmkit.registry import Registry
 
 # Markers of every shipped template, so any of them renders without unknown tokens.
 TEMPLATE_SPECIAL_TOKENS = (
     "<|im_start|>", "<|im_end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>",
-    "<video>", "<image>", "<|visual|>",
+    *PLACEHOLDERS, "<|visual|>",
 )
 
 # ChatML as Qwen2 ships it, without the default-system branch (tests pass the system turn explicitly).

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
+from vlmkit.dtypes import Precision, torch_dtype
 from vlmkit.errors import ConfigError
 from vlmkit.registry import STRATEGIES
 from vlmkit.runners.strategies.base import Strategy
@@ -33,14 +34,14 @@ class FSDP(Strategy):
     """
 
     def __init__(self, wrap_classes: list[str] = (), reshard_after_forward: bool = True,  # noqa: B006
-                 param_dtype: Optional[Literal["bf16", "fp16", "fp32"]] = None):
+                 param_dtype: Optional[Precision] = None):
         super().__init__()
         self.wrap_classes = set(wrap_classes)
         self.reshard_after_forward = reshard_after_forward
-        dtypes = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-        if param_dtype not in dtypes:
-            raise ConfigError("run.strategy.param_dtype", f"expected one of bf16, fp16, fp32 or null, got {param_dtype!r}")
-        self.param_dtype = dtypes[param_dtype]
+        try:
+            self.param_dtype = torch_dtype(param_dtype) if param_dtype is not None else None
+        except ValueError as err:
+            raise ConfigError("run.strategy.param_dtype", f"{err} (or null)") from err
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         if not self.env.distributed:
