@@ -15,6 +15,19 @@ CONV = [{"from": "human", "value": "<video>\nWhat is it?"}, {"from": "gpt", "val
 VICUNA_SYS = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
               "detailed, and polite answers to the user's questions.")
 
+# Sources of the goldens. llama2, chatml and phi3 are also rendered from the models' official chat templates by
+# transformers (test_official_chat_templates.py). The others have no HF chat template; their strings follow the
+# original projects' prompt code:
+# - vicuna_v1: LLaVA llava/conversation.py conv_vicuna_v1 (roles USER/ASSISTANT, SeparatorStyle.TWO, sep " ",
+#   sep2 "</s>"), rendered by Conversation.get_prompt; the same as FastChat's vicuna_v1.1.
+# - video_llama: Video-LLaMA video_llama/datasets/datasets/llava_instruct_dataset.py and video_instruct_dataset.py,
+#   _add_speaker_and_signal: "###" + "Human"/"Assistant" + ": " + text + "\n" (BEGIN_SIGNAL "###", END_SIGNAL "\n");
+#   its demo (video_llama/conversation/conversation_video.py) stops generation at "###".
+# - llama2: meta-llama/Llama-2-7b-chat-hf's chat_template, the first <s> left to the tokenizer.
+# - pllava: PLLaVA's training datasets (process_qa with roles "USER:"/"ASSISTANT:", end_signal "</s>" after both
+#   turns, no system prompt).
+# - plain: LLaVA llava/conversation.py conv_llava_plain (SeparatorStyle.PLAIN, sep "\n") / train.py preprocess_plain.
+# - opt_video: LLMVA-GEBC's OPT captioner (video_blip2_opt_gebc): "Video:" + visual tokens + prompt, caption + "</s>".
 EXPECTED = {
     "vicuna_v1": VICUNA_SYS + " USER: <video>\nWhat is it? ASSISTANT: A cat.</s>USER: Color? ASSISTANT: Black.</s>",
     "video_llama": "###Human: <video>\nWhat is it?\n###Assistant: A cat.\n###Human: Color?\n###Assistant: Black.\n",
