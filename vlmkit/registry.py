@@ -11,12 +11,12 @@ import difflib
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.errors import ConfigError, RegistryError
-from vlmkit.schema import NAME_KEYS
+from vlmkit.schema import component_name, use_registry_lookup
 
 
 @dataclass
@@ -144,19 +144,8 @@ class Registry:
     # ------------------------------------------------------------------ building
     @staticmethod
     def name_of(cfg: Any, path: str = "") -> str:
-        if isinstance(cfg, str):
-            return cfg
-        if not isinstance(cfg, Mapping) and not hasattr(cfg, "keys"):
-            raise ConfigError(path, f"expected a component config (a mapping with 'name') or a name, got {cfg!r}")
-        present = [k for k in NAME_KEYS if k in cfg]
-        if not present:
-            raise ConfigError(path, f"component config has no 'name' key (keys: {sorted(map(str, cfg.keys()))})")
-        if len(present) > 1:
-            raise ConfigError(path, "give either 'name' or 'type', not both")
-        name = cfg[present[0]]
-        if not isinstance(name, str):
-            raise ConfigError(f"{path}.{present[0]}", f"a component name must be a string, got {name!r}")
-        return name
+        """The component name of a config (``vlmkit.schema.component_name``)."""
+        return component_name(cfg, path)
 
     def build(self, cfg: Any, path: str = "", **runtime: Any) -> Any:
         """Build from ``{name: ..., **params}``; ``runtime`` supplies arguments only code knows (widths, the model)."""
@@ -289,6 +278,9 @@ def registry(kind: str) -> Registry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise RegistryError(f"unknown registry kind '{kind}'.{hint} Kinds: {', '.join(ALL)}")
     return ALL[kind]
+
+
+use_registry_lookup(registry)  # Component("kind") annotations find their registries through it
 
 
 @contextlib.contextmanager

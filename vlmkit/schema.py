@@ -20,13 +20,13 @@ import inspect
 import pathlib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from vlmkit.errors import ConfigError
+from vlmkit.errors import ConfigError, RegistryError
 
 # Keys of a component config that are not constructor parameters.
 NAME_KEYS = ("name", "type")
@@ -156,14 +156,47 @@ def _describe_params(sig: inspect.Signature) -> str:
     return ", ".join(parts) or "(no parameters)"
 
 
+# How a ``Component("kind")`` annotation finds its registry. vlmkit.registry builds on this module and installs
+# the lookup when it is imported (this module importing the registry back made the two an import cycle).
+_registry_lookup: Callable[[str], Any] | None = None
+
+
+def use_registry_lookup(lookup: Callable[[str], Any]) -> None:
+    """Install ``lookup(kind) -> registry`` (vlmkit.registry does, once)."""
+    global _registry_lookup
+    _registry_lookup = lookup
+
+
+def registry_of(kind: str) -> Any:
+    """The registry of a component kind ('samplers', 'stages', ...)."""
+    if _registry_lookup is None:
+        raise RegistryError(f"no registry for '{kind}' components: import vlmkit.registry first")
+    return _registry_lookup(kind)
+
+
+def component_name(cfg: Any, path: str = "") -> str:
+    """The component name of a config: the string itself, or the value of its 'name' (or 'type') key."""
+    if isinstance(cfg, str):
+        return cfg
+    if not isinstance(cfg, Mapping) and not hasattr(cfg, "keys"):
+        raise ConfigError(path, f"expected a component config (a mapping with 'name') or a name, got {cfg!r}")
+    present = [k for k in NAME_KEYS if k in cfg]
+    if not present:
+        raise ConfigError(path, f"component config has no 'name' key (keys: {sorted(map(str, cfg.keys()))})")
+    if len(present) > 1:
+        raise ConfigError(path, "give either 'name' or 'type', not both")
+    name = cfg[present[0]]
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}.{present[0]}", f"a component name must be a string, got {name!r}")
+    return name
+
+
 def check_component(reg, cfg: Any, path: str, runtime: set[str] = frozenset()) -> list[ConfigError]:
     """All problems of one component config against registry ``reg``."""
-    from vlmkit.registry import Registry
-
     if isinstance(cfg, (DictConfig, ListConfig)):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     try:
-        name = Registry.name_of(cfg, path)
+        name = component_name(cfg, path)
     except ConfigError as err:
         return [err]
     if name not in reg:
@@ -283,9 +316,7 @@ def check_value(value: Any, annotation: Any, path: str) -> list[ConfigError]:
 
 
 def _check_component_value(value: Any, ref: ComponentRef, path: str) -> list[ConfigError]:
-    from vlmkit.registry import registry
-
-    reg = registry(ref.kind)
+    reg = registry_of(ref.kind)
     if ref.shape == "one":
         return check_component(reg, value, path)
     if ref.shape == "list":
