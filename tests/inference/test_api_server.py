@@ -166,3 +166,32 @@ def test_a_failing_model_is_a_500_with_openai_shape(serve, video):
         answer = httpx.post(f"{url}/v1/chat/completions", json=body(video, stream=stream), timeout=30)
         error = answer.json()["error"]
         assert answer.status_code == 500 and error["type"] == "server_error" and "out of memory" in error["message"]
+
+
+def run_cli(*argv, hide=None):
+    """`vlmkit api ARGV` in a fresh interpreter (``hide``: a module made unimportable there)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n" + (f"sys.modules[{hide!r}] = None\n" if hide else "") +
+            "from vlmkit.cli import main\nraise SystemExit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, "api", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_refuses_clearly_before_serving(tmp_path):
+    missing_extra = run_cli(str(tmp_path), hide="fastapi")
+    assert missing_extra.returncode == 2 and "pip install 'vlmkit[api]'" in missing_extra.stderr
+    no_root = run_cli(str(tmp_path), "--media-root", str(tmp_path / "nowhere"))
+    assert no_root.returncode == 2 and f"--media-root {tmp_path / 'nowhere'}: no such folder" in no_root.stderr
+    no_run = run_cli(str(tmp_path / "no_run"))
+    assert no_run.returncode == 2 and str(tmp_path / "no_run") in no_run.stderr
+
+
+def test_served_name_and_loopback():
+    from vlmkit.inference.api_cmd import is_loopback, served_name
+
+    assert served_name("output/my_run") == "my_run"
+    for inside in ("output/my_run/checkpoints", "output/my_run/checkpoints/step_00000002"):
+        assert served_name(inside) == "my_run"
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")

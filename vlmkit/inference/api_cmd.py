@@ -46,17 +46,18 @@ def is_loopback(host: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+    if args.media_root is not None and not Path(args.media_root).is_dir():
+        print(f"error: --media-root {args.media_root}: no such folder", file=sys.stderr)
+        return 2
+    try:  # before anything heavy is loaded
+        import fastapi  # noqa: F401
         import uvicorn
-
-        from vlmkit.inference.api_server import create_app
     except ImportError as err:
         print(f"error: vlmkit api needs the api extra ({err.name} is missing): pip install 'vlmkit[api]'",
               file=sys.stderr)
         return 2
-    if args.media_root is not None and not Path(args.media_root).is_dir():
-        print(f"error: --media-root {args.media_root}: no such folder", file=sys.stderr)
-        return 2
+    from vlmkit.inference.api_server import create_app
+
     try:
         model = load_model(args)
     except VlmkitError as err:
