@@ -39,7 +39,7 @@ def test_multi_turn_keeps_roles_and_puts_the_video_where_it_was_sent(clip):
     body = {"model": "run", "messages": [
         {"role": "developer", "content": "Be brief."},
         {"role": "user", "content": "Hello"},
-        {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hi."}], "refusal": None, "tool_calls": None},
         {"role": "user", "content": [{"type": "video_url", "video_url": {"url": str(clip)}},
                                      {"type": "text", "text": "What is this?"}], "name": "ann"}]}
     assert read_request(body, "run", "<video>").messages == [

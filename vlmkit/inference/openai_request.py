@@ -152,6 +152,7 @@ def read_messages(messages: Any, placeholder: str, media_root: Optional[str]) ->
         where = f"messages[{i}]"
         if not isinstance(message, dict):
             raise RequestError(f"{where} must be an object with role and content", param=where)
+        message = {key: value for key, value in message.items() if value is not None}  # a replayed answer's nulls
         extra = sorted(set(message) - {"role", "content", "name"})
         if extra:
             raise RequestError(f"{where}: unsupported {extra} (tool calls are not supported); a message holds "
