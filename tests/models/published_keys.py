@@ -21,6 +21,11 @@ Sources (salesforce-lavis 1.0.2 from PyPI, and salesforce/LAVIS main for Instruc
   the text parts stay and the embeddings are resized to ``len(tokenizer)`` (BERT + [DEC] = 30523);
   ``Qformer.cls = None``; ``llm_proj`` Linear(H, LLM hidden). LAVIS's runner saves trainable parameters and
   buffers, so the frozen ``visual_encoder`` and ``llm_model`` are absent from its checkpoints.
+- ``lavis/models/eva_vit.py`` ``VisionTransformer`` as ``create_eva_vit_g`` builds it (the eva_vit_g.pth file):
+  ``cls_token`` (1, 1, D), ``pos_embed`` (1, patches + 1, D), ``patch_embed.proj`` Conv2d(3, D, p, p) with bias;
+  ``blocks.N``: ``norm1`` / ``norm2`` LayerNorm, ``attn.qkv`` Linear(D, 3D, bias=False) with separate ``q_bias`` and
+  ``v_bias`` (D) (``qkv_bias=True``: the key has no bias), ``attn.proj`` Linear(D, D), ``mlp.fc1`` / ``mlp.fc2``;
+  no final norm (BLIP-2's ``ln_vision`` follows the tower) and no ``gamma_1/2`` (``init_values`` is None).
 - Video-LLaMA ``video_llama/models/video_llama.py`` ``VideoLLAMA``: ``video_Qformer`` (the same BERT Q-Former over
   the frame queries; ``cls``, word/position embeddings and each layer's ``intermediate``/``output`` set to None),
   ``video_query_tokens``, ``video_frame_position_embedding`` Embedding(max_frame_pos, H), ``llama_proj``.
@@ -116,10 +121,36 @@ def lavis_blip2_stage1(size: BertQFormerSize, num_query: int, vision_width: int,
     return out
 
 
+def lavis_blip2_t5(size: BertQFormerSize, num_query: int, vision_width: int, t5_hidden: int) -> Shapes:
+    """LAVIS ``Blip2T5`` (blip2_t5.py; stage 2, blip2_pretrained_flant5xxl.pth, which Video-LLaMA's Q-Former starts
+    from): as ``Blip2OPT`` with ``t5_proj`` Linear(H, T5 width) in place of ``opt_proj``."""
+    out = lavis_blip2_opt(size, num_query, vision_width, t5_hidden)
+    out["t5_proj.weight"], out["t5_proj.bias"] = out.pop("opt_proj.weight"), out.pop("opt_proj.bias")
+    return out
+
+
 def lavis_blip2_opt(size: BertQFormerSize, num_query: int, vision_width: int, opt_hidden: int) -> Shapes:
     """LAVIS ``Blip2OPT`` (blip2_opt.py; stage 2): the Q-Former without ``cls`` and text parts, ``opt_proj``."""
     out = lavis_bert_qformer("Qformer.", size, text=False)
     out["query_tokens"] = (1, num_query, size.hidden)
     out["ln_vision.weight"] = out["ln_vision.bias"] = (vision_width,)
     out["opt_proj.weight"], out["opt_proj.bias"] = (opt_hidden, size.hidden), (opt_hidden,)
+    return out
+
+
+def lavis_eva_vit(width: int, intermediate: int, layers: int, image_size: int, patch_size: int) -> Shapes:
+    """LAVIS's EVA ViT-g (eva_vit.py ``VisionTransformer``) state dict, as eva_vit_g.pth holds it."""
+    d, out = width, {}
+    out["cls_token"] = (1, 1, d)
+    out["pos_embed"] = (1, (image_size // patch_size) ** 2 + 1, d)
+    out["patch_embed.proj.weight"], out["patch_embed.proj.bias"] = (d, 3, patch_size, patch_size), (d,)
+    for n in range(layers):
+        block = f"blocks.{n}."
+        for norm in ("norm1", "norm2"):
+            out[block + norm + ".weight"] = out[block + norm + ".bias"] = (d,)
+        out[block + "attn.qkv.weight"] = (3 * d, d)
+        out[block + "attn.q_bias"] = out[block + "attn.v_bias"] = (d,)
+        out[block + "attn.proj.weight"], out[block + "attn.proj.bias"] = (d, d), (d,)
+        out[block + "mlp.fc1.weight"], out[block + "mlp.fc1.bias"] = (intermediate, d), (intermediate,)
+        out[block + "mlp.fc2.weight"], out[block + "mlp.fc2.bias"] = (d, intermediate), (d,)
     return out

@@ -9,6 +9,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from tests.models.tiny_published_checkpoints import blip2_stage1_checkpoint, video_llama_checkpoint
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
 from vlmkit.errors import DataError
@@ -18,7 +19,6 @@ from vlmkit.models.checkpoints.io import read_state_dict
 from vlmkit.models.checkpoints.keymap import CheckpointMismatch, load_mapped, locate
 from vlmkit.models.checkpoints.load import load_checkpoint
 
-TEXT_ONLY = re.compile(r"word_embeddings|position_|\.cls\.|layer\.\d+\.(intermediate|output)\.")
 ENC, QF, VQ, PROJ = "branches.0.encoder", "branches.0.stages.0", "branches.0.stages.1", "branches.0.stages.2"
 
 
@@ -29,46 +29,14 @@ def tiny(tmp_path, preset, seed):
     return build_model(load_config(path))
 
 
-def lavis_qformer(hf_state: dict, prefix: str) -> dict:
-    """A LAVIS-layout Q-Former state dict written from a transformers Blip2QFormerModel's, by LAVIS's names,
-    including the text-only weights LAVIS checkpoints carry."""
-    out = {}
-    for key, value in hf_state.items():
-        if key.startswith("layernorm."):
-            name = "bert.embeddings.LayerNorm." + key.split(".")[-1]
-        else:
-            name = "bert." + key.replace(".attention.attention.", ".attention.self.").replace(
-                ".crossattention.attention.", ".crossattention.self.")
-        out[prefix + name] = value.clone()
-    hidden = hf_state["layernorm.weight"].shape[0]
-    out[prefix + "bert.embeddings.word_embeddings.weight"] = torch.randn(30523, hidden)
-    out[prefix + "bert.embeddings.position_embeddings.weight"] = torch.randn(512, hidden)
-    out[prefix + "bert.embeddings.position_ids"] = torch.arange(512)[None]
-    out[prefix + "bert.encoder.layer.0.intermediate.dense.weight"] = torch.randn(64, hidden)
-    out[prefix + "bert.encoder.layer.0.output.LayerNorm.bias"] = torch.randn(hidden)
-    out[prefix + "cls.predictions.bias"] = torch.randn(30523)
-    return out
-
-
-def video_llama_checkpoint(model) -> dict:
-    """What Video-LLaMA saves (its trainable parts), plus the audio-branch keys its later versions carry."""
-    video_qformer, proj = model.get_submodule(VQ), model.get_submodule(PROJ)
-    state = lavis_qformer(video_qformer.qformer.state_dict(), "video_Qformer.")
-    state = {k: v for k, v in state.items() if not TEXT_ONLY.search(k)}  # Video-LLaMA deletes these parts
-    state["video_query_tokens"] = video_qformer.query_tokens.detach().clone()
-    state["video_frame_position_embedding.weight"] = video_qformer.frame_position_embedding.weight.detach().clone()
-    state["llama_proj.weight"] = proj.proj.weight.detach().clone()
-    state["llama_proj.bias"] = proj.proj.bias.detach().clone()
-    state["audio_query_tokens"] = torch.randn(1, 8, 32)
-    return state
-
-
 def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-# Real key names from LAVIS / Video-LLaMA checkpoints and where they must land.
+# Published names (from the independent lists of published_keys.py: LAVIS / Video-LLaMA model code) and the
+# vlmkit parameters they must land on: the transformers Blip2QFormerModel names ('attention.attention' for BERT's
+# 'attention.self', 'layernorm' for the embeddings' LayerNorm) and the tower's post_layernorm for ln_vision.
 REAL_NAMES = {
     "video_Qformer.bert.embeddings.LayerNorm.weight": f"{VQ}.qformer.layernorm.weight",
     "video_Qformer.bert.encoder.layer.0.attention.self.query.weight":
@@ -91,7 +59,10 @@ REAL_NAMES = {
     "query_tokens": f"{QF}.query_tokens",
     "ln_vision.weight": f"{ENC}.model.post_layernorm.weight",
 }
-DROPPED = ["Qformer.bert.embeddings.word_embeddings.weight", "Qformer.bert.encoder.layer.3.output.dense.weight",
+# Names in Video-LLaMA / BLIP-2 files that the video_llama layout must drop: BLIP-2's text parts and MLM head
+# (published_keys), the audio branch's Q-Former and the frozen LLaMA / EVA weights of a full state dict
+# (video_llama.py: audio_Qformer, llama_model, visual_encoder).
+DROPPED = ["Qformer.bert.embeddings.word_embeddings.weight", "Qformer.bert.encoder.layer.1.output.dense.weight",
            "Qformer.cls.predictions.transform.dense.weight", "audio_Qformer.bert.encoder.layer.0.attention.self.query.weight",
            "llama_model.model.layers.0.self_attn.q_proj.weight", "visual_encoder.blocks.0.attn.qkv.weight"]
 
@@ -100,29 +71,51 @@ def test_real_video_llama_names_map_onto_the_tiny_models_parameters(tmp_path):
     model = tiny(tmp_path, "video_llama/tiny", 0)
     assert locate(model, VideoQFormer) == VQ
     keymap = layouts.video_llama(VQ, PROJ, qformer=QF, encoder=ENC)
+    published = {**video_llama_checkpoint(), **blip2_stage1_checkpoint()}
+    assert set(REAL_NAMES) <= set(published) and set(DROPPED[:3]) <= set(published)  # names with a source
     own = model.state_dict()
     for source, target in REAL_NAMES.items():
         mapped, _, dropped = keymap.target_of(source)
         assert (mapped, dropped) == (target, False) and mapped in own, source
     for source in DROPPED:
         assert keymap.target_of(source) == (None, None, True), source
+    # every name of the published video branch lands on a parameter of the model, no two on the same one; only
+    # the embeddings' position_ids buffer (kept by Video-LLaMA when it deletes the text parts) is dropped
+    mapped = {name: keymap.target_of(name) for name in video_llama_checkpoint(audio=False)}
+    assert {name for name, (_, _, dropped) in mapped.items() if dropped} == {
+        "video_Qformer.bert.embeddings.position_ids"}
+    targets = [target for target, _, dropped in mapped.values() if not dropped]
+    assert len(set(targets)) == len(targets) and set(targets) <= set(own)
 
 
-def test_lavis_blip2_and_video_llama_checkpoints_reproduce_the_model(tmp_path):
-    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
-    qformer, encoder = source.get_submodule(QF), source.get_submodule(ENC)
-    blip2 = lavis_qformer(qformer.qformer.state_dict(), "Qformer.")
-    blip2["query_tokens"] = qformer.query_tokens.detach().clone()
-    blip2["ln_vision.weight"] = encoder.model.post_layernorm.weight.detach().clone()
-    blip2["ln_vision.bias"] = encoder.model.post_layernorm.bias.detach().clone()
-    blip2["t5_proj.weight"] = torch.randn(2048, 32)  # BLIP-2 Flan-T5's projection: not wanted here
-    report = load_mapped(target, blip2, layouts.blip2_lavis(QF, encoder=ENC))
-    assert report.ok and same(target.get_submodule(QF), qformer) and len(report.dropped) == 7
-    assert torch.equal(target.get_submodule(ENC).model.post_layernorm.weight, encoder.model.post_layernorm.weight)
-    report = load_mapped(target, video_llama_checkpoint(source), layouts.video_llama(VQ, PROJ))
-    assert report.ok and report.dropped == ["audio_query_tokens"]
-    assert same(target.get_submodule(VQ), source.get_submodule(VQ))
-    assert same(target.get_submodule(PROJ), source.get_submodule(PROJ))
+def test_lavis_blip2_and_video_llama_checkpoints_fill_the_model(tmp_path):
+    """Two models with different random weights load the same file and end up equal in every targeted part: all
+    of it came from the file. Spot checks against the published names say where values land."""
+    first, second = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    assert not same(first.get_submodule(QF), second.get_submodule(QF))
+    blip2 = blip2_stage1_checkpoint()
+    for model in (first, second):
+        report = load_mapped(model, blip2, layouts.blip2_lavis(QF, encoder=ENC))
+        assert report.ok
+    assert same(first.get_submodule(QF), second.get_submodule(QF))
+    heads = ("Qformer.cls.", "vision_proj.", "text_proj.", "itm_head.", "temp")
+    text = re.compile(r"embeddings\.(word|position)_|layer\.\d+\.(intermediate|output)\.")
+    assert set(report.dropped) == {k for k in blip2 if k.startswith(heads) or text.search(k)}
+    assert torch.equal(first.get_submodule(ENC).model.post_layernorm.weight, blip2["ln_vision.weight"])
+    assert torch.equal(first.get_submodule(QF).query_tokens, blip2["query_tokens"])
+    assert torch.equal(first.get_submodule(QF).qformer.encoder.layer[1].output_query.dense.weight,
+                       blip2["Qformer.bert.encoder.layer.1.output_query.dense.weight"])
+    state = video_llama_checkpoint()
+    for model in (first, second):
+        report = load_mapped(model, state, layouts.video_llama(VQ, PROJ))
+        assert report.ok and set(report.dropped) == {"video_Qformer.bert.embeddings.position_ids", "audio_query_tokens"}
+    assert same(first.get_submodule(VQ), second.get_submodule(VQ))
+    assert same(first.get_submodule(PROJ), second.get_submodule(PROJ))
+    assert torch.equal(first.get_submodule(VQ).frame_position_embedding.weight,
+                       state["video_frame_position_embedding.weight"])
+    assert torch.equal(first.get_submodule(VQ).qformer.encoder.layer[0].crossattention.attention.key.weight,
+                       state["video_Qformer.bert.encoder.layer.0.crossattention.self.key.weight"])
+    assert torch.equal(first.get_submodule(PROJ).proj.bias, state["llama_proj.bias"])
 
 
 def test_transformers_blip2_layout(tmp_path):
@@ -137,8 +130,8 @@ def test_transformers_blip2_layout(tmp_path):
 
 
 def test_strict_loading_lists_missing_unexpected_and_mismatched_keys_and_writes_nothing(tmp_path):
-    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
-    state = video_llama_checkpoint(source)
+    target = tiny(tmp_path, "video_llama/tiny", 1)
+    state = video_llama_checkpoint()
     del state["video_Qformer.bert.encoder.layer.1.crossattention.self.key.weight"]
     state["video_Qformer.bert.encoder.layer.7.attention.self.query.weight"] = torch.randn(32, 32)
     state["video_fusion_head.weight"] = torch.randn(3)
@@ -158,7 +151,7 @@ def test_strict_loading_lists_missing_unexpected_and_mismatched_keys_and_writes_
     assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
     # not strict: the good part loads and the report says what did not
     report = load_mapped(target, state, layouts.video_llama(VQ, PROJ), strict=False)
-    assert not report.ok and torch.equal(target.get_submodule(VQ).query_tokens, source.get_submodule(VQ).query_tokens)
+    assert not report.ok and torch.equal(target.get_submodule(VQ).query_tokens, state["video_query_tokens"])
 
 
 def test_a_checkpoint_without_a_required_part_is_refused(tmp_path):
@@ -167,47 +160,47 @@ def test_a_checkpoint_without_a_required_part_is_refused(tmp_path):
         load_mapped(target, {"Qformer.bert.embeddings.LayerNorm.weight": torch.ones(32)}, layouts.minigpt4(PROJ))
 
 
+def gebc_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+    """An LLMVA-GEBC checkpoint (video_blip2_opt_gebc): Video-LLaMA's video branch without llama_proj, plus
+    temporal_pos_trans Linear(H, H) + temporal_pos_trans_norm LayerNorm(H) and opt_proj Linear(H, OPT width)."""
+    state = {k: v for k, v in video_llama_checkpoint(seed, audio=False).items() if not k.startswith("llama_proj")}
+    generator = torch.Generator().manual_seed(seed + 7)
+    for name, shape in {"temporal_pos_trans.weight": (32, 32), "temporal_pos_trans.bias": (32,),
+                        "temporal_pos_trans_norm.weight": (32,), "temporal_pos_trans_norm.bias": (32,),
+                        "opt_proj.weight": (64, 32), "opt_proj.bias": (64,)}.items():
+        state[name] = torch.randn(shape, generator=generator)
+    return state
+
+
 def test_gebc_starts_from_a_video_llama_checkpoint_and_loads_its_own(tmp_path):
-    video_llama = tiny(tmp_path, "video_llama/tiny", 0)
-    gebc = tiny(tmp_path, "gebc/tiny", 1)
+    gebc, other = tiny(tmp_path, "gebc/tiny", 1), tiny(tmp_path, "gebc/tiny", 2)
     gebc_vq, gebc_proj = "branches.0.stages.0", "branches.0.stages.1"
     boundary_before = gebc.get_submodule(gebc_vq).boundary.proj.weight.clone()
     # LLMVA-GEBC's initialisation: the Video-LLaMA video branch, llama_proj deleted, the boundary embedding fresh
-    report = load_mapped(gebc, video_llama_checkpoint(video_llama), layouts.video_llama(gebc_vq, projector=None))
+    video_llama = video_llama_checkpoint()
+    report = load_mapped(gebc, video_llama, layouts.video_llama(gebc_vq, projector=None))
     assert report.ok and {"llama_proj.weight", "llama_proj.bias"} <= set(report.dropped)
     assert torch.equal(gebc.get_submodule(gebc_vq).qformer.layernorm.weight,
-                       video_llama.get_submodule(VQ).qformer.layernorm.weight)
+                       video_llama["video_Qformer.bert.embeddings.LayerNorm.weight"])
     assert torch.equal(gebc.get_submodule(gebc_vq).boundary.proj.weight, boundary_before)
     # a GEBC checkpoint: + temporal_pos_trans(+_norm) and opt_proj, which both branches share
-    own = tiny(tmp_path, "gebc/tiny", 2)
-    vq, proj = own.get_submodule(gebc_vq), own.get_submodule(gebc_proj)
-    state = video_llama_checkpoint_from(vq, proj, prefix_proj="opt_proj")
-    report = load_mapped(gebc, state, layouts.gebc(gebc_vq, gebc_proj))
-    assert report.ok and same(gebc.get_submodule(gebc_vq), vq)
-    assert torch.equal(gebc.get_submodule("branches.1.stages.2").proj.weight, proj.proj.weight)
-
-
-def video_llama_checkpoint_from(vq, proj, prefix_proj):
-    state = lavis_qformer(vq.qformer.state_dict(), "video_Qformer.")
-    state = {k: v for k, v in state.items() if not TEXT_ONLY.search(k)}
-    state.update({"video_query_tokens": vq.query_tokens.detach(),
-                  "video_frame_position_embedding.weight": vq.frame_position_embedding.weight.detach(),
-                  "temporal_pos_trans.weight": vq.boundary.proj.weight.detach(),
-                  "temporal_pos_trans.bias": vq.boundary.proj.bias.detach(),
-                  "temporal_pos_trans_norm.weight": vq.boundary.norm.weight.detach(),
-                  "temporal_pos_trans_norm.bias": vq.boundary.norm.bias.detach(),
-                  f"{prefix_proj}.weight": proj.proj.weight.detach(), f"{prefix_proj}.bias": proj.proj.bias.detach()})
-    return state
+    state = gebc_checkpoint()
+    for model in (gebc, other):
+        assert load_mapped(model, state, layouts.gebc(gebc_vq, gebc_proj)).ok
+    assert same(gebc.get_submodule(gebc_vq), other.get_submodule(gebc_vq))
+    assert torch.equal(gebc.get_submodule(gebc_vq).boundary.proj.weight, state["temporal_pos_trans.weight"])
+    assert torch.equal(gebc.get_submodule(gebc_vq).boundary.norm.bias, state["temporal_pos_trans_norm.bias"])
+    assert torch.equal(gebc.get_submodule("branches.1.stages.2").proj.weight, state["opt_proj.weight"])
 
 
 # ---------------------------------------------------------------------------------------------- files
 def test_files_load_safely_and_prefer_safetensors(tmp_path):
-    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
-    state = video_llama_checkpoint(source)
+    target = tiny(tmp_path, "video_llama/tiny", 1)
+    state = video_llama_checkpoint()
     torch.save({"model": state, "optimizer": {"lr": 1.0}, "epoch": 3}, tmp_path / "ckpt.pth")  # LAVIS wrapping
     assert read_state_dict(tmp_path / "ckpt.pth").keys() == state.keys()
     report = load_checkpoint(target, tmp_path / "ckpt.pth", "video_llama", video_qformer=VQ, projector=PROJ)
-    assert report.ok and same(target.get_submodule(VQ), source.get_submodule(VQ))
+    assert report.ok and torch.equal(target.get_submodule(VQ).query_tokens, state["video_query_tokens"])
     safetensors.torch.save_file({"llama_proj.weight": torch.zeros(64, 32), "llama_proj.bias": torch.zeros(64)},
                                 str(tmp_path / "ckpt.safetensors"))
     assert set(read_state_dict(tmp_path / "ckpt.pth")) == {"llama_proj.weight", "llama_proj.bias"}

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import torch
 
-from tests.models.recipe_helpers import build_preset
-from tests.models.test_checkpoint_keymaps import video_llama_checkpoint
+from tests.models.tiny_published_checkpoints import video_llama_checkpoint
 from vlmkit.assemble import assemble, build_model
 from vlmkit.config import load_config
 from vlmkit.demo.tiny_eval_data import write_gebc
@@ -18,7 +17,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "train_configs" / "llmva_gebc" / 
 def test_gebc_train_config_starts_from_video_llama_and_trains(tmp_path):
     data = write_gebc(tmp_path / "data", videos=2, boundaries=2, frames=6, seed=1)
     checkpoint = tmp_path / "pretrain-tiny.pth"
-    torch.save(video_llama_checkpoint(build_preset(tmp_path, "video_llama/tiny")), checkpoint)
+    torch.save(video_llama_checkpoint(), checkpoint)
     features = [f"datasets.train.features.{k}={data / 'features' / k}"
                 for k in ("q_former_tokens", "intern_video", "omni", "clip")]
     cfg = load_config(CONFIG, ["model.preset=gebc/tiny", f"model.init_weights.0.path={checkpoint}",

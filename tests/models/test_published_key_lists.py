@@ -113,6 +113,13 @@ def llava_next_saved_names(tmp_path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in safetensors.torch.load_file(tmp_path / "saved" / "model.safetensors").items()}
 
 
+def llava_next_hub_names(tmp_path) -> dict[str, tuple[int, ...]]:
+    """The released llava-hf files, written by transformers 4.x, whose CLIPVisionModel nested its tower under
+    'vision_model.': the 'saved' names with that level put back."""
+    return {re.sub(r"^vision_tower\.(?!vision_model\.)", "vision_tower.vision_model.", k): v
+            for k, v in llava_next_saved_names(tmp_path).items()}
+
+
 @pytest.mark.parametrize("names", ["class", "saved", "hub"])
 def test_llava_next_names_fill_the_pllava_llm_tower_and_projector(tmp_path, names):
     """'class': the class's state_dict; 'saved': what save_pretrained writes; 'hub': the released llava-hf files,
@@ -121,10 +128,7 @@ def test_llava_next_names_fill_the_pllava_llm_tower_and_projector(tmp_path, name
     if names == "class":
         shapes = class_shapes(LlavaNextForConditionalGeneration, LLAVA_NEXT)
     else:
-        shapes = llava_next_saved_names(tmp_path)
-        if names == "hub":
-            shapes = {re.sub(r"^vision_tower\.(?!vision_model\.)", "vision_tower.vision_model.", k): v
-                      for k, v in shapes.items()}
+        shapes = llava_next_hub_names(tmp_path) if names == "hub" else llava_next_saved_names(tmp_path)
     assert {"image_newline", "model.image_newline"} & set(shapes)
     path = tmp_path / "llava_next.safetensors"
     write(path, shapes)

@@ -14,8 +14,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from tests.models.recipe_helpers import batch_for, train_steps
-from tests.models.test_checkpoint_keymaps import lavis_qformer, video_llama_checkpoint
-from tests.models.test_recipes_pllava import llava_hf_state
+from tests.models.test_published_key_lists import llava_next_hub_names
+from tests.models.tiny_published_checkpoints import (blip2_flant5_checkpoint, eva_vit_g_checkpoint, random_tensors,
+                                                     video_llama_checkpoint)
 from vlmkit.assemble import build_model
 from vlmkit.config import CONFIG_ROOT, load_config
 from vlmkit.errors import ConfigError
@@ -54,22 +55,6 @@ def save_llm(preset: str, folder: Path) -> None:
         config.tie_word_embeddings = spec["config"]["tie_word_embeddings"]
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     auto.from_config(config).save_pretrained(folder)
-
-
-def eva_lavis(encoder) -> dict:
-    """LAVIS's eva_vit_g.pth names for a Blip2VisionModel tower (the inverse of layout eva_vit_lavis)."""
-    out = {}
-    for key, value in encoder.model.state_dict().items():
-        key = key.replace("embeddings.class_embedding", "cls_token").replace("embeddings.position_embedding", "pos_embed")
-        key = key.replace("embeddings.patch_embedding.", "patch_embed.proj.").replace("encoder.layers.", "blocks.")
-        key = key.replace("layer_norm1", "norm1").replace("layer_norm2", "norm2").replace("self_attn.projection", "attn.proj")
-        key = key.replace("self_attn.", "attn.")
-        if key.endswith("attn.qkv.bias"):  # LAVIS: q_bias and v_bias (the key projection has no bias)
-            q_bias, _, v_bias = torch.randn_like(value).chunk(3)
-            out[key.replace("qkv.bias", "q_bias")], out[key.replace("qkv.bias", "v_bias")] = q_bias, v_bias
-        elif not key.startswith("post_layernorm"):
-            out[key] = torch.randn_like(value)
-    return out
 
 
 def weight_settings(train_config: Path) -> tuple[dict, list[str]]:
@@ -118,28 +103,23 @@ def refusal_names_modules(tmp_path, train_config: Path, tiny_preset: str, *modul
         assert module in str(err.value), str(err.value)
 
 
-def write_video_llama(weights: Path, tmp_path, stage2: bool) -> torch.nn.Module:
-    reference = random_tiny(tmp_path, "video_llama/tiny", "model.allow_random_frozen=true")
+def write_video_llama(weights: Path, stage2: bool) -> None:
+    """The published files under their names and layouts (tiny_published_checkpoints: names from LAVIS's and
+    Video-LLaMA's model code, not from vlmkit's key maps)."""
     save_llm("tiny_llama", weights / "vicuna-7b-v1.5")
-    torch.save(eva_lavis(reference.branches[0].encoder), weights / "eva_vit_g.pth")
-    qformer = reference.branches[0].stages[0]
-    blip2 = {**lavis_qformer(qformer.qformer.state_dict(), "Qformer."),
-             "query_tokens": torch.randn_like(qformer.query_tokens),
-             "ln_vision.weight": torch.randn(32), "ln_vision.bias": torch.randn(32),
-             "t5_proj.weight": torch.randn(2048, 32), "vision_proj.weight": torch.randn(8, 32)}
-    torch.save({"model": blip2}, weights / "blip2_pretrained_flant5xxl.pth")
-    proj = reference.branches[0].stages[2].proj  # MiniGPT-4 saves its trained llama_proj only
-    torch.save({"model": {"llama_proj.weight": torch.randn_like(proj.weight), "llama_proj.bias": torch.randn_like(
-        proj.bias)}}, weights / "pretrained_minigpt4_7b.pth")
+    torch.save(eva_vit_g_checkpoint(), weights / "eva_vit_g.pth")
+    torch.save({"model": blip2_flant5_checkpoint()}, weights / "blip2_pretrained_flant5xxl.pth")
+    # MiniGPT-4 (minigpt4/models/mini_gpt4.py) saves its trained llama_proj Linear(Q-Former width, LLaMA width) only
+    torch.save({"model": random_tensors({"llama_proj.weight": (64, 32), "llama_proj.bias": (64,)}, seed=5)},
+               weights / "pretrained_minigpt4_7b.pth")
     if stage2:
-        torch.save({"model": video_llama_checkpoint(reference)}, weights / "pretrain-vicuna7b.pth")
-    return reference
+        torch.save({"model": video_llama_checkpoint()}, weights / "pretrain-vicuna7b.pth")
 
 
 @pytest.mark.parametrize("stage", ["stage1_pretrain", "stage2_instruct"])
 def test_video_llama_trains_from_the_published_files(tmp_path, weights, stage):
     config = ROOT / "train_configs" / "video_llama" / f"{stage}.yaml"
-    write_video_llama(weights, tmp_path, stage2=stage == "stage2_instruct")
+    write_video_llama(weights, stage2=stage == "stage2_instruct")
     model = build_tiny_with_shipped_weights(tmp_path, config, "video_llama/tiny")
     assert_frozen_loaded(model, weights)
     eva = torch.load(weights / "eva_vit_g.pth")
@@ -158,13 +138,12 @@ def test_video_llama_trains_from_the_published_files(tmp_path, weights, stage):
 
 def test_pllava_trains_from_the_llava_hf_folder(tmp_path, weights):
     config = ROOT / "train_configs" / "pllava" / "finetune_7b.yaml"
-    reference = random_tiny(tmp_path, "pllava/tiny", "model.allow_random_frozen=true")
     folder = weights / "llava-v1.6-vicuna-7b-hf"
     folder.mkdir()
     import safetensors.torch
 
-    safetensors.torch.save_file({k: v.contiguous() for k, v in llava_hf_state(reference, "old").items()},
-                                str(folder / "model.safetensors"))
+    # the released llava-hf names (transformers' LlavaNextForConditionalGeneration, as the 4.x release saved it)
+    safetensors.torch.save_file(random_tensors(llava_next_hub_names(tmp_path)), str(folder / "model.safetensors"))
     model = build_tiny_with_shipped_weights(tmp_path, config, "pllava/tiny")
     assert_frozen_loaded(model, weights)
     trains_three_steps(model)
@@ -174,8 +153,7 @@ def test_pllava_trains_from_the_llava_hf_folder(tmp_path, weights):
 def test_llmva_gebc_builds_from_opt_and_the_video_llama_adapter(tmp_path, weights):
     config = ROOT / "train_configs" / "llmva_gebc" / "opt13b_kinetics_gebc.yaml"
     save_llm("tiny_opt", weights / "opt-13b")
-    torch.save(video_llama_checkpoint(random_tiny(tmp_path, "video_llama/tiny", "model.allow_random_frozen=true")),
-               weights / "pretrain-vicuna13b.pth")
+    torch.save(video_llama_checkpoint(), weights / "pretrain-vicuna13b.pth")
     model = build_tiny_with_shipped_weights(tmp_path, config, "gebc/tiny")
     assert_frozen_loaded(model, weights)
     refusal_names_modules(tmp_path, config, "gebc/tiny", "model.llm")
