@@ -66,7 +66,12 @@ MEMBER_MEANINGS: dict[str, str] = {
     "preprocessing": "the pixel contract of its input (a vlmkit.contracts.ImagePreprocessing: size, mean, std)",
     "tokenizer": "the tokenizer of the instruction text it reads (reads_text = True)",
     "max_text_length": "how many instruction tokens it reads (reads_text = True)",
+    "generate": "generate(input_ids, attention_mask, pixel_values, **batch entries) -> answers (a list of str)",
+    "batch_keys": "the batch entries (besides ids, masks and pixels) it reads, a tuple of names (may be empty)",
 }
+
+STAGE_BASE = "vlmkit.models.stage.VisualStage"
+LLM_BASE = "vlmkit.models.llms.hf_lm.HFLanguageModel"
 
 # Members with an "off" value: a component that lacks them gets these.
 STAGE_DEFAULTS: dict[str, Any] = {"reads_text": False, "batch_keys": ()}
@@ -85,22 +90,23 @@ def missing_members(obj: Any, members: Sequence[str]) -> list[str]:
     return missing
 
 
-def require_members(obj: Any, members: Sequence[str], where: str, role: str) -> None:
-    """Raise a ValueError naming every member of ``members`` that ``obj`` lacks and what it means."""
+def require_members(obj: Any, members: Sequence[str], where: str, role: str, base: str = "") -> None:
+    """Raise a ValueError naming every member of ``members`` that ``obj`` lacks and what it means; ``base``: a
+    vlmkit class that has them, suggested as an alternative."""
     missing = missing_members(obj, members)
     if missing:
         kind = type(obj)
         lines = "; ".join(f"'{name}': {MEMBER_MEANINGS.get(name, 'see vlmkit.protocols')}" for name in missing)
         raise ValueError(f"{where}: {kind.__module__}.{kind.__qualname__} is used as {role} but has no "
                          f"{', '.join(repr(m) for m in missing)} ({lines}). Define "
-                         f"{'it' if len(missing) == 1 else 'them'}, or subclass vlmkit.models.stage.VisualStage")
+                         f"{'it' if len(missing) == 1 else 'them'}" + (f", or subclass {base}" if base else ""))
 
 
 def with_stage_defaults(stage: Any, where: str, *, encoder: bool = False) -> Any:
     """``stage`` with every defaultable member present (set on the instance when it lacks one) after checking
     the members that cannot be defaulted; the composite reads them as plain attributes afterwards."""
     required = ["out_dim", "out_tokens", *(["tokens_per_frame"] if encoder else [])]
-    require_members(stage, required, where, "a visual encoder" if encoder else "a visual stage")
+    require_members(stage, required, where, "a visual encoder" if encoder else "a visual stage", STAGE_BASE)
     if not callable(stage.out_tokens):
         raise ValueError(f"{where}: out_tokens must be a method ({MEMBER_MEANINGS['out_tokens']}), got "
                          f"{stage.out_tokens!r}")
@@ -109,9 +115,10 @@ def with_stage_defaults(stage: Any, where: str, *, encoder: bool = False) -> Any
             continue
         setattr(stage, name, value)
     if encoder and stage.reads_pixels:
-        require_members(stage, ["preprocessing"], where, "a visual encoder that reads pixels")
+        require_members(stage, ["preprocessing"], where, "a visual encoder that reads pixels", STAGE_BASE)
     if stage.reads_text:
-        require_members(stage, ["tokenizer", "max_text_length"], where, "a visual stage that reads text")
+        require_members(stage, ["tokenizer", "max_text_length"], where, "a visual stage that reads text",
+                        STAGE_BASE)
         if missing_members(stage, ["vocab_size"]):
             stage.vocab_size = TEXT_READER_DEFAULTS["vocab_size"]
     stage.batch_keys = tuple(stage.batch_keys)
@@ -147,34 +154,49 @@ LLM_MEMBERS = ("tokenizer", "hidden_size", "is_encoder_decoder", "streams_visual
 
 
 @runtime_checkable
-class VideoModel(Protocol):
-    """What tasks and runners read of a composite model (``VideoLLM``) beyond ``model(**batch)``."""
+class GeneratingModel(Protocol):
+    """What generation tasks call: answers for a batch, given the batch entries the model reads besides ids, masks
+    and pixels (``batch_keys``: precomputed features, GEBC's reference points)."""
 
-    llm: LanguageModel
     batch_keys: tuple[str, ...]
-    visual_tokens: int
-
-    def data_contract(self) -> DataContract: ...
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: Any = None,
                  **kwargs: Any) -> list[str]: ...
 
 
-def model_batch_keys(model: Any) -> tuple[str, ...]:
-    """Batch entries beyond ids, masks and pixels that a model reads: a ``VideoModel``'s ``batch_keys``; none for
-    a plain module (the runner's tests train small LMs)."""
-    return tuple(model.batch_keys) if isinstance(model, VideoModel) else ()
+@runtime_checkable
+class HasLanguageModel(Protocol):
+    """A model built around an LLM wrapper (``VideoLLM.llm``); the runner also trains plain LMs, which have none."""
+
+    llm: LanguageModel
+
+
+@runtime_checkable
+class VideoModel(GeneratingModel, HasLanguageModel, Protocol):
+    """What the data side and evaluation read of a composite model (``VideoLLM``) beyond ``model(**batch)``."""
+
+    visual_tokens: int
+
+    def data_contract(self) -> DataContract: ...
+
+
+GENERATING_MEMBERS = ("generate", "batch_keys")
 
 
 def is_encoder_decoder(model: Any) -> bool:
-    """Whether a model's LM is a seq2seq decoder (its labels are all targets); plain modules count as causal."""
-    return isinstance(model, VideoModel) and bool(model.llm.is_encoder_decoder)
+    """Whether a model's LM is a seq2seq decoder (its labels are all targets); a model without an LLM wrapper (the
+    runner's plain LMs) counts as causal."""
+    return isinstance(model, HasLanguageModel) and bool(model.llm.is_encoder_decoder)
 
 
 # ---------------------------------------------------------------------------------------------- data side
+# A dataset is a torch Dataset (map-style or iterable); these are the optional hooks the runner and mixtures call
+# when a dataset has them.
 @runtime_checkable
 class EpochAware(Protocol):
-    """A dataset whose order depends on the epoch (shuffled shards, mixtures)."""
+    """A dataset whose order or draws depend on the epoch (shuffled shards, mixtures, resampling)."""
+
+    epoch: int
 
     def set_epoch(self, epoch: int) -> None: ...
 
@@ -189,10 +211,32 @@ class Resumable(Protocol):
 
 
 @runtime_checkable
+class TracksConsumed(Protocol):
+    """A streamed dataset read through DataLoader workers: the main process tells it which samples (their
+    ``meta``) the run consumed, so its position survives the workers' read-ahead."""
+
+    def consumed(self, metas: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@runtime_checkable
+class Collates(Protocol):
+    """A dataset with its own batch collation (padding token ids, stacking frames per branch)."""
+
+    def collater(self, samples: Sequence[Any]) -> Any: ...
+
+
+@runtime_checkable
 class ReportsBadSamples(Protocol):
-    """A dataset that skips or resamples bad samples and lists them (``on_bad_sample``)."""
+    """A dataset that skips or resamples bad samples (``on_bad_sample``), lists them and writes them to the run's
+    folder."""
 
     def bad_samples(self) -> list[dict[str, Any]]: ...
+
+    def set_output_dir(self, path: str) -> None: ...
+
+    def write_bad_samples(self) -> Any: ...
+
+    def reset_bad_samples(self) -> None: ...
 
 
 @runtime_checkable
@@ -219,7 +263,8 @@ class Task(Protocol):
     def headline(self, metrics: Mapping[str, float]) -> Optional[tuple[str, float]]: ...
 
 
-__all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "VideoModel", "EpochAware",
-           "Resumable", "ReportsBadSamples", "HasTextLengths", "Task", "MEMBER_MEANINGS", "missing_members",
-           "require_members", "with_stage_defaults", "model_batch_keys", "is_encoder_decoder", "LLM_MEMBERS"]
+__all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "GeneratingModel", "HasLanguageModel",
+           "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates", "ReportsBadSamples", "HasTextLengths", "Task", "MEMBER_MEANINGS",
+           "missing_members", "require_members", "with_stage_defaults", "is_encoder_decoder", "LLM_MEMBERS",
+           "GENERATING_MEMBERS"]
 

@@ -17,6 +17,7 @@ import numpy as np
 from torch.utils.data import Dataset, IterableDataset
 
 from vlmkit.errors import ConfigError, DataError
+from vlmkit.protocols import EpochAware, ReportsBadSamples, Resumable
 
 
 def normalised_ratios(names: Sequence[str], sample_ratio: Optional[Mapping[str, float]],
@@ -43,11 +44,11 @@ class SourceHooks:
 
     def _each(self, hook: str, *args: Any) -> None:
         for source in self.sources:
-            if hasattr(source, hook):
+            if isinstance(source, ReportsBadSamples):
                 getattr(source, hook)(*args)
 
     def bad_samples(self) -> list[dict]:
-        return [e for s in self.sources if hasattr(s, "bad_samples") for e in s.bad_samples()]
+        return [e for s in self.sources if isinstance(s, ReportsBadSamples) for e in s.bad_samples()]
 
     def set_output_dir(self, path: str) -> None:
         self._each("set_output_dir", path)
@@ -96,7 +97,7 @@ class MixedDataset(SourceHooks, Dataset):
             self.occurrence[where] = np.arange(len(where))
         self._perms: dict[tuple[int, int], np.ndarray] = {}
         for source in self.sources:
-            if hasattr(source, "set_epoch"):
+            if isinstance(source, EpochAware):
                 source.set_epoch(epoch)
 
     def locate(self, index: int) -> tuple[int, int]:
@@ -139,7 +140,7 @@ class MixedStream(SourceHooks, IterableDataset):
 
         self.names = list(sources)
         self.sources = [sources[n] for n in self.names]
-        missing = [n for n, s in zip(self.names, self.sources) if not hasattr(s, "state_dict")]
+        missing = [n for n, s in zip(self.names, self.sources) if not isinstance(s, Resumable)]
         if missing:
             raise ConfigError("sources", f"streaming sources {missing} cannot save their position (no state_dict)")
         sizes = [len(s) for s in self.sources]
@@ -147,7 +148,7 @@ class MixedStream(SourceHooks, IterableDataset):
         self.length = length or sum(sizes)
         self.seed = seed
         self.rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-        self.step = 0
+        self.step, self.epoch = 0, 0
 
     def source_of(self, step: int) -> int:
         rng = np.random.default_rng([self.seed, self.rank, step])
@@ -168,8 +169,8 @@ class MixedStream(SourceHooks, IterableDataset):
                 except StopIteration:
                     passes[k] += 1
                     source = self.sources[k]
-                    if hasattr(source, "set_epoch"):
-                        source.set_epoch(getattr(source, "epoch", 0) + 1)
+                    if isinstance(source, EpochAware):
+                        source.set_epoch(source.epoch + 1)
                     iterators.pop(k)
             if sample is None:
                 raise DataError(f"mixture: source '{self.names[k]}' yields no sample")
@@ -194,4 +195,5 @@ class MixedStream(SourceHooks, IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """A new pass: the draw sequence starts again (its sources continue where they are)."""
+        self.epoch = int(epoch)
         self.step = 0

@@ -42,7 +42,7 @@ from vlmkit.models.visual_branch import VisualBranch
 from vlmkit.models.selectors.base import FrameSelector, gather_frames
 from vlmkit.models.weight_paths import check_weights_present
 from vlmkit.models.weight_sources import check_frozen_loaded, source_report
-from vlmkit.protocols import LLM_MEMBERS, require_members
+from vlmkit.protocols import LLM_BASE, LLM_MEMBERS, require_members
 from vlmkit.registry import LLMS, MODELS, SELECTORS, TEMPLATES
 from vlmkit.schema import Component, Struct, StructList, to_plain
 
@@ -84,7 +84,7 @@ class VideoLLM(nn.Module):
         check_weights_present({"llm": to_plain(llm), "branches": to_plain(branches), "selector": to_plain(selector),
                                "init_weights": to_plain(init_weights)})
         self.llm = LLMS.build(llm, path="model.llm")
-        require_members(self.llm, LLM_MEMBERS, "model.llm", "the LLM (see vlmkit.protocols.LanguageModel)")
+        require_members(self.llm, LLM_MEMBERS, "model.llm", "the LLM (vlmkit.protocols.LanguageModel)", LLM_BASE)
         if self.llm.tokenizer is None:
             raise ValueError("model.llm: a VideoLLM needs the LLM's tokenizer; set llm.tokenizer or llm.pretrained")
         self.visual_token_id = self.llm.add_special_tokens([VISUAL_TOKEN])[0]

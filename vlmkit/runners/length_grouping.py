@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from vlmkit.errors import ConfigError
+from vlmkit.protocols import HasTextLengths
 
 # transformers' LengthGroupedSampler default (mega_batch_mult 50): enough batches to find like lengths,
 # few enough that an epoch keeps many independently shuffled groups.
@@ -37,7 +38,7 @@ def dataset_lengths(dataset: Dataset) -> list[int]:
     """Each sample's length proxy: the dataset's ``text_lengths()``, concatenated over a ConcatDataset."""
     if isinstance(dataset, ConcatDataset):
         return [n for part in dataset.datasets for n in dataset_lengths(part)]
-    if not hasattr(dataset, "text_lengths"):
+    if not isinstance(dataset, HasTextLengths):
         raise ConfigError("run.group_by_length", f"the training dataset {type(dataset).__name__} cannot report its "
                                                  f"samples' lengths (no text_lengths()); group_by_length works with "
                                                  f"map-style annotation datasets (llava_instruct, captions, "

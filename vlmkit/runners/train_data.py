@@ -22,6 +22,7 @@ from torch.utils.data import (
 )
 
 from vlmkit.errors import ConfigError, DataError
+from vlmkit.protocols import Collates, Resumable, TracksConsumed
 from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
 from vlmkit.runners.length_grouping import MEGABATCH_BATCHES, dataset_lengths
@@ -33,7 +34,7 @@ def collate_fn_of(dataset: Dataset) -> Callable:
     """A dataset's own ``collater`` when it has one, torch's default collation otherwise."""
     if isinstance(dataset, ConcatDataset):
         return collate_fn_of(dataset.datasets[0])
-    return getattr(dataset, "collater", None) or default_collate
+    return dataset.collater if isinstance(dataset, Collates) else default_collate
 
 
 def parts_of(dataset: Dataset) -> list[Dataset]:
@@ -82,17 +83,17 @@ class TrainData:
     def _workers(self, setting: NumWorkers) -> int:
         if setting != "auto":
             return setting
-        if self.stream and not hasattr(self.dataset, "consumed"):
+        if self.stream and not isinstance(self.dataset, TracksConsumed):
             return 0  # its position could not be tracked through workers (see _check_stream)
         size = len(self.dataset) if hasattr(self.dataset, "__len__") else None
         return auto_workers(None if size is None else size // self.env.world_size)
 
     def _check_stream(self) -> None:
         name = type(self.dataset).__name__
-        if not (hasattr(self.dataset, "state_dict") and hasattr(self.dataset, "load_state_dict")):
+        if not isinstance(self.dataset, Resumable):
             raise ConfigError("datasets", f"the streaming training dataset {name} cannot save its position "
                                           f"(no state_dict/load_state_dict), so a run could not resume exactly")
-        if self.num_workers > 0 and not hasattr(self.dataset, "consumed"):
+        if self.num_workers > 0 and not isinstance(self.dataset, TracksConsumed):
             raise ConfigError("run.num_workers", f"the streaming training dataset {name} has no consumed(metas), "
                                                  f"so its position cannot be tracked while DataLoader workers read "
                                                  f"it; set run.num_workers: 0")

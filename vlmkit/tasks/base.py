@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import DataError
+from vlmkit.protocols import is_encoder_decoder
 
 
 def supervised_tokens(labels: torch.Tensor, encoder_decoder: bool) -> int:
@@ -40,8 +41,7 @@ class Task:
         if not isinstance(labels, torch.Tensor):
             raise DataError("run.loss_normalization 'token' weights each micro-batch by its supervised tokens, but "
                             "this training batch has no 'labels' tensor; set run.loss_normalization: sample")
-        llm = getattr(model, "llm", None)
-        return supervised_tokens(labels, encoder_decoder=bool(getattr(llm, "is_encoder_decoder", False)))
+        return supervised_tokens(labels, encoder_decoder=is_encoder_decoder(model))
 
     def valid_step(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Evaluation records of one batch (plain Python values, so ranks can exchange them)."""
@@ -50,3 +50,7 @@ class Task:
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, float]:
         """Metrics from the records of a whole split (all ranks' records together)."""
         raise NotImplementedError(f"{type(self).__name__} does not define evaluate")
+
+    def headline(self, metrics: Mapping[str, Any]) -> Optional[tuple[str, float]]:
+        """(name, value) of the metric a results table leads with; None: no single headline."""
+        return None

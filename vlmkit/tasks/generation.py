@@ -13,6 +13,7 @@ from typing import Any, Optional
 import torch
 
 from vlmkit.errors import DataError
+from vlmkit.protocols import GENERATING_MEMBERS, require_members
 from vlmkit.registry import METRICS, Registry
 from vlmkit.tasks.base import Task
 
@@ -53,7 +54,9 @@ def metric_name(cfg: Any) -> str:
 def generate_batch(model: torch.nn.Module, batch: Mapping[str, Any], generation: Mapping[str, Any]) -> list[str]:
     """The model's answers for a collated batch (evaluation and ``vlmkit.load`` alike). Entries the model reads
     besides pixels (precomputed features, GEBC's reference_points) go along."""
-    inputs = {key: batch[key] for key in getattr(model, "batch_keys", ()) if key in batch}
+    require_members(model, GENERATING_MEMBERS, "evaluation", "a model that generates (vlmkit.protocols."
+                                                             "GeneratingModel)")
+    inputs = {key: batch[key] for key in model.batch_keys if key in batch}
     return model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], **inputs,
                           **generation)
 

@@ -86,7 +86,7 @@ class MultipleChoiceTask(GenerationTask):
                       meta: list[dict[str, Any]]) -> list[list[float]]:
         """Per row, one score per option (higher is better)."""
         tokenizer = model.llm.tokenizer
-        causal = not getattr(model.llm, "is_encoder_decoder", False)
+        causal = not model.llm.is_encoder_decoder
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         options = self._options(meta)
         mask = batch["attention_mask"].bool()

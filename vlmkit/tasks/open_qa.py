@@ -51,7 +51,7 @@ class OpenQATask(GenerationTask):
             return records
         rows = batch["has_question_2"].nonzero().flatten().tolist()
         if rows:
-            second = second_question_batch(batch, rows, getattr(model, "batch_keys", ()))
+            second = second_question_batch(batch, rows, model.batch_keys)
             for row, text in zip(rows, self.generate(model, second)):
                 records[row][PREDICTION_2] = text
         return records
