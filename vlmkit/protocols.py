@@ -246,6 +246,29 @@ class HasTextLengths(Protocol):
     def text_lengths(self) -> Sequence[int]: ...
 
 
+@runtime_checkable
+class Mixture(Protocol):
+    """Named datasets drawn together (``MixedDataset``, ``MixedStream``); checks look at each source."""
+
+    names: list[str]
+    sources: list[Any]
+
+
+@runtime_checkable
+class RecordDataset(Protocol):
+    """A map-style dataset of annotation records (``items``) that ``builder`` turns into samples."""
+
+    items: Sequence[Any]
+    builder: Any
+
+
+@runtime_checkable
+class RecordStream(Resumable, Protocol):
+    """A streamed dataset (shards) whose samples ``builder`` makes; it can save its position."""
+
+    builder: Any
+
+
 # ---------------------------------------------------------------------------------------------- tasks
 @runtime_checkable
 class Task(Protocol):
@@ -263,8 +286,8 @@ class Task(Protocol):
     def headline(self, metrics: Mapping[str, float]) -> Optional[tuple[str, float]]: ...
 
 
-__all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "GeneratingModel", "HasLanguageModel",
-           "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates", "ReportsBadSamples", "HasTextLengths", "Task", "MEMBER_MEANINGS",
-           "missing_members", "require_members", "with_stage_defaults", "is_encoder_decoder", "LLM_MEMBERS",
-           "GENERATING_MEMBERS"]
-
+__all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "GeneratingModel",
+           "HasLanguageModel", "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates",
+           "ReportsBadSamples", "Mixture", "RecordDataset", "RecordStream", "HasTextLengths", "Task",
+           "MEMBER_MEANINGS", "missing_members", "require_members", "with_stage_defaults", "is_encoder_decoder",
+           "LLM_MEMBERS", "GENERATING_MEMBERS"]

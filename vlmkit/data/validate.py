@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vlmkit.errors import DataError
+from vlmkit.protocols import Mixture, RecordDataset, RecordStream
 
 KINDS = ("annotation", "missing_file", "placeholder_mismatch", "too_long", "text", "undecodable")
 
@@ -169,12 +170,12 @@ def check_stream_dataset(name: str, dataset: Any, report: DataReport, limit: Opt
 
 
 def check_dataset(name: str, dataset: Any, report: DataReport, limit: Optional[int], decode: bool) -> None:
-    if hasattr(dataset, "names") and hasattr(dataset, "sources"):  # a mixture: check each source
+    if isinstance(dataset, Mixture):  # check each source
         for source_name, source in zip(dataset.names, dataset.sources):
             check_dataset(f"{name}.{source_name}", source, report, limit, decode)
-    elif hasattr(dataset, "items") and hasattr(dataset, "builder"):
+    elif isinstance(dataset, RecordDataset):
         check_map_dataset(name, dataset, report, limit, decode)
-    elif hasattr(dataset, "state_dict") and hasattr(dataset, "builder"):
+    elif isinstance(dataset, RecordStream):
         check_stream_dataset(name, dataset, report, limit)
     else:
         raise DataError(f"datasets.{name}: {type(dataset).__name__} is not a vlmkit dataset that can be validated")
