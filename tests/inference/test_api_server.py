@@ -195,3 +195,20 @@ def test_served_name_and_loopback():
         assert served_name(inside) == "my_run"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+def test_an_error_after_the_first_piece_is_an_error_event_then_done(serve, video):
+    from vlmkit.errors import DataError
+
+    class Faltering(Scripted):
+        def reply(self, messages, video, stop=(), stream=None, **gen):
+            stream("a ")
+            raise DataError("frame 7 of clip.mp4 could not be decoded")
+
+    url = serve(Faltering())
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body(video, stream=True), timeout=60) as answer:
+        assert answer.status_code == 200  # the response had started
+        lines = [line for line in answer.iter_lines() if line]
+    error = json.loads(lines[-2][len("data: "):])["error"]
+    assert "frame 7 of clip.mp4" in error["message"] and error["type"] == "invalid_request_error"
+    assert lines[-1] == "data: [DONE]" and '"content": "a "' in lines[-3]
