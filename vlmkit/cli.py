@@ -19,6 +19,8 @@ from vlmkit.errors import ConfigError, RegistryError
 def cmd_list(args: argparse.Namespace) -> int:
     from vlmkit.registry import ALL, registry
 
+    if args.kind == "presets":
+        return list_presets()
     kinds = [registry(args.kind).kind] if args.kind else list(ALL)
     for kind in kinds:
         entries = registry(kind).entries()
@@ -26,6 +28,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         for entry in entries:
             aliases = f" [aka {', '.join(entry.aliases)}]" if entry.aliases else ""
             print(f"  {entry.name:<28} {entry.description}{aliases}")
+    return 0
+
+
+def list_presets() -> int:
+    """The shipped model and dataset presets (what ``preset:`` takes under ``model`` and ``datasets``)."""
+    from vlmkit.config import PRESET_DIRS, presets
+
+    for section in PRESET_DIRS:
+        found = presets(section)
+        print(f"{section} presets ({len(found)})")
+        for name, description in found:
+            print(f"  {name:<34} {description}".rstrip())
     return 0
 
 
@@ -106,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlmkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_list = sub.add_parser("list", help="registered components, by kind")
-    p_list.add_argument("kind", nargs="?", help="one kind, e.g. encoders, adapters, datasets")
+    p_list = sub.add_parser("list", help="registered components, by kind; 'vlmkit list presets': the presets")
+    p_list.add_argument("kind", nargs="?", help="one kind, e.g. encoders, adapters, datasets; or presets")
     p_list.set_defaults(func=cmd_list)
 
     p_val = sub.add_parser("validate", help="load, merge and validate a config without building anything")

@@ -82,6 +82,27 @@ def _load_with_defaults(path: Path, search_dir: Path, where: str, seen: tuple[Pa
     return OmegaConf.merge(*layers, cfg) if layers else cfg
 
 
+PRESET_DESCRIPTION_WIDTH = 90
+
+
+def presets(section: str) -> list[tuple[str, str]]:
+    """(name, description) of the shipped presets of ``model`` or ``datasets``: the name a ``preset:`` key takes,
+    and the first sentence of the file's leading comment ('' without one)."""
+    folder = PRESET_DIRS[section]
+    found = []
+    for path in sorted(folder.rglob("*.yaml")):
+        comment = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("#").strip())
+        sentence = re.split(r"(?<=\.)\s+(?=[A-Z(])", " ".join(comment).strip(), maxsplit=1)[0]
+        if len(sentence) > PRESET_DESCRIPTION_WIDTH:  # one line: cut at a word
+            sentence = sentence[:PRESET_DESCRIPTION_WIDTH].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+        found.append((path.relative_to(folder).with_suffix("").as_posix(), sentence))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------- overrides
 def dotted_key(key: str) -> str:
     """A key path in either form error messages and overrides use: ``a.b[0].c`` -> ``a.b.0.c``."""
@@ -325,12 +346,12 @@ def runner_purpose_problems(runners: Any, node: Any, section: str) -> list[Confi
     wanted = SECTION_PURPOSE[section]
     try:
         name = runners.name_of(node, section)
-        declared = getattr(runners.get(name), "purpose", None)
+        declared = getattr(runners.schema(name), "purpose", None)
     except (ConfigError, RegistryError):
         return []  # an unknown or missing name: check_component reports it
     if declared is None or declared == wanted:
         return []  # a plug-in runner that declares nothing is taken at its word
-    fitting = [n for n in runners.names() if getattr(runners.get(n), "purpose", None) == wanted]
+    fitting = [n for n in runners.names() if getattr(runners.schema(n), "purpose", None) == wanted]
     kind = {"train": "a training", "eval": "an evaluation"}
     entry = "train.py" if wanted == "train" else "evaluate.py"
     return [ConfigError(f"{section}.name", f"runner '{name}' is {kind.get(declared, repr(declared))} runner; the "

@@ -3,6 +3,9 @@
 A component is a class or factory function registered under a name.  Its constructor signature is
 the schema of its YAML config: ``build(cfg)`` binds ``cfg`` keys to parameters, and ``check(cfg)``
 validates a config against the signature without building anything (see ``vlmkit.schema``).
+
+The built-in registries list their names from the schema index (``vlmkit.schema_index``) while it is fresh, and
+import a component's module only when it is built: validating a config imports no torch.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import inspect
 import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from vlmkit.errors import ConfigError, RegistryError
 from vlmkit.schema import component_name, use_registry_lookup
@@ -22,9 +25,10 @@ from vlmkit.schema import component_name, use_registry_lookup
 @dataclass
 class Entry:
     name: str
-    obj: Callable
+    obj: Optional[Callable]  # None until ``module`` is imported (an entry listed from the schema index)
     aliases: tuple[str, ...]
     description: str
+    module: str = ""
 
 
 def _first_doc_line(obj: Any) -> str:
@@ -68,7 +72,9 @@ class Registry:
         aliases = tuple(aliases)
         for key in (name, *aliases):
             owner = self._aliases.get(key, key if key in self._entries else None)
-            if owner is not None and not force and self._entries[owner].obj is not obj:
+            if owner is not None and self._entries[owner].obj is None:
+                self._drop(key)  # the index's listing of this component, now imported
+            elif owner is not None and not force and self._entries[owner].obj is not obj:
                 raise RegistryError(
                     f"{self.kind}: the name '{key}' is already registered by "
                     f"{self._qualname(self._entries[owner].obj)}; pick another name or pass force=True")
@@ -95,8 +101,18 @@ class Registry:
             return
         self._loaded = True  # set first: the modules we import call register() on us
         try:
-            for location in self.locations:
-                _import_location(location)
+            from vlmkit import schema_index
+
+            indexed = schema_index.registry_part(self.kind, self.locations) if self.locations else None
+            if indexed is None:
+                for location in self.locations:
+                    _import_location(location)
+            else:
+                for name, item in indexed.items():
+                    if name not in self._entries and name not in self._aliases:
+                        self._entries[name] = Entry(name, None, tuple(item["aliases"]), item["description"],
+                                                    item["module"])
+                        self._aliases.update(dict.fromkeys(item["aliases"], name))
             from vlmkit.plugins import load_entry_point_plugins
             load_entry_point_plugins()
         except BaseException:
@@ -131,7 +147,26 @@ class Registry:
 
     def get(self, name: str) -> Callable:
         """The registered class or function; raises (never returns None) with suggestions on a miss."""
-        return self._entries[self.canonical(name)].obj
+        entry = self._entries[self.canonical(name)]
+        if entry.obj is None:  # listed from the index: importing its module registers it
+            importlib.import_module(entry.module)
+            entry = self._entries.get(entry.name, entry)
+            if entry.obj is None:
+                raise RegistryError(f"{self.kind}: the schema index lists '{entry.name}' in {entry.module}, but "
+                                    f"importing that module did not register it; regenerate the index: "
+                                    f"python -m vlmkit.schema_index")
+        return entry.obj
+
+    def schema(self, name: str) -> Callable:
+        """What validation reads of a component (its signature, ``purpose``, ``requires_packages``,
+        ``config_problems``): the class itself once imported, else its record in the schema index."""
+        entry = self._entries[self.canonical(name)]
+        if entry.obj is not None:
+            return entry.obj
+        from vlmkit import schema_index
+
+        indexed = schema_index.component_schema(self.kind, entry.name)
+        return indexed if indexed is not None else self.get(name)
 
     def _miss_message(self, name: Any) -> str:
         known = sorted([*self._entries, *self._aliases])
@@ -174,7 +209,7 @@ class Registry:
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
         from vlmkit.schema import signature_of
 
-        return dict(signature_of(self.get(name)).parameters)
+        return dict(signature_of(self.schema(name)).parameters)
 
     # ------------------------------------------------------------------ isolation for tests
     @contextlib.contextmanager
@@ -221,6 +256,9 @@ class RegistryUnion(Registry):
 
     def get(self, name: str) -> Callable:
         return self._entries_owner(name).get(name)
+
+    def schema(self, name: str) -> Callable:
+        return self._entries_owner(name).schema(name)
 
     def _entries_owner(self, name: str) -> Registry:
         owner = self._owner(name)

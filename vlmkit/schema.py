@@ -7,6 +7,9 @@ Annotations tell the validator what a config value must be.  Two markers extend 
 - ``Runtime[T]``: the framework supplies the argument when it builds the component (an input width,
   the model's data contract); a config must not set it.
 - ``Positive[T]`` / ``NonNegative[T]``: a number > 0 / >= 0 (a batch size, a learning rate).
+- ``HFConfig("CLIPVisionConfig")`` / ``HFConfig(model_type_from="arch")``: a mapping of transformers config values,
+  whose keys must be keys of that config class (or of the class of the model type another key names); a misspelt
+  key would otherwise be set silently on the config and ignored by the model.
 
 A component class may also declare ``requires_packages = ("tensorboard",)`` (checked importable) and a classmethod
 ``config_problems(cls, values, path) -> list[ConfigError]`` for rules across fields (``values``: the constructor
@@ -65,6 +68,23 @@ def ComponentList(kind: str):  # noqa: N802
 
 def ComponentMap(kind: str):  # noqa: N802
     return Annotated[dict, ComponentRef(kind, "map")]
+
+
+@dataclass(frozen=True)
+class HFConfigRef:
+    """A mapping of transformers config values for ``class_name``, or for the config class of the model type in the
+    sibling key ``model_type_from`` (or in the config.json of the checkpoint folder in ``checkpoint_from``).
+    ``owned``: keys the component sets itself, each with the reason."""
+
+    class_name: str | None = None
+    model_type_from: str | None = None
+    checkpoint_from: str | None = None
+    owned: tuple[tuple[str, str], ...] = ()
+
+
+def HFConfig(class_name: str | None = None, *, model_type_from: str | None = None,  # noqa: N802
+             checkpoint_from: str | None = None, owned: Mapping[str, str] | None = None):
+    return Annotated[dict, HFConfigRef(class_name, model_type_from, checkpoint_from, tuple((owned or {}).items()))]
 
 
 def Struct(cls: type):  # noqa: N802
@@ -204,7 +224,7 @@ def check_component(reg, cfg: Any, path: str, runtime: set[str] = frozenset()) -
     canonical = reg.canonical(name)
     alias = f" (given as '{name}')" if canonical != name else ""
     label = f"{reg.kind[:-1] if reg.kind.endswith('s') else reg.kind} '{canonical}'{alias}"
-    return check_signature(reg.get(name), cfg if isinstance(cfg, Mapping) else {}, path, label, runtime)
+    return check_signature(reg.schema(name), cfg if isinstance(cfg, Mapping) else {}, path, label, runtime)
 
 
 def check_signature(obj: Any, given: Mapping, path: str, label: str,
@@ -232,6 +252,9 @@ def check_signature(obj: Any, given: Mapping, path: str, label: str,
                                                 f"component (derived from other settings); remove it from the config"))
             continue
         errors.extend(check_value(value, param.annotation, key_path))
+        hf_ref = hf_config_ref(param.annotation)
+        if hf_ref is not None and isinstance(value, Mapping):
+            errors.extend(hf_config_problems(value, hf_ref, given, params, key_path, label))
     for pname, param in params.items():
         if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or param.default is not param.empty:
             continue
@@ -341,4 +364,60 @@ def _check_struct_value(value: Any, ref: StructRef, path: str) -> list[ConfigErr
             errors.append(ConfigError(item_path, f"expected a mapping of {label} settings, got {item!r}"))
         else:
             errors.extend(check_signature(ref.cls, item, item_path, label))
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------- HF config dicts
+def hf_config_ref(annotation: Any) -> HFConfigRef | None:
+    """The ``HFConfig`` marker of an annotation (also inside ``Optional[...]``), or None."""
+    if typing.get_origin(annotation) is Annotated:
+        return next((m for m in annotation.__metadata__ if isinstance(m, HFConfigRef)), None)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return next((r for r in map(hf_config_ref, typing.get_args(annotation)) if r is not None), None)
+    return None
+
+
+def _hf_model_type(ref: HFConfigRef, given: Mapping, params: Mapping[str, inspect.Parameter]) -> str | None:
+    """The model type that picks the config class: the ``model_type_from`` key (or its default), else the
+    ``model_type`` of the checkpoint folder's config.json."""
+    if ref.model_type_from:
+        param = params.get(ref.model_type_from)
+        default = param.default if param is not None and param.default is not param.empty else None
+        model_type = given.get(ref.model_type_from, default)
+        if isinstance(model_type, str):
+            return model_type
+    folder = given.get(ref.checkpoint_from) if ref.checkpoint_from else None
+    if isinstance(folder, str) and (pathlib.Path(folder) / "config.json").is_file():
+        import json
+
+        try:
+            return json.loads((pathlib.Path(folder) / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError):
+            return None  # loading reports an unreadable checkpoint
+    return None
+
+
+def hf_config_problems(value: Mapping, ref: HFConfigRef, given: Mapping, params: Mapping[str, inspect.Parameter],
+                       path: str, label: str) -> list[ConfigError]:
+    """Keys of a transformers config mapping that its config class does not have (with close matches), and keys
+    the component sets itself.  The class is unknown (nothing checked) for a remote checkpoint without ``arch``."""
+    from vlmkit import schema_index
+
+    owned = dict(ref.owned)
+    errors = [ConfigError(f"{path}.{key}", f"do not set '{key}' in the config of {label}: {owned[key]}")
+              for key in value if key in owned]
+    class_name = ref.class_name
+    if class_name is None:
+        model_type = _hf_model_type(ref, given, params)
+        class_name = schema_index.hf_model_type_class(model_type) if model_type else None
+    keys = schema_index.hf_config_keys(class_name) if class_name else None
+    if keys is None:
+        return errors
+    for key in value:
+        if key in keys or key in owned:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(keys), n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        errors.append(ConfigError(f"{path}.{key}", f"unknown key '{key}' for transformers {class_name} (the config "
+                                                   f"of {label}).{hint} Accepted keys: {', '.join(sorted(keys))}"))
     return errors

@@ -102,6 +102,9 @@ def test_validate_checks_an_evaluated_checkpoint_against_the_model(monkeypatch, 
         raise ConfigError("model.max_length", "99 in the checkpoint's config, 256 in the evaluation config")
 
     monkeypatch.setattr(trained_model, "check_before_build", mismatch)
-    assert main(["validate", EVAL, "--skip-files"]) == 0  # skipped with the file checks
-    assert main(["validate", EVAL, "datasets.synthetic_captions.ann_path=eval_configs/tiny/captioning.yaml"]) == 2
+    checkpoint = "evaluation.checkpoint=output/some_run/checkpoints/step_1"
+    assert main(["validate", EVAL, checkpoint, "--skip-files"]) == 0  # skipped with the file checks
+    ann = "datasets.synthetic_captions.ann_path=eval_configs/tiny/captioning.yaml"
+    assert main(["validate", EVAL, ann]) == 0  # no checkpoint to check (and torch is not imported for it)
+    assert main(["validate", EVAL, ann, checkpoint]) == 2
     assert "model.max_length: 99 in the checkpoint's config" in capsys.readouterr().err

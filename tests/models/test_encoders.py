@@ -125,7 +125,8 @@ def test_config_mistakes_raise_config_errors():
         ENCODERS.build({"name": "clip_vit", "arch": "clip_vit_l14_999"})
     with pytest.raises(ConfigError, match="set one of 'pretrained'"):
         ENCODERS.build({"name": "siglip"})
-    with pytest.raises(ConfigError, match="unknown .* keys \\['hiden_size'\\]"):
+    with pytest.raises(ConfigError, match="unknown key 'hiden_size' for transformers Blip2VisionConfig.*"
+                                          "Did you mean 'hidden_size'"):
         ENCODERS.build({"name": "eva_vit_g", "config": {"hiden_size": 32}})
     with pytest.raises(ConfigError, match="select_layer 5 is outside"):
         tiny_encoder("clip_vit", select_layer=5)

@@ -98,7 +98,7 @@ def test_config_cannot_set_derived_or_duplicated_keys():
         qformer(config={**TINY_QF, "encoder_hidden_size": 1408})
     with pytest.raises(ConfigError, match="num_layers"):
         qformer(config={**TINY_QF, "num_hidden_layers": 3})
-    with pytest.raises(ConfigError, match="unknown Blip2QFormerConfig keys"):
+    with pytest.raises(ConfigError, match="unknown key 'hiden_size' for transformers Blip2QFormerConfig"):
         qformer(config={**TINY_QF, "hiden_size": 3})
     with pytest.raises(ConfigError, match="supplied by vlmkit"):
         ADAPTERS.build({"name": "qformer", "in_dim": 48})

@@ -33,6 +33,7 @@ from vlmkit.runners.context import PRECISIONS, autocast
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
+from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
 from vlmkit.runners.workers import resolve_num_workers
 from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
@@ -61,20 +62,7 @@ class Trainer:
 
     purpose = "train"  # the entry point it serves (config validation checks the section)
 
-    @classmethod
-    def config_problems(cls, values: Mapping[str, Any], path: str) -> list[ConfigError]:
-        """Rules across fields, checked by config validation (vlmkit.schema) and again here."""
-        epochs, steps, problems = values.get("max_epochs"), values.get("max_steps"), []
-        if (epochs is None) == (steps is None):
-            problems.append(ConfigError(path, f"set exactly one of max_epochs and max_steps (got max_epochs={epochs}, "
-                                              f"max_steps={steps})"))
-        bad = values.get("max_bad_fraction")
-        if bad is not None and not 0 <= bad <= 1:
-            problems.append(ConfigError(f"{path}.max_bad_fraction", f"must be within [0, 1] (or null), got {bad}"))
-        if values.get("monitor") is not None and not values.get("valid_splits"):
-            problems.append(ConfigError(f"{path}.monitor", f"monitoring '{values['monitor']}' needs valid_splits "
-                                                           "to evaluate on"))
-        return problems
+    config_problems = classmethod(trainer_config_problems)  # light module: validation runs it without torch
 
     def __init__(
         self, *,

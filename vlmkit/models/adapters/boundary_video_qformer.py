@@ -11,6 +11,7 @@ from typing import Literal, Optional
 import torch
 
 from vlmkit.models.adapters.boundary_embedding import BoundaryEmbedding
+from vlmkit.models.adapters.qformer_common import BLIP2_QFORMER_CONFIG
 from vlmkit.models.adapters.video_qformer import VideoQFormer
 from vlmkit.models.stage import DType
 from vlmkit.registry import ADAPTERS
@@ -23,7 +24,8 @@ class BoundaryVideoQFormer(VideoQFormer):
 
     def __init__(self, in_dim: Runtime[int], num_query: int = 32, num_layers: int = 2,
                  cross_attention_freq: int = 1, max_frame_pos: int = 32,
-                 frame_pos_overflow: Literal["interpolate", "error"] = "error", config: Optional[dict] = None,
+                 frame_pos_overflow: Literal["interpolate", "error"] = "error",
+                 config: Optional[BLIP2_QFORMER_CONFIG] = None,
                  reference_key: str = "reference_points", num_reference_points: int = 2,
                  freeze: bool = False, dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__(in_dim, num_query=num_query, num_layers=num_layers,

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from transformers import InstructBlipQFormerConfig, InstructBlipQFormerModel
 
-from vlmkit.models.adapters.qformer_common import attach_qformer, qformer_config
+from vlmkit.models.adapters.qformer_common import INSTRUCTBLIP_QFORMER_CONFIG, attach_qformer, qformer_config
 from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
@@ -34,7 +34,8 @@ class InstructQFormer(VisualStage):
     reads_text = True
 
     def __init__(self, in_dim: Runtime[int], num_query: int = 32, num_layers: int = 12,
-                 cross_attention_freq: int = 2, config: Optional[dict] = None, require_text: bool = True,
+                 cross_attention_freq: int = 2, config: Optional[INSTRUCTBLIP_QFORMER_CONFIG] = None,
+                 require_text: bool = True,
                  tokenizer: Optional[str] = None, max_text_length: int = 128, freeze: bool = False,
                  dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
-from vlmkit.models.adapters.qformer_common import attach_qformer, qformer_config
+from vlmkit.models.adapters.qformer_common import BLIP2_QFORMER_CONFIG, attach_qformer, qformer_config
 from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
@@ -22,7 +22,7 @@ class QFormer(VisualStage):
     """BLIP-2 Q-Former: learned queries cross-attend to each frame's tokens."""
 
     def __init__(self, in_dim: Runtime[int], num_query: int = 32, num_layers: int = 12,
-                 cross_attention_freq: int = 2, config: Optional[dict] = None, freeze: bool = False,
+                 cross_attention_freq: int = 2, config: Optional[BLIP2_QFORMER_CONFIG] = None, freeze: bool = False,
                  dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()
         cfg = qformer_config(Blip2QFormerConfig, "qformer", in_dim=in_dim, num_layers=num_layers,

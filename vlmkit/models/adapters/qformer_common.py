@@ -8,20 +8,24 @@ from torch import nn
 
 from vlmkit.errors import ConfigError
 from vlmkit.models.stage import enable_checkpointing, resolve_dtype
+from vlmkit.schema import HFConfig
 
 # Keys the adapters set themselves from their own parameters or from the previous stage's width.
-_OWNED_KEYS = {
+QFORMER_OWNED_KEYS = {
     "encoder_hidden_size": "it is the previous stage's out_dim (in_dim), derived at build time",
     "num_hidden_layers": "use the adapter's 'num_layers' parameter",
     "cross_attention_frequency": "use the adapter's 'cross_attention_freq' parameter",
 }
+# The adapters' ``config:`` schemas: keys of the transformers Q-Former config, checked at validation.
+BLIP2_QFORMER_CONFIG = HFConfig("Blip2QFormerConfig", owned=QFORMER_OWNED_KEYS)
+INSTRUCTBLIP_QFORMER_CONFIG = HFConfig("InstructBlipQFormerConfig", owned=QFORMER_OWNED_KEYS)
 
 
 def qformer_config(config_class: type, label: str, *, in_dim: int, num_layers: int, cross_attention_freq: int,
                    config: Optional[dict[str, Any]]):
     """A transformers Q-Former config: its class defaults (BERT-base, as in BLIP-2) + ``config`` + ours."""
     overrides = dict(config or {})
-    for key, why in _OWNED_KEYS.items():
+    for key, why in QFORMER_OWNED_KEYS.items():
         if key in overrides:
             raise ConfigError(f"{label}.config.{key}", f"do not set '{key}' in config: {why}")
     known = set(config_class().to_dict())

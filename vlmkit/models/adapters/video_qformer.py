@@ -16,7 +16,7 @@ from torch import nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.adapters.qformer_common import attach_qformer, qformer_config
+from vlmkit.models.adapters.qformer_common import BLIP2_QFORMER_CONFIG, attach_qformer, qformer_config
 from vlmkit.models.stage import DType, VisualStage
 from vlmkit.registry import ADAPTERS
 from vlmkit.schema import Runtime
@@ -28,7 +28,8 @@ class VideoQFormer(VisualStage):
 
     def __init__(self, in_dim: Runtime[int], num_query: int = 32, num_layers: int = 2,
                  cross_attention_freq: int = 1, max_frame_pos: int = 32,
-                 frame_pos_overflow: Literal["interpolate", "error"] = "interpolate", config: Optional[dict] = None,
+                 frame_pos_overflow: Literal["interpolate", "error"] = "interpolate",
+                 config: Optional[BLIP2_QFORMER_CONFIG] = None,
                  freeze: bool = False, dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()
         if max_frame_pos < 1:

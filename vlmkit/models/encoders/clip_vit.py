@@ -11,6 +11,7 @@ from vlmkit.errors import ConfigError
 from vlmkit.models.encoders.hf_vision import HFVisionEncoder
 from vlmkit.models.stage import DType
 from vlmkit.registry import ENCODERS
+from vlmkit.schema import HFConfig
 
 _OPENAI_VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                        patch_size=14, projection_dim=768, hidden_act="quick_gelu", layer_norm_eps=1e-5)
@@ -34,7 +35,8 @@ class CLIPViTEncoder(HFVisionEncoder):
     config_class = CLIPVisionConfig
     presets = CLIP_PRESETS
 
-    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None, config: Optional[dict] = None,
+    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
+                 config: Optional[HFConfig("CLIPVisionConfig")] = None,
                  select_layer: int = -2, drop_cls: bool = True, freeze: bool = True, dtype: DType = "float32",
                  gradient_checkpointing: bool = False) -> None:
         super().__init__(pretrained=pretrained, arch=arch, config=config, freeze=freeze, dtype=dtype,

@@ -15,6 +15,7 @@ from vlmkit.contracts import CLIP_MEAN, CLIP_STD, ImagePreprocessing
 from vlmkit.models.encoders.hf_vision import HFVisionEncoder
 from vlmkit.models.stage import DType
 from vlmkit.registry import ENCODERS
+from vlmkit.schema import HFConfig
 
 # Real values of the BLIP-2 / InstructBLIP vision config (Salesforce/blip2-*: 39 layers of EVA ViT-g/14).
 EVA_PRESETS = {
@@ -34,7 +35,8 @@ class EVAViTEncoder(HFVisionEncoder):
     # Full BLIP-2 checkpoints hold the tower under ``vision_model.``.
     checkpoint_key_mapping = {r"^vision_model\.": ""}
 
-    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None, config: Optional[dict] = None,
+    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
+                 config: Optional[HFConfig("Blip2VisionConfig")] = None,
                  drop_cls: bool = False, freeze: bool = True, dtype: DType = "float32",
                  gradient_checkpointing: bool = False) -> None:
         super().__init__(pretrained=pretrained, arch=arch, config=config, freeze=freeze, dtype=dtype,

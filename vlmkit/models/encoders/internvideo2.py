@@ -15,6 +15,7 @@ distillation heads of that checkpoint (``clip_projector``, ``clip_decoder``, ``f
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import torch
@@ -27,13 +28,30 @@ from vlmkit.errors import ConfigError
 from vlmkit.models.stage import DType, VisualStage, resolve_dtype
 from vlmkit.models.weight_sources import recording_loads
 from vlmkit.registry import ENCODERS
+from vlmkit.schema import NonNegative, Positive, Struct
 
 INTERNVIDEO2_PRESETS = {
     "internvideo2_1b_p14_224": dict(embed_dim=1408, depth=40, num_heads=16, mlp_ratio=48 / 11, patch_size=14,
                                     img_size=224, tubelet_size=1),
 }
-_CONFIG_KEYS = {"embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "img_size", "tubelet_size",
-                "in_chans", "init_values"}
+
+
+@dataclass(frozen=True)
+class InternVideo2Architecture:
+    """The ``config:`` of the InternVideo2 encoder: architecture values (over an ``arch`` preset's)."""
+
+    embed_dim: Optional[Positive[int]] = None
+    depth: Optional[Positive[int]] = None
+    num_heads: Optional[Positive[int]] = None
+    mlp_ratio: Optional[Positive[float]] = None
+    patch_size: Optional[Positive[int]] = None
+    img_size: Optional[Positive[int]] = None
+    tubelet_size: Optional[Positive[int]] = None
+    in_chans: Optional[Positive[int]] = None
+    init_values: Optional[NonNegative[float]] = None
+
+
+_CONFIG_KEYS = {f.name for f in fields(InternVideo2Architecture)}
 # Parts of the stage-2 checkpoint outside the feature path (CLIP distillation heads, the text side).
 _UNUSED = re.compile(r"^(clip_projector|clip_decoder|final_clip_decoder|clip_pos_embed|clip_img_pos_embed)\b")
 
@@ -124,7 +142,8 @@ class InternVideo2Encoder(VisualStage):
     The CLS token is always dropped (as VideoGPT+ does), so each frame gives (img_size / patch_size)^2 tokens.
     """
 
-    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None, config: Optional[dict] = None,
+    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
+                 config: Optional[Struct(InternVideo2Architecture)] = None,
                  chunk_size: int = 4, select_block: int = -2, freeze: bool = True,
                  dtype: DType = "float32", gradient_checkpointing: bool = False) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ from vlmkit.errors import ConfigError
 from vlmkit.models.encoders.hf_vision import HFVisionEncoder
 from vlmkit.models.stage import DType
 from vlmkit.registry import ENCODERS
+from vlmkit.schema import HFConfig
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -35,7 +36,8 @@ class SigLIPEncoder(HFVisionEncoder):
     presets = SIGLIP_PRESETS
     fixed_config = {"vision_use_head": False}
 
-    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None, config: Optional[dict] = None,
+    def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
+                 config: Optional[HFConfig("SiglipVisionConfig")] = None,
                  select_layer: int = -2, freeze: bool = True, dtype: DType = "float32",
                  gradient_checkpointing: bool = False) -> None:
         super().__init__(pretrained=pretrained, arch=arch, config=config, freeze=freeze, dtype=dtype,

@@ -16,9 +16,12 @@ from vlmkit.errors import ConfigError
 from vlmkit.models.llms.lora_settings import LoraSettings
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import mark_loaded
+from vlmkit.schema import HFConfig
 
 AttnImplementation = Literal["auto", "flash_attention_2", "sdpa", "eager"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+# An LM's ``config:``: keys of the transformers config class of its ``arch`` (or of its checkpoint's model type).
+LMConfig = HFConfig(model_type_from="arch", checkpoint_from="pretrained")
 
 
 def flash_attention_available() -> bool:

@@ -27,7 +27,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.errors import ConfigError, DataError
-from vlmkit.models.llms.base import AttnImplementation, DType
+from vlmkit.models.llms.base import AttnImplementation, DType, LMConfig
 from vlmkit.models.llms.beacon.schedule import RatioSchedule, interleave_layout
 from vlmkit.models.llms.beacon.window import BEACON_PARAMS, KVMemory, run_window
 from vlmkit.models.llms.causal_lm import CausalLM
@@ -64,7 +64,8 @@ class BeaconQwen2(CausalLM):
 
     reads_visual_mask = True
 
-    def __init__(self, pretrained: Optional[str] = None, config: Optional[dict] = None, arch: Optional[str] = "qwen2",
+    def __init__(self, pretrained: Optional[str] = None, config: Optional[LMConfig] = None,
+                 arch: Optional[str] = "qwen2",
                  tokenizer: Optional[str] = None, attn_implementation: AttnImplementation = "auto",
                  freeze: bool = False, dtype: DType = "auto", gradient_checkpointing: bool = False,
                  trust_remote_code: bool = False, compress: bool = True, window: int = 1440,

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from vlmkit.errors import ConfigError
-from vlmkit.models.llms.base import (AttnImplementation, DType, apply_lora, build_hf_model, count_parameters,
-                                     set_lora_alpha)
+from vlmkit.models.llms.base import (AttnImplementation, DType, LMConfig, apply_lora, build_hf_model,
+                                     count_parameters, set_lora_alpha)
 from vlmkit.models.llms.lora_settings import LoraSettings
 from vlmkit.models.weight_sources import mark_loaded, weight_source
 from vlmkit.schema import Struct
@@ -41,7 +41,7 @@ class HFLanguageModel(nn.Module):
     streams_visual: bool = False
     reads_visual_mask: bool = False
 
-    def __init__(self, pretrained: Optional[str] = None, config: Optional[dict] = None, arch: Optional[str] = None,
+    def __init__(self, pretrained: Optional[str] = None, config: Optional[LMConfig] = None, arch: Optional[str] = None,
                  tokenizer: Optional[str] = None, attn_implementation: AttnImplementation = "auto",
                  freeze: bool = False, dtype: DType = "auto", gradient_checkpointing: bool = False,
                  lora: Optional[Struct(LoraSettings)] = None, trust_remote_code: bool = False):

@@ -1,0 +1,96 @@
+"""The schema index (vlmkit.schema_index): validating a config imports only what it needs, and the committed index
+is what the real registrations give (issue 22 item 4)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vlmkit import schema_index
+from vlmkit.registry import ALL
+from vlmkit.schema import signature_of
+
+PLLAVA = "train_configs/pllava/finetune_7b.yaml"
+HEAVY = ("torch", "transformers", "timm", "peft", "numpy")
+
+
+def run_python(code: str) -> dict:
+    """Run ``code`` in a new interpreter (nothing imported yet); it prints one JSON line, returned here."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def imported_after(statements: str) -> dict:
+    return run_python(f"""
+import json, sys
+{statements}
+print(json.dumps({{"modules": sorted(sys.modules)}}))""")
+
+
+@pytest.mark.slow
+def test_the_committed_index_is_up_to_date():
+    result = subprocess.run([sys.executable, "-m", "vlmkit.schema_index", "--check"], capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_registry_of_the_package_is_fresh_in_the_index():
+    stale = [kind for kind, reg in ALL.items() if schema_index.registry_part(kind, reg.locations) is None]
+    assert not stale, f"schema index stale for {stale}: run python -m vlmkit.schema_index"
+
+
+def test_validating_a_full_size_recipe_imports_only_the_schema_modules():
+    modules = imported_after(f"""
+from vlmkit.cli import main
+assert main(["validate", "--skip-files", "{PLLAVA}"]) == 0""")["modules"]
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+    # no component module at all: signatures, hooks and the LLM's config keys came from the index
+    components = [m for m in modules if m.startswith(("vlmkit.models.", "vlmkit.data.", "vlmkit.runners."))]
+    assert set(components) <= {"vlmkit.models.llms", "vlmkit.models.llms.lora_settings", "vlmkit.runners",
+                               "vlmkit.runners.trainer_rules"}, components
+
+
+def test_building_one_component_imports_its_module_only():
+    modules = set(imported_after("""
+from vlmkit.registry import ENCODERS
+assert "siglip" in ENCODERS and ENCODERS.get("clip").__name__ == "CLIPViTEncoder" """)["modules"])
+    assert "vlmkit.models.encoders.clip_vit" in modules
+    assert not {"vlmkit.models.encoders.siglip", "vlmkit.models.encoders.internvideo2",
+                "vlmkit.models.llms.causal_lm"} & modules
+
+
+def test_a_stale_index_is_not_used():
+    """A source file that no longer hashes as recorded: that registry imports its modules, as without an index."""
+    result = run_python(f"""
+import json, sys
+from vlmkit import schema_index
+real = schema_index.file_hash
+schema_index.file_hash = lambda rel: "edited" if rel == "vlmkit/models/encoders/siglip.py" else real(rel)
+from vlmkit.cli import main
+assert main(["validate", "--skip-files", "{PLLAVA}"]) == 0
+print(json.dumps({{"siglip": "vlmkit.models.encoders.siglip" in sys.modules,
+                  "llms": "vlmkit.models.llms.causal_lm" in sys.modules}}))""")
+    assert result == {"siglip": True, "llms": False}
+
+
+def test_indexed_schemas_equal_the_signatures():
+    """The index's stand-ins give the signatures, attributes and hooks the classes have."""
+    for kind, reg in ALL.items():
+        for name in reg.names():
+            indexed = schema_index.component_schema(kind, name)
+            real = reg.get(name)
+            assert indexed is not None, (kind, name)
+            got, want = signature_of(indexed).parameters, signature_of(real).parameters
+            assert list(got) == list(want), (kind, name)
+            for pname, param in want.items():
+                assert got[pname].kind == param.kind and got[pname].default == param.default, (kind, name, pname)
+            for attr in ("purpose", "requires_packages"):
+                assert getattr(indexed, attr, None) == getattr(real, attr, None), (kind, name, attr)
+            assert hasattr(indexed, "config_problems") == hasattr(real, "config_problems"), (kind, name)
+
+
+def test_the_trainer_rules_run_from_the_index():
+    trainer = schema_index.component_schema("runners", "trainer")
+    message = str(trainer.config_problems({"max_epochs": 1, "max_steps": 5}, "run")[0])
+    assert message.startswith("run: set exactly one of max_epochs and max_steps")

@@ -1,0 +1,535 @@
+"""The schema index: what validating a config needs from the built-in components, without importing them.
+
+Validation checks a config against constructor signatures (``vlmkit.schema``).  Reading a signature by importing
+its module imports torch and transformers, seconds of CPU for ``vlmkit validate``.  So ``python -m
+vlmkit.schema_index`` writes ``schema_index.json`` from the real registrations: each registry's names, aliases,
+descriptions and modules; each component's parameters (names, defaults, annotations), ``purpose``,
+``requires_packages`` and where its ``config_problems`` hook lives; and the keys of the transformers config classes
+that ``HFConfig`` annotations name.  A registry lists names from the index, imports only the module of a component
+that is built (``Registry.get``), and validates against the recorded signature (``Registry.schema``).
+
+The index is used only while it is fresh: every source file a registry's part was made from (the modules of its
+locations and the files its schemas depend on) must hash as recorded, and no module may have been added; the HF key
+sets need the transformers version they were read from.  Otherwise the registry imports its modules, as without an
+index: slower, never wrong.  ``tests/core/test_schema_index.py`` fails when the committed index differs from a new
+one (regenerate it with the command above).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import collections.abc
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
+import json
+import pathlib
+import re
+import sys
+import types
+import typing
+from typing import Annotated, Any, Literal, Optional, Union
+
+from vlmkit.schema import RUNTIME, Bound, ComponentRef, HFConfigRef, StructRef, hf_config_ref, signature_of
+
+PACKAGE = pathlib.Path(__file__).resolve().parent
+INDEX_PATH = PACKAGE / "schema_index.json"
+FORMAT = 1
+# Core modules whose edits do not change any component's schema (markers are decoded through schema.py itself).
+CORE_FILES = {"vlmkit/__init__.py", "vlmkit/errors.py", "vlmkit/registry.py", "vlmkit/schema.py",
+              "vlmkit/schema_index.py", "vlmkit/plugins.py"}
+# Model types whose config keys are indexed besides those of shipped presets (others read transformers).
+COMMON_MODEL_TYPES = ("gemma", "gemma2", "llama", "mistral", "opt", "phi3", "qwen2", "qwen3", "t5")
+_PLAIN_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list, "tuple": tuple,
+                "Path": pathlib.Path, "None": type(None), "Any": Any}
+_GENERICS = {"list": list, "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,
+             "Mapping": collections.abc.Mapping}
+
+
+class Unindexable(Exception):
+    """A signature the index cannot represent (a default or annotation that is not plain data): such a component
+    is validated by importing it."""
+
+
+# ---------------------------------------------------------------------------------------------- source files
+def _rel(path: str | pathlib.Path) -> str:
+    return pathlib.Path(path).resolve().relative_to(PACKAGE.parent).as_posix()
+
+
+def _module_file(module: str) -> pathlib.Path | None:
+    """The source file of a vlmkit module (a package's ``__init__.py``), found without importing it."""
+    if module != "vlmkit" and not module.startswith("vlmkit."):
+        return None
+    base = PACKAGE.parent.joinpath(*module.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def location_files(location: str) -> list[str] | None:
+    """The files a registry imports for one location (a module, or a package and every module below it, as
+    ``registry._import_location`` walks it); None for a location outside vlmkit."""
+    start = _module_file(location)
+    if start is None:
+        return None
+    if start.name != "__init__.py":
+        return [_rel(start)]
+    files = []
+
+    def walk(folder: pathlib.Path) -> None:
+        files.append(_rel(folder / "__init__.py"))
+        for child in sorted(folder.iterdir()):
+            if child.suffix == ".py" and child.name != "__init__.py":
+                files.append(_rel(child))
+            elif child.is_dir() and (child / "__init__.py").is_file():
+                walk(child)
+
+    walk(start.parent)
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def file_hash(rel: str) -> str | None:
+    try:
+        return hashlib.sha1((PACKAGE.parent / rel).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _imported_names(rel: str) -> dict[str, str]:
+    """Top-level ``from vlmkit... import name`` of a module: name -> the file of the module it comes from."""
+    tree = ast.parse((PACKAGE.parent / rel).read_text())
+    package = rel[:-3].replace("/", ".").removesuffix(".__init__")
+    if not rel.endswith("__init__.py"):
+        package = package.rpartition(".")[0]
+    found = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            base = f"{parent}.{base}" if base else parent
+        source = _module_file(base)
+        for alias in node.names:
+            file = _module_file(f"{base}.{alias.name}") or source  # a submodule, or a name defined in ``base``
+            if file is not None:
+                found[alias.asname or alias.name] = _rel(file)
+    return found
+
+
+def _source_files(obj: Any) -> set[str]:
+    """Files whose code shapes ``obj``'s schema: the modules of it and its vlmkit base classes, and the modules
+    the names in their constructors' annotations are imported from (``DType``, ``LMConfig``...)."""
+    owners = inspect.getmro(obj) if inspect.isclass(obj) else (obj,)
+    files = set()
+    for owner in owners:
+        path = getattr(sys.modules.get(getattr(owner, "__module__", "")), "__file__", None)
+        if not path or not pathlib.Path(path).resolve().is_relative_to(PACKAGE):
+            continue
+        rel = _rel(path)
+        files.add(rel)
+        func = owner.__dict__.get("__init__") if inspect.isclass(owner) else owner
+        text = " ".join(str(a) for a in getattr(func, "__annotations__", {}).values())
+        imported = _imported_names(rel)
+        files |= {imported[n] for n in re.findall(r"[A-Za-z_]\w*", text) if n in imported}
+    return files - CORE_FILES
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+class _Encoder:
+    """Signatures -> JSON; collects the structs, files and transformers config classes they need."""
+
+    def __init__(self) -> None:
+        self.structs: dict[str, dict] = {}
+        self.struct_files: dict[str, set[str]] = {}
+        self.files: set[str] = set()
+        self.hf_classes: set[str] = set()
+        self.model_type_params: list[tuple[Any, str]] = []
+
+    def spec(self, obj: Any) -> dict:
+        self.files |= _source_files(obj)
+        params = []
+        for param in signature_of(obj).parameters.values():
+            item: dict[str, Any] = {"name": param.name, "kind": param.kind.name,
+                                    "annotation": self.annotation(param.annotation)}
+            if param.default is not param.empty:
+                item["default"] = _encode_default(param.default)
+            params.append(item)
+            ref = hf_config_ref(param.annotation)
+            if ref is not None and ref.class_name:
+                self.hf_classes.add(ref.class_name)
+            elif ref is not None:
+                self.model_type_params.append((obj, ref.model_type_from or ""))
+        spec: dict[str, Any] = {"qualname": getattr(obj, "__qualname__", getattr(obj, "__name__", "")),
+                                "params": params}
+        for attr in ("purpose", "requires_packages"):
+            if getattr(obj, attr, None) is not None:
+                spec[attr] = _encode_default(getattr(obj, attr))
+        hook = getattr(obj, "config_problems", None)
+        if hook is not None:
+            func = getattr(hook, "__func__", hook)
+            spec["hook"] = [func.__module__, func.__qualname__]
+            module_file = _module_file(func.__module__)
+            if module_file is not None:
+                self.files |= {_rel(module_file)} - CORE_FILES
+        return spec
+
+    def annotation(self, ann: Any) -> Any:
+        if ann is inspect.Parameter.empty:
+            return "empty"
+        if ann is Any or ann is None or ann is type(None):
+            return "Any" if ann is Any else "None"
+        for name, plain in _PLAIN_TYPES.items():
+            if ann is plain:
+                return name
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is Annotated:
+            meta = [self.marker(m) for m in ann.__metadata__]
+            base = "Any" if RUNTIME in ann.__metadata__ else self.annotation(args[0])  # Runtime values: unchecked
+            return {"annotated": base, "meta": meta}
+        if origin in (Union, types.UnionType):
+            return {"union": [self.annotation(a) for a in args]}
+        if origin is Literal:
+            if not all(isinstance(a, (str, int, float, bool, type(None))) for a in args):
+                raise Unindexable(f"Literal of {args!r}")
+            return {"literal": list(args)}
+        for name, generic in _GENERICS.items():
+            if origin is generic:
+                return {"generic": name, "args": ["..." if a is Ellipsis else self.annotation(a) for a in args]}
+        raise Unindexable(f"annotation {ann!r}")
+
+    def marker(self, meta: Any) -> Any:
+        if meta is RUNTIME:
+            return "runtime"
+        if isinstance(meta, Bound):
+            return {"bound": [meta.low, meta.strict]}
+        if isinstance(meta, ComponentRef):
+            return {"component": [meta.kind, meta.shape]}
+        if isinstance(meta, HFConfigRef):
+            return {"hf_config": [meta.class_name, meta.model_type_from, meta.checkpoint_from,
+                                  [list(pair) for pair in meta.owned]]}
+        if isinstance(meta, StructRef):
+            key = f"{meta.cls.__module__}:{meta.cls.__qualname__}"
+            if key not in self.structs:
+                outer, self.files = self.files, set()
+                self.structs[key] = {}  # placeholder first: a struct may refer to itself
+                self.structs[key] = self.spec(meta.cls)
+                self.struct_files[key], self.files = self.files, outer
+            self.files |= self.struct_files[key]  # every registry whose schemas hold the struct depends on it
+            return {"struct": [key, meta.shape]}
+        raise Unindexable(f"marker {meta!r}")
+
+
+def _encode_default(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_encode_default(v) for v in value]
+    if isinstance(value, tuple):
+        return {"tuple": [_encode_default(v) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode_default(v) for k, v in value.items()}}
+    raise Unindexable(f"default {value!r}")
+
+
+def _decode_default(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_default(v) for v in value]
+    if isinstance(value, dict):
+        if "tuple" in value:
+            return tuple(_decode_default(v) for v in value["tuple"])
+        return {k: _decode_default(v) for k, v in value["dict"].items()}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+class IndexedSchema:
+    """A component's schema read from the index: what ``schema.check_signature`` reads from a class (its
+    signature, ``purpose``, ``requires_packages``, ``config_problems``), without importing the class."""
+
+    def __init__(self, spec: dict, decode: Any) -> None:
+        self.__qualname__ = spec["qualname"]
+        self.__name__ = spec["qualname"].rsplit(".", 1)[-1]
+        self.__signature__ = inspect.Signature([
+            inspect.Parameter(p["name"], getattr(inspect.Parameter, p["kind"]),
+                              default=_decode_default(p["default"]) if "default" in p else inspect.Parameter.empty,
+                              annotation=decode(p["annotation"])) for p in spec["params"]])
+        if "purpose" in spec:
+            self.purpose = spec["purpose"]
+        if "requires_packages" in spec:
+            self.requires_packages = _decode_default(spec["requires_packages"])
+        if "hook" in spec:
+            self._hook = spec["hook"]
+            self.config_problems = self._run_hook
+
+    def _run_hook(self, values: dict, path: str) -> list:
+        """The component's ``config_problems``, imported from where it is defined (a light module by design)."""
+        module, qualname = self._hook
+        owner: Any = importlib.import_module(module)
+        *parents, name = qualname.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        hook = getattr(owner, name)
+        return hook(values, path) if parents else hook(self, values, path)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{self.__qualname__} from the schema index only describes the component; "
+                        "build it through its registry")
+
+    def __repr__(self) -> str:
+        return f"IndexedSchema({self.__qualname__})"
+
+
+class _Decoder:
+    def __init__(self, structs: dict[str, dict]) -> None:
+        self.structs = structs
+        self.made: dict[str, IndexedSchema] = {}
+
+    def schema(self, spec: dict) -> IndexedSchema:
+        return IndexedSchema(spec, self.annotation)
+
+    def annotation(self, enc: Any) -> Any:
+        if enc == "empty":
+            return inspect.Parameter.empty
+        if isinstance(enc, str):
+            return _PLAIN_TYPES[enc]
+        if "annotated" in enc:
+            return Annotated[(self.annotation(enc["annotated"]), *map(self.marker, enc["meta"]))]
+        if "union" in enc:
+            return Union[tuple(self.annotation(a) for a in enc["union"])]
+        if "literal" in enc:
+            return Literal[tuple(enc["literal"])]
+        args = tuple(Ellipsis if a == "..." else self.annotation(a) for a in enc["args"])
+        generic = _GENERICS[enc["generic"]]
+        return generic[args] if args else generic
+
+    def marker(self, enc: Any) -> Any:
+        if enc == "runtime":
+            return RUNTIME
+        if "bound" in enc:
+            return Bound(*enc["bound"])
+        if "component" in enc:
+            return ComponentRef(*enc["component"])
+        if "hf_config" in enc:
+            class_name, model_type_from, checkpoint_from, owned = enc["hf_config"]
+            return HFConfigRef(class_name, model_type_from, checkpoint_from, tuple(tuple(p) for p in owned))
+        key, shape = enc["struct"]
+        if key not in self.made:
+            self.made[key] = self.schema(self.structs[key])
+        return StructRef(self.made[key], shape)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+@functools.lru_cache(maxsize=1)
+def load_index() -> dict | None:
+    try:
+        index = json.loads(INDEX_PATH.read_text())
+    except (OSError, ValueError):
+        return None
+    return index if index.get("format") == FORMAT else None
+
+
+def _fresh(part: dict, locations: list[str]) -> bool:
+    if part.get("locations") != locations:
+        return False
+    listed = [f for location in locations for f in (location_files(location) or [None])]
+    if None in listed or sorted(listed) != part["location_files"]:
+        return False
+    return all(file_hash(rel) == digest for rel, digest in part["files"].items())
+
+
+def registry_part(kind: str, locations: list[str]) -> dict | None:
+    """The index's entries of one registry, if the index is fresh for it (else None: import its modules)."""
+    index = load_index()
+    part = index and index["registries"].get(kind)
+    if not part or not _fresh(part, list(locations)):
+        return None
+    return part["entries"]
+
+
+@functools.lru_cache(maxsize=None)
+def component_schema(kind: str, name: str) -> IndexedSchema | None:
+    index = load_index()
+    spec = index["registries"][kind]["entries"][name].get("spec") if index else None
+    return None if spec is None else _Decoder(index["structs"]).schema(spec)
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_transformers() -> str | None:
+    try:
+        return importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _hf_part() -> dict | None:
+    index = load_index()
+    if index is None or index["hf"]["transformers"] != _installed_transformers():
+        return None
+    return index["hf"]
+
+
+# Older spellings transformers still reads (and converts) on some config classes, each with a value to try.
+LEGACY_CONFIG_KEYS = {"torch_dtype": "float32", "rope_theta": 10000.0, "rope_scaling": {"rope_type": "linear",
+                                                                                        "factor": 2.0}}
+
+
+def config_class_keys(config_class: type) -> set[str]:
+    """Keys a transformers config class has: its constructor's parameters, the attributes of a default instance
+    (the shared PretrainedConfig ones too), its attribute aliases, and the older spellings it converts (a key it
+    does not keep as given: an unknown key would be kept as an attribute)."""
+    keys = set(config_class().to_dict())
+    keys |= {p for p, param in inspect.signature(config_class.__init__).parameters.items()
+             if p != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)}
+    keys |= set(getattr(config_class, "attribute_map", {}))
+    keys |= _read_by_model_code(config_class)
+    for key, value in LEGACY_CONFIG_KEYS.items():
+        if key not in keys:
+            try:
+                kept = key in config_class(**{key: value}).to_dict()
+            except Exception:  # noqa: BLE001 - a class that refuses the value does not read the key either
+                kept = True
+            if not kept:
+                keys.add(key)
+    return keys
+
+
+_CONFIG_READS = re.compile(r"""\bconfig\.([A-Za-z_]\w*)|getattr\(\s*(?:self\.)?config,\s*["']([A-Za-z_]\w*)["']""")
+
+
+def _read_by_model_code(config_class: type) -> set[str]:
+    """Attributes the model family's modeling code reads from its config (``config.x``, ``getattr(config, "x"``)
+    that the class does not declare, e.g. T5's ``decoder_start_token_id``."""
+    folder = pathlib.Path(sys.modules[config_class.__module__].__file__).parent
+    names = set()
+    for path in folder.glob("modeling_*.py"):
+        names |= {a or b for a, b in _CONFIG_READS.findall(path.read_text())}
+    return {n for n in names if not callable(getattr(config_class, n, None)) and not n.startswith("_")}
+
+
+@functools.lru_cache(maxsize=None)
+def hf_config_keys(class_name: str) -> frozenset[str] | None:
+    """The keys of the transformers config class ``class_name`` (None: transformers has no such class)."""
+    part = _hf_part()
+    if part is not None and class_name in part["configs"]:
+        return frozenset(part["configs"][class_name])
+    import transformers
+
+    config_class = getattr(transformers, class_name, None)
+    return None if config_class is None else frozenset(config_class_keys(config_class))
+
+
+@functools.lru_cache(maxsize=None)
+def hf_model_type_class(model_type: str) -> str | None:
+    """The config class name of a transformers model type ('llama' -> 'LlamaConfig'); None if unknown."""
+    part = _hf_part()
+    if part is not None and model_type in part["model_types"]:
+        return part["model_types"][model_type]
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return CONFIG_MAPPING_NAMES.get(model_type)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _shipped_model_types() -> set[str]:
+    """``arch`` values of the shipped model presets (the LLM model types recipes use)."""
+    import yaml
+
+    found = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("arch"), str):
+                found.add(node["arch"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted((PACKAGE / "configs").rglob("*.yaml")):
+        walk(yaml.safe_load(path.read_text()))
+    return found
+
+
+def generate() -> dict:
+    """A fresh index from the real registrations (imports every built-in component: run it in a new process)."""
+    from vlmkit.registry import ALL, Registry, _import_location
+
+    registering: dict[int, str] = {}  # id(obj) -> the module whose import registered it
+    real_add = Registry.add
+
+    def recording_add(self, name, obj, **kwargs):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__") == "vlmkit.registry":
+            frame = frame.f_back
+        registering.setdefault(id(obj), frame.f_globals.get("__name__", "") if frame else "")
+        return real_add(self, name, obj, **kwargs)
+
+    Registry.add = recording_add
+    try:
+        for reg in ALL.values():
+            reg._loaded = True  # import the modules themselves, never list from an index
+            for location in reg.locations:
+                _import_location(location)
+    finally:
+        Registry.add = real_add
+    encoder = _Encoder()
+    registries = {}
+    for kind, reg in ALL.items():
+        files = sorted(f for location in reg.locations for f in (location_files(location) or []))
+        module_names = {f[:-3].replace("/", ".").removesuffix(".__init__") for f in files}
+        encoder.files = set()
+        entries = {}
+        for entry in reg.entries():
+            module = registering.get(id(entry.obj)) if entry.obj is not None else None
+            if module not in module_names:
+                continue  # a plug-in's or a test's component: not the package's to index
+            try:
+                spec = encoder.spec(entry.obj)
+            except Unindexable:
+                spec = None
+            entries[entry.name] = {"module": module, "aliases": list(entry.aliases),
+                                   "description": entry.description, "spec": spec}
+        hashed = sorted(set(files) | encoder.files)
+        registries[kind] = {"locations": list(reg.locations), "location_files": files,
+                            "files": {rel: file_hash(rel) for rel in hashed}, "entries": entries}
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    import transformers
+
+    model_types = {t: CONFIG_MAPPING_NAMES[t] for t in sorted(_shipped_model_types() | set(COMMON_MODEL_TYPES))
+                   if t in CONFIG_MAPPING_NAMES}
+    classes = sorted(encoder.hf_classes | set(model_types.values()))
+    configs = {name: sorted(config_class_keys(getattr(transformers, name))) for name in classes}
+    return {"format": FORMAT, "registries": registries, "structs": encoder.structs,
+            "hf": {"transformers": _installed_transformers(), "model_types": model_types, "configs": configs}}
+
+
+def render(index: dict) -> str:
+    return json.dumps(index, indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vlmkit.schema_index", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed index is not up to date")
+    args = parser.parse_args(argv)
+    text = render(generate())
+    if args.check:
+        current = INDEX_PATH.read_text() if INDEX_PATH.is_file() else ""
+        if current != text:
+            print(f"{INDEX_PATH} is out of date: run python -m vlmkit.schema_index", file=sys.stderr)
+            return 1
+        return 0
+    INDEX_PATH.write_text(text)
+    print(f"wrote {INDEX_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
