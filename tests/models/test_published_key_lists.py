@@ -177,11 +177,12 @@ def test_video_llama_and_minigpt4_names_fill_the_video_branch_and_projection(tmp
 
 
 # ------------------------------------------------------------------------------------------ PLLaVA, Video-XL
-def test_pllava_saved_names_fill_the_lora_adapters_and_projector(tmp_path):
+def pllava_saved_names() -> dict[str, tuple[int, ...]]:
     """PLLaVA (magic-research/PLLaVA models/pllava/modeling_pllava.py): ``PllavaForConditionalGeneration`` keeps the
     LLM as ``language_model``, wrapped by ``peft.get_peft_model`` (LoRA on q_proj/v_proj), and the projector
     ``PllavaMultiModalProjector`` (``linear_1`` vision->text width, ``linear_2`` text->text); it saves the state_dict
-    entries whose names hold 'lora_' or 'multi_modal_projector'. The LoRA names come from peft's own wrapping."""
+    entries whose names hold 'lora_' or 'multi_modal_projector'. The LoRA names come from peft's own wrapping of
+    the tiny LLaMA (pllava/tiny: r=8)."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -189,9 +190,14 @@ def test_pllava_saved_names_fill_the_lora_adapters_and_projector(tmp_path):
     with torch.device("meta"):
         lm = get_peft_model(LlamaForCausalLM(LlamaConfig(**llama)), LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
     shapes = {f"language_model.{k}": tuple(v.shape) for k, v in lm.state_dict().items() if "lora_" in k}
-    assert "language_model.base_model.model.model.layers.1.self_attn.v_proj.lora_B.default.weight" in shapes
     shapes.update({"multi_modal_projector.linear_1.weight": (64, 32), "multi_modal_projector.linear_1.bias": (64,),
                    "multi_modal_projector.linear_2.weight": (64, 64), "multi_modal_projector.linear_2.bias": (64,)})
+    return shapes
+
+
+def test_pllava_saved_names_fill_the_lora_adapters_and_projector(tmp_path):
+    shapes = pllava_saved_names()
+    assert "language_model.base_model.model.model.layers.1.self_attn.v_proj.lora_B.default.weight" in shapes
     path = tmp_path / "pllava-7b.safetensors"
     state = write(path, shapes)
     model = build(tmp_path, "pllava/tiny", path, "pllava")

@@ -1,8 +1,11 @@
 """PLLaVA recipe: token counts, 3D pooling, tiny training and generation, eval-time LoRA alpha, key maps, meta."""
 import pytest
 import torch
+from transformers import LlavaNextForConditionalGeneration
 
 from tests.models.recipe_helpers import batch_for, build_preset, count, train_steps
+from tests.models.test_published_key_lists import LLAVA_NEXT, class_shapes, llava_next_hub_names, pllava_saved_names
+from tests.models.tiny_published_checkpoints import random_tensors
 from vlmkit.errors import ConfigError
 from vlmkit.models.checkpoints.llava_hf import load_llava_hf
 from vlmkit.models.checkpoints.pllava import load_pllava_weights
@@ -76,48 +79,29 @@ def test_lora_alpha_must_be_positive(tmp_path):
         build_preset(tmp_path, "pllava/tiny", "model.llm.lora.eval_alpha=0")
 
 
-def llava_hf_state(model, layout):
-    """A llava-hf LLaVA-NeXT state dict with the real key names, random values of the model's shapes."""
-    state = {}
-    prefix = {"old": ("language_model.model.", "language_model.lm_head.", "vision_tower.", "multi_modal_projector."),
-              "new": ("model.language_model.", "lm_head.", "model.vision_tower.", "model.multi_modal_projector.")}
-    lm, head, vision, proj = prefix[layout]
-    for name, tensor in model.state_dict().items():
-        if ".lora_" in name:
-            continue
-        plain = name.replace("base_model.model.", "").replace(".base_layer", "")
-        if plain.startswith("llm.model.model."):
-            state[lm + plain[len("llm.model.model."):]] = torch.randn_like(tensor)
-        elif plain.startswith("llm.model.lm_head."):
-            state[head + plain[len("llm.model.lm_head."):]] = torch.randn_like(tensor)
-        elif plain.startswith("branches.0.encoder.model."):
-            rest = plain[len("branches.0.encoder.model."):].removeprefix("vision_model.")
-            state[vision + "vision_model." + rest] = torch.randn_like(tensor)
-        elif plain.startswith("branches.0.stages.0.layers."):
-            index, leaf = plain[len("branches.0.stages.0.layers."):].split(".")
-            state[f"{proj}linear_{1 if index == '0' else 2}.{leaf}"] = torch.randn_like(tensor)
-    state[("model." if layout == "new" else "") + "image_newline"] = torch.randn(64)
-    return state
+def llava_hf_names(tmp_path, layout) -> dict[str, tuple[int, ...]]:
+    """llava-hf LLaVA-NeXT names and shapes from transformers' LlavaNextForConditionalGeneration at pllava/tiny's
+    sizes, never from vlmkit's key map: 'old' as the released hub files hold them (written by transformers 4.x),
+    'new' the class's own names under transformers 5."""
+    if layout == "old":
+        return llava_next_hub_names(tmp_path)
+    return class_shapes(LlavaNextForConditionalGeneration, LLAVA_NEXT)
 
 
 @pytest.mark.parametrize("layout", ["old", "new"])
 def test_llava_hf_checkpoint_loads_through_the_key_map(tmp_path, layout):
     model = build_preset(tmp_path, "pllava/tiny")
-    state = llava_hf_state(model, layout)
+    state = random_tensors(llava_hf_names(tmp_path, layout))
     lm = "language_model.model." if layout == "old" else "model.language_model."
-    assert f"{lm}layers.0.self_attn.q_proj.weight" in state
-    assert ("vision_tower." if layout == "old" else "model.vision_tower.") + \
-        "vision_model.encoder.layers.0.self_attn.q_proj.weight" in state
+    proj = "multi_modal_projector." if layout == "old" else "model.multi_modal_projector."
+    (clip_fc1,) = [k for k in state if "vision_tower" in k and k.endswith("encoder.layers.1.mlp.fc1.weight")]
     report = load_llava_hf(model, state)
     assert report.dropped == [("model." if layout == "new" else "") + "image_newline"]
     q = model.llm.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
     torch.testing.assert_close(q, state[f"{lm}layers.0.self_attn.q_proj.weight"])
-    proj = "multi_modal_projector." if layout == "old" else "model.multi_modal_projector."
     torch.testing.assert_close(model.branches[0].stages[0].layers[2].bias, state[proj + "linear_2.bias"])
     tower = model.branches[0].encoder.model
-    clip = getattr(tower, "vision_model", tower).encoder.layers[1].mlp.fc1.weight
-    vision = "vision_tower." if layout == "old" else "model.vision_tower."
-    torch.testing.assert_close(clip, state[vision + "vision_model.encoder.layers.1.mlp.fc1.weight"])
+    torch.testing.assert_close(getattr(tower, "vision_model", tower).encoder.layers[1].mlp.fc1.weight, state[clip_fc1])
     # a missing tensor and a stray one are both errors
     broken = dict(state)
     del broken[f"{lm}layers.1.mlp.down_proj.weight"]
@@ -129,14 +113,7 @@ def test_llava_hf_checkpoint_loads_through_the_key_map(tmp_path, layout):
 
 def test_pllava_lora_and_projector_weights_load(tmp_path):
     model = build_preset(tmp_path, "pllava/tiny")
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if ".lora_" in name:  # PLLaVA: language_model.base_model.model.model.layers.N.self_attn.q_proj.lora_A.default.weight
-            state["language_model." + name[len("llm.model."):]] = torch.randn_like(tensor)
-    state["multi_modal_projector.linear_1.weight"] = torch.randn_like(model.branches[0].stages[0].layers[0].weight)
-    state["multi_modal_projector.linear_1.bias"] = torch.randn_like(model.branches[0].stages[0].layers[0].bias)
-    state["multi_modal_projector.linear_2.weight"] = torch.randn_like(model.branches[0].stages[0].layers[2].weight)
-    state["multi_modal_projector.linear_2.bias"] = torch.randn_like(model.branches[0].stages[0].layers[2].bias)
+    state = random_tensors(pllava_saved_names())  # PLLaVA's saved names, from peft's wrapping (see that function)
     key = "language_model.base_model.model.model.layers.1.self_attn.v_proj.lora_B.default.weight"
     assert key in state and not any("k_proj" in k for k in state)
     load_pllava_weights(model, state)
