@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -85,6 +86,7 @@ class TrainedModel:
     checkpoint: Any
     weights_check: dict
     seed: int
+    generation: dict = field(default_factory=dict)  # default generation settings (an export records its own)
 
 
 def build_trained_model(spec: str, *, trust_imports: bool = False, allow_changed_weights: bool = False,
@@ -94,26 +96,25 @@ def build_trained_model(spec: str, *, trust_imports: bool = False, allow_changed
     (the random init of anything no weight file fills), the trainable tensors loaded strictly (``load_trained``).
 
     ``spec``: a run directory, its ``checkpoints`` folder or one checkpoint (a self-contained one: its manifest
-    holds the config). The run's ``imports`` run code, so they are imported only with ``trust_imports``.
+    holds the config), or a folder ``vlmkit export`` wrote (``build_exported_model``). The run's ``imports`` run
+    code, so they are imported only with ``trust_imports``.
     """
     from vlmkit.errors import ConfigError
-    from vlmkit.plugins import import_modules
+    from vlmkit.export.layout import is_export
     from vlmkit.runners import checkpoint as ckpt
     from vlmkit.runners.rng import seed_everything
     from vlmkit.runners.trained_model import check_trained_model, load_trained, saved_run_config
 
     say = say or (lambda text: None)
+    if is_export(spec):
+        return build_exported_model(spec, trust_imports=trust_imports, seed=seed)
     path = ckpt.resolve(str(spec), str(spec))
     manifest = ckpt.read_manifest(path)
     config = saved_run_config(path, manifest)
     if not config or not config.get("model"):
         raise ConfigError("checkpoint", f"{path} records no model config (neither its manifest nor a run config "
                                         f"next to it): nothing to build the model from")
-    imports = [str(m) for m in (config.get("imports") or [])]
-    if imports and not trust_imports:
-        raise ConfigError("trust_imports", f"the run's saved config imports {imports}, and importing a module runs "
-                                           f"its code; pass trust_imports=True (--trust-imports) if you trust them")
-    import_modules(imports)
+    check_imports(config, trust_imports)
     checks = dict(allow_config_mismatch=False, ignore=[], allow_changed_weights=allow_changed_weights)
     check_trained_model(path, manifest, config["model"], **checks)  # before anything heavy is built
     if seed is None:
@@ -122,3 +123,34 @@ def build_trained_model(spec: str, *, trust_imports: bool = False, allow_changed
     model = MODELS.build(OmegaConf.create(config["model"]), path="model")
     checkpoint, report = load_trained(model, str(path), config["model"], say=say, **checks)
     return TrainedModel(model.eval(), config, checkpoint, report, seed)
+
+
+def check_imports(config: dict, trust_imports: bool) -> None:
+    """Import a saved config's ``imports`` (they run code): only with ``trust_imports``."""
+    from vlmkit.errors import ConfigError
+    from vlmkit.plugins import import_modules
+
+    imports = [str(m) for m in (config.get("imports") or [])]
+    if imports and not trust_imports:
+        raise ConfigError("trust_imports", f"the run's saved config imports {imports}, and importing a module runs "
+                                           f"its code; pass trust_imports=True (--trust-imports) if you trust them")
+    import_modules(imports)
+
+
+def build_exported_model(folder: Any, *, trust_imports: bool = False, seed: int | None = None) -> TrainedModel:
+    """The model of a ``vlmkit export`` folder (``vlmkit.export.layout``): its files checked against the manifest,
+    the model built from the folder's config (architecture only, tokenizers inside the folder) and every tensor
+    loaded strictly from its ``model.safetensors``; the generation settings are the export's."""
+    from safetensors.torch import load_model
+
+    from vlmkit.export.layout import WEIGHTS, generation_of, read_export
+    from vlmkit.runners.rng import seed_everything
+
+    config, manifest = read_export(folder)
+    check_imports(config, trust_imports)
+    seed = manifest.get("seed", 0) if seed is None else seed
+    seed_everything(seed)
+    model = MODELS.build(OmegaConf.create(config["model"]), path="model")
+    load_model(model, os.path.join(str(folder), WEIGHTS), strict=True)
+    return TrainedModel(model.eval(), config, folder, {"export": str(folder), "notes": manifest.get("notes", [])},
+                        seed, generation_of(manifest))

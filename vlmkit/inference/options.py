@@ -14,7 +14,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="import the modules the run's config names (runs their code)")
     parser.add_argument("--allow-changed-weights", action="store_true",
                         help="load even if weight files changed since training (as evaluation.allow_changed_weights)")
-    gen = parser.add_argument_group("generation (default: the evaluator's)")
+    add_generation_options(parser)
+
+
+def add_generation_options(parser: argparse.ArgumentParser, title: str = "generation (default: the evaluator's)"
+                           ) -> None:
+    gen = parser.add_argument_group(title)
     gen.add_argument("--max-new-tokens", type=int)
     gen.add_argument("--num-beams", type=int)
     gen.add_argument("--do-sample", action="store_true", default=None)

@@ -111,9 +111,10 @@ def build_hf_model(auto_class: Any, *, pretrained: Optional[str], config: Option
         mark_loaded((p for name, p in model.named_parameters() if name not in missing),
                     f"{pretrained} (transformers)")
     else:
-        model = auto_class.from_config(hf_config, attn_implementation=attn, trust_remote_code=trust_remote_code)
-        if torch_dtype is not None:
-            model = model.to(torch_dtype)
+        # built in the dtype, as from_pretrained does: buffers kept in float32 (rotary inv_freq) stay float32, so
+        # the same weights compute the same whether read from a checkpoint or an export (``.to`` would cast them)
+        model = auto_class.from_config(hf_config, attn_implementation=attn, trust_remote_code=trust_remote_code,
+                                       **({"dtype": torch_dtype} if torch_dtype is not None else {}))
     return model, getattr(model.config, "_attn_implementation", attn) or attn
 
 
