@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vlmkit.config import to_dict
+from vlmkit.protocols import StatesDataContract
 from vlmkit.registry import DATASETS, MODELS, RUNNERS, Registry
 from vlmkit.schema import signature_of
 
@@ -24,7 +25,7 @@ def build_model(cfg: DictConfig) -> Any:
 
 def build_datasets(cfg: DictConfig, model: Any) -> dict[str, Any]:
     """Each dataset is built against the model's data contract (tokenizer, template, token counts)."""
-    contract = model.data_contract() if hasattr(model, "data_contract") else None
+    contract = model.data_contract() if isinstance(model, StatesDataContract) else None
     return {str(key): build_offering(DATASETS, entry, f"datasets.{key}", contract=contract)
             for key, entry in cfg.datasets.items()}
 

@@ -172,12 +172,18 @@ class HasLanguageModel(Protocol):
 
 
 @runtime_checkable
-class VideoModel(GeneratingModel, HasLanguageModel, Protocol):
+class StatesDataContract(Protocol):
+    """A model that tells the data side how to build its inputs (tokenizer, template, visual tokens per video);
+    datasets are built against it. The runner's plain LMs have none."""
+
+    def data_contract(self) -> DataContract: ...
+
+
+@runtime_checkable
+class VideoModel(GeneratingModel, HasLanguageModel, StatesDataContract, Protocol):
     """What the data side and evaluation read of a composite model (``VideoLLM``) beyond ``model(**batch)``."""
 
     visual_tokens: int
-
-    def data_contract(self) -> DataContract: ...
 
 
 GENERATING_MEMBERS = ("generate", "batch_keys")
@@ -287,7 +293,7 @@ class Task(Protocol):
 
 
 __all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "GeneratingModel",
-           "HasLanguageModel", "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates",
+           "HasLanguageModel", "StatesDataContract", "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates",
            "ReportsBadSamples", "Mixture", "RecordDataset", "RecordStream", "HasTextLengths", "Task",
            "MEMBER_MEANINGS", "missing_members", "require_members", "with_stage_defaults", "is_encoder_decoder",
            "LLM_MEMBERS", "GENERATING_MEMBERS"]

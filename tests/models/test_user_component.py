@@ -121,3 +121,38 @@ def test_a_stage_whose_out_tokens_disagrees_with_its_output_is_named(tmp_path, u
     with pytest.raises(ValueError, match=r"model.branches\[0\].stages\[1\] \(TimeMaxKeepingShape\) returned "
                                          r"\(T, N\)=\(1, 16\) but its out_tokens announced \(4, 16\)"):
         model(**batch)
+
+
+PLAIN_LLM = '''
+import torch
+from vlmkit.registry import LLMS
+
+@LLMS.register("plain_lm")
+class PlainLM(torch.nn.Module):
+    """Wraps an LM but states none of what the composite reads besides its width and tokenizer."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokenizer, self.hidden_size = object(), 32
+
+    def embed(self, input_ids):
+        raise NotImplementedError
+'''
+
+
+def test_an_llm_wrapper_without_the_language_model_members_is_refused_naming_them(user_project):
+    from vlmkit.registry import MODELS
+
+    (user_project / "broken_project").mkdir()
+    (user_project / "broken_project" / "plain_lm.py").write_text(PLAIN_LLM)
+    __import__("broken_project.plain_lm")
+    cfg = {"name": "video_llm", "llm": {"name": "plain_lm"}, "template": {"name": "vicuna_v1"},
+           "sampling": {"sampler": {"name": "linspace", "num_frames": 4}},
+           "branches": [{"encoder": {"name": "clip_vit", "config": {"hidden_size": 32, "image_size": 32}}}]}
+    with pytest.raises(ValueError) as raised:
+        MODELS.build(cfg, path="model")
+    message = str(raised.value)
+    assert message.startswith("model.llm: broken_project.plain_lm.PlainLM is used as the LLM")
+    for member in ("is_encoder_decoder", "streams_visual", "reads_visual_mask", "add_special_tokens", "generate"):
+        assert f"'{member}'" in message
+    assert "'embed'" not in message and "HFLanguageModel" in message

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from vlmkit.contracts import VIDEO_PLACEHOLDER
 from vlmkit.errors import VlmkitError
+from vlmkit.protocols import StatesDataContract
 from vlmkit.tools.checksums import sha256_of
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf"}
@@ -128,7 +129,7 @@ def _checkpoint_sha256(checkpoint: Path) -> str:
 
 def prompt_of(model: Any) -> Optional[dict[str, str]]:
     """The template's name and a probe conversation as it renders it (None for a model without a contract)."""
-    if not hasattr(model, "data_contract"):
+    if not isinstance(model, StatesDataContract):
         return None
     contract = model.data_contract()
     rendered = contract.template.render(PROBE, add_generation_prompt=True, tokenizer=contract.tokenizer)
