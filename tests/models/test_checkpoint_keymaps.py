@@ -9,7 +9,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from tests.models.tiny_published_checkpoints import blip2_stage1_checkpoint, video_llama_checkpoint
+from tests.models.test_published_key_lists import video_xl_released_names
+from tests.models.tiny_published_checkpoints import blip2_stage1_checkpoint, random_tensors, video_llama_checkpoint
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
 from vlmkit.errors import DataError
@@ -220,28 +221,16 @@ def test_pickles_with_code_are_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- Video-XL
-def released_video_xl(model) -> dict:
-    """A tiny Video-XL model's weights under the released LlavaQwenForCausalLM names, written from the layout's
-    description (model.embed_tokens / model.layers.N... / model.beacon_embed_tokens / model.norm / lm_head,
-    model.mm_projector.{0,2}, model.vision_tower.vision_tower.vision_model.*), not from the key map."""
-    tower = model.branches[0].encoder.model
-    tower = getattr(tower, "vision_model", tower)  # transformers < 5 nests the CLIP tower one level deeper
-    state = {}
-    for name, tensor in model.llm.model.model.state_dict().items():
-        state[f"model.{name}"] = tensor.clone()
-    state["lm_head.weight"] = model.llm.model.lm_head.weight.detach().clone()
-    for index in (0, 2):
-        for kind in ("weight", "bias"):
-            state[f"model.mm_projector.{index}.{kind}"] = getattr(model.branches[0].stages[0].layers[index],
-                                                                  kind).detach().clone()
-    for name, tensor in tower.state_dict().items():
-        state[f"model.vision_tower.vision_tower.vision_model.{name}"] = tensor.clone()
-    return state
+def released_video_xl(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A released Video-XL (LlavaQwenForCausalLM) checkpoint at video_xl/tiny's sizes: names and shapes from
+    transformers' classes and Video-XL's model code (test_published_key_lists.video_xl_released_names), not from
+    vlmkit's modules or key map; random values."""
+    return random_tensors(video_xl_released_names(), seed)
 
 
 def test_released_video_xl_names_land_on_the_beacon_llm_clip_and_projector(tmp_path):
     model = tiny(tmp_path, "video_xl/tiny", 0)
-    state = released_video_xl(model)
+    state = released_video_xl()
     assert {"model.layers.1.self_attn.beacon_k_proj.weight", "model.beacon_embed_tokens.weight",
             "model.mm_projector.2.bias", "model.vision_tower.vision_tower.vision_model.post_layernorm.weight",
             "model.vision_tower.vision_tower.vision_model.encoder.layers.1.self_attn.q_proj.weight",
@@ -258,8 +247,7 @@ def test_released_video_xl_names_land_on_the_beacon_llm_clip_and_projector(tmp_p
 
 
 def test_a_released_video_xl_folder_loads_through_init_weights(tmp_path):
-    source = tiny(tmp_path, "video_xl/tiny", 0)
-    state = released_video_xl(source)
+    state = released_video_xl()
     state["model.vision_tower.vision_tower.vision_model.embeddings.position_ids"] = torch.arange(17)[None]
     folder = tmp_path / "Video-XL"  # transformers-style shards with an index, as the release ships them
     folder.mkdir()
@@ -271,14 +259,24 @@ def test_a_released_video_xl_folder_loads_through_init_weights(tmp_path):
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     path = tmp_path / "exp.yaml"
     path.write_text(f"model:\n  preset: video_xl/tiny\n  init_weights: [{{path: '{folder}', layout: video_xl}}]\n")
-    torch.manual_seed(1)
-    target = build_model(load_config(path))
-    assert same(target, source)  # every tensor, the summary-token projections and embedding included
+    targets = []
+    for seed in (1, 2):  # different random weights before loading ...
+        torch.manual_seed(seed)
+        targets.append(build_model(load_config(path)))
+    assert same(*targets)  # ... the same after: every tensor came from the folder, summary-token parts included
+    target = targets[0]
+    assert torch.equal(target.llm.model.model.layers[1].self_attn.beacon_k_proj.weight,
+                       state["model.layers.1.self_attn.beacon_k_proj.weight"])
+    assert torch.equal(target.llm.model.model.beacon_embed_tokens.weight, state["model.beacon_embed_tokens.weight"])
+    assert torch.equal(target.branches[0].stages[0].layers[2].bias, state["model.mm_projector.2.bias"])
+    tower = target.branches[0].encoder.model
+    assert torch.equal(getattr(tower, "vision_model", tower).post_layernorm.weight,
+                       state["model.vision_tower.vision_tower.vision_model.post_layernorm.weight"])
 
 
 def test_a_released_video_xl_checkpoint_without_beacon_k_proj_is_refused_by_name(tmp_path):
-    source, target = tiny(tmp_path, "video_xl/tiny", 0), tiny(tmp_path, "video_xl/tiny", 1)
-    state = released_video_xl(source)
+    target = tiny(tmp_path, "video_xl/tiny", 1)
+    state = released_video_xl()
     del state["model.layers.1.self_attn.beacon_k_proj.weight"]
     state["model.vision_resampler.mm_projector.weight"] = torch.randn(3)
     before = {k: v.clone() for k, v in target.state_dict().items()}
@@ -292,7 +290,10 @@ def test_a_released_video_xl_checkpoint_without_beacon_k_proj_is_refused_by_name
     assert "model.vision_resampler.mm_projector.weight (no rule of layout 'video_xl' maps it)" in message
     assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
     # a target set to None is not loaded: only the LLM from the release
-    llm_only = {k: v for k, v in released_video_xl(source).items() if not k.startswith("model.vision_tower.")
+    released = released_video_xl()
+    llm_only = {k: v for k, v in released.items() if not k.startswith("model.vision_tower.")
                 and not k.startswith("model.mm_projector.")}
     report = load_mapped(target, llm_only, layouts.video_xl(encoder=None, projector=None))
-    assert report.ok and same(target.llm, source.llm) and not same(target.branches, source.branches)
+    assert report.ok and torch.equal(target.llm.model.model.layers[1].self_attn.beacon_k_proj.weight,
+                                     released["model.layers.1.self_attn.beacon_k_proj.weight"])
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items() if k.startswith("branches."))

@@ -207,12 +207,12 @@ def test_pllava_saved_names_fill_the_lora_adapters_and_projector(tmp_path):
     assert torch.equal(model.get_submodule(QF).layers[2].bias, state["multi_modal_projector.linear_2.bias"])
 
 
-def test_video_xl_released_names_fill_the_beacon_llm_tower_and_projector(tmp_path):
-    """Video-XL's LlavaQwenForCausalLM: transformers' Qwen2ForCausalLM names (the class on meta) plus, from Video-XL's
-    modeling_qwen2.py, ``model.beacon_embed_tokens`` Embedding(1, H) and each attention's ``beacon_{q,k,v}_proj``
-    shaped as ``{q,k,v}_proj``; LLaVA-NeXT's ``model.mm_projector.{0,2}`` (mlp2x_gelu) and CLIPVisionTower
-    ``model.vision_tower.vision_tower`` = a CLIPVisionModel saved by transformers 4.x (its tower under
-    'vision_model.')."""
+def video_xl_released_names() -> dict[str, tuple[int, ...]]:
+    """Video-XL's LlavaQwenForCausalLM at video_xl/tiny's sizes: transformers' Qwen2ForCausalLM names (the class on
+    meta) plus, from Video-XL's modeling_qwen2.py, ``model.beacon_embed_tokens`` Embedding(1, H) and each attention's
+    ``beacon_{q,k,v}_proj`` shaped as ``{q,k,v}_proj``; LLaVA-NeXT's ``model.mm_projector.{0,2}`` (mlp2x_gelu) and
+    CLIPVisionTower ``model.vision_tower.vision_tower`` = a CLIPVisionModel saved by transformers 4.x (its tower
+    under 'vision_model.')."""
     from transformers import CLIPVisionConfig, CLIPVisionModel, Qwen2Config, Qwen2ForCausalLM
 
     qwen = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -226,8 +226,12 @@ def test_video_xl_released_names_fill_the_beacon_llm_tower_and_projector(tmp_pat
     clip = class_shapes(CLIPVisionModel, CLIPVisionConfig(**EVA))
     shapes.update({"model.vision_tower.vision_tower." + re.sub(r"^(?!vision_model\.)", "vision_model.", k): v
                    for k, v in clip.items()})
+    return shapes
+
+
+def test_video_xl_released_names_fill_the_beacon_llm_tower_and_projector(tmp_path):
     path = tmp_path / "Video-XL.safetensors"
-    write(path, shapes)
+    write(path, video_xl_released_names())
     model = build(tmp_path, "video_xl/tiny", path, "video_xl")
     from_file(model, ["llm", "branches.0.stages.0"], path, "video_xl")
     assert f"{path} (video_xl)" in source_report(model, [ENC])[ENC]
