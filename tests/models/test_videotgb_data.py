@@ -12,7 +12,8 @@ from tests.models.recipe_helpers import build_preset
 from vlmkit.demo import synthetic_video as sv
 from vlmkit.errors import DataError
 from vlmkit.registry import DATASETS
-from vlmkit.tools.tgb_pseudo_labels import main as pseudo_label_main, unigram_recall
+from vlmkit.models.selectors.pseudo_labels import unigram_recall
+from vlmkit.tools.tgb_pseudo_labels import main as pseudo_label_main
 
 
 @pytest.fixture(scope="module")
