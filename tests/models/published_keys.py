@@ -26,6 +26,16 @@ Sources (salesforce-lavis 1.0.2 from PyPI, and salesforce/LAVIS main for Instruc
   ``blocks.N``: ``norm1`` / ``norm2`` LayerNorm, ``attn.qkv`` Linear(D, 3D, bias=False) with separate ``q_bias`` and
   ``v_bias`` (D) (``qkv_bias=True``: the key has no bias), ``attn.proj`` Linear(D, D), ``mlp.fc1`` / ``mlp.fc2``;
   no final norm (BLIP-2's ``ln_vision`` follows the tower) and no ``gamma_1/2`` (``init_values`` is None).
+- InternVideo2 (OpenGVLab/InternVideo, ``InternVideo2/multi_modality/models/backbones/internvideo2/internvideo2.py``,
+  ``PretrainInternVideo2`` as ``pretrain_internvideo2_1b_patch14_224`` builds it; the stage-2 file stores it under
+  ``vision_encoder.``): ``patch_embed.proj`` Conv3d(3, D, (tubelet, p, p)) with bias, ``cls_token``, ``pos_embed``
+  (1, T*HW + 1, D) and, with ``sep_image_video_pos_embed``, ``img_pos_embed`` (1, HW + 1, D); ``blocks.N``:
+  ``norm1`` / ``norm2`` RMSNorm (weight only), ``attn.qkv`` Linear(D, 3D, bias=False), ``attn.q_norm`` /
+  ``attn.k_norm`` RMSNorm (``qk_normalization``), ``attn.proj``, ``ls1.gamma`` / ``ls2.gamma`` (LayerScale),
+  ``mlp.fc1`` / ``mlp.fc2``; distillation heads ``clip_projector`` (AttentionPoolingBlock: ``norm1_q/k/v``
+  LayerNorms, ``cross_attn.q/k/v`` without bias + ``q_bias/k_bias/v_bias``, ``cross_attn.proj`` to the CLIP width),
+  ``clip_decoder.N`` / ``final_clip_decoder`` (Linear_Decoder: ``head``, ``norm``), ``clip_pos_embed``,
+  ``clip_img_pos_embed``.
 - Video-LLaMA ``video_llama/models/video_llama.py`` ``VideoLLAMA``: ``video_Qformer`` (the same BERT Q-Former over
   the frame queries; ``cls``, word/position embeddings and each layer's ``intermediate``/``output`` set to None),
   ``video_query_tokens``, ``video_frame_position_embedding`` Embedding(max_frame_pos, H), ``llama_proj``.
@@ -154,3 +164,34 @@ def lavis_eva_vit(width: int, intermediate: int, layers: int, image_size: int, p
         out[block + "mlp.fc1.weight"], out[block + "mlp.fc1.bias"] = (intermediate, d), (intermediate,)
         out[block + "mlp.fc2.weight"], out[block + "mlp.fc2.bias"] = (d, intermediate), (d,)
     return out
+
+
+def internvideo2_stage2(width: int, depth: int, mlp_hidden: int, image_size: int, patch_size: int, frames: int,
+                        tubelet: int = 1, clip_width: int = 16, teacher_width: int = 64, return_layers: int = 1,
+                        prefix: str = "vision_encoder.") -> Shapes:
+    """InternVideo2's ``PretrainInternVideo2`` state dict (sep_image_video_pos_embed, qk_normalization, LayerScale,
+    no qkv bias) under ``prefix``, distillation heads included."""
+    d, hw = width, (image_size // patch_size) ** 2
+    out = {"patch_embed.proj.weight": (d, 3, tubelet, patch_size, patch_size), "patch_embed.proj.bias": (d,),
+           "cls_token": (1, 1, d), "pos_embed": (1, frames // tubelet * hw + 1, d), "img_pos_embed": (1, hw + 1, d),
+           "clip_pos_embed": (1, frames // tubelet * hw + 1, d), "clip_img_pos_embed": (1, hw + 1, d)}
+    for n in range(depth):
+        block = f"blocks.{n}."
+        for name in ("norm1", "norm2", "attn.q_norm", "attn.k_norm", "ls1", "ls2"):
+            out[block + name + (".gamma" if name.startswith("ls") else ".weight")] = (d,)
+        out[block + "attn.qkv.weight"] = (3 * d, d)
+        out[block + "attn.proj.weight"], out[block + "attn.proj.bias"] = (d, d), (d,)
+        out[block + "mlp.fc1.weight"], out[block + "mlp.fc1.bias"] = (mlp_hidden, d), (mlp_hidden,)
+        out[block + "mlp.fc2.weight"], out[block + "mlp.fc2.bias"] = (d, mlp_hidden), (d,)
+    pool = "clip_projector."
+    for norm in ("norm1_q", "norm1_k", "norm1_v"):
+        out[pool + norm + ".weight"] = out[pool + norm + ".bias"] = (d,)
+    for name in "qkv":
+        out[f"{pool}cross_attn.{name}.weight"], out[f"{pool}cross_attn.{name}_bias"] = (d, d), (d,)
+    out[pool + "cross_attn.proj.weight"], out[pool + "cross_attn.proj.bias"] = (clip_width, d), (clip_width,)
+    decoders = {f"clip_decoder.{i}.": (teacher_width, d) for i in range(return_layers)}
+    decoders["final_clip_decoder."] = (clip_width, clip_width)
+    for name, (n_out, n_in) in decoders.items():
+        out[name + "head.weight"], out[name + "head.bias"] = (n_out, n_in), (n_out,)
+        out[name + "norm.weight"] = out[name + "norm.bias"] = (n_out,)
+    return {prefix + name: shape for name, shape in out.items()}

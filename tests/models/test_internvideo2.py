@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from tests.models.published_keys import internvideo2_stage2
+from tests.models.tiny_published_checkpoints import random_tensors
 from vlmkit.errors import ConfigError
 from vlmkit.registry import ENCODERS
 
@@ -57,13 +59,12 @@ def test_output_is_the_second_to_last_block_of_the_published_math_without_cls():
     assert last.blocks_used == 3 and enc.blocks_used == 2
 
 
-def published_names(enc):
-    """The stage-2 checkpoint layout: 'module' -> 'vision_encoder.' + ViT names, plus heads we do not use."""
-    state = {f"vision_encoder.{k}": torch.randn_like(v) for k, v in enc.state_dict().items()}
-    state["vision_encoder.clip_projector.cross_attn.q.weight"] = torch.randn(32, 32)
-    state["vision_encoder.clip_decoder.0.head.weight"] = torch.randn(64, 32)
-    state["vision_encoder.final_clip_decoder.head.weight"] = torch.randn(16, 32)
-    state["vision_encoder.clip_pos_embed"] = torch.randn(1, 65, 32)
+def published_names(enc=None):
+    """The stage-2 checkpoint ('module' -> 'vision_encoder.' + PretrainInternVideo2's names, distillation heads
+    included: published_keys.internvideo2_stage2, from InternVideo2's own model code) at TINY's sizes with 4-frame
+    position tables, plus a text-side tensor; random values."""
+    shapes = internvideo2_stage2(width=32, depth=3, mlp_hidden=64, image_size=32, patch_size=8, frames=4)
+    state = random_tensors(shapes)
     state["text_encoder.bert.embeddings.word_embeddings.weight"] = torch.randn(10, 8)
     return state
 

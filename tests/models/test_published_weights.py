@@ -14,6 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tests.models.recipe_helpers import batch_for, train_steps
+from tests.models.published_keys import internvideo2_stage2
 from tests.models.test_published_key_lists import llava_next_hub_names
 from tests.models.tiny_published_checkpoints import (blip2_flant5_checkpoint, eva_vit_g_checkpoint, random_tensors,
                                                      video_llama_checkpoint)
@@ -185,8 +186,9 @@ def test_videogpt_plus_trains_from_phi3_clip_and_internvideo2(tmp_path, weights)
     save_clip(reference.branches[0].encoder, weights / "clip-vit-large-patch14-336")
     internvideo2 = weights / "InternVideo2-Stage2_1B-224p-f4" / "InternVideo2-stage2_1b-224p-f4.pt"
     internvideo2.parent.mkdir()
-    state = {f"vision_encoder.{k}": torch.randn_like(v) for k, v in reference.branches[1].encoder.state_dict().items()}
-    state["vision_encoder.clip_decoder.0.head.weight"] = torch.randn(8, 24)  # distillation head, not used
+    # InternVideo2's own names (published_keys) at the tiny tower's sizes, distillation heads included (not used)
+    state = random_tensors(internvideo2_stage2(width=24, depth=3, mlp_hidden=48, image_size=16, patch_size=4,
+                                               frames=4))
     torch.save({"module": state}, internvideo2)
     model = build_tiny_with_shipped_weights(tmp_path, config, "videogpt_plus/tiny")
     assert_frozen_loaded(model, weights)
