@@ -102,14 +102,13 @@ torch.save({"ids": ids, "logits": logits}, out)
 def test_the_merged_llm_alone_loads_with_auto_model_for_causal_lm(tmp_path):
     trained = trained_from_preset(tmp_path, "pllava/tiny")  # LoRA on q/v, eval alpha
     llm = trained.model.llm
+    ids = llm.tokenizer(["what colour is the shape", "which way does it move"], return_tensors="pt", padding=True)
+    with torch.no_grad():  # the wrapper as VideoLLM calls it in evaluation, LoRA not merged yet
+        ours = llm(inputs_embeds=llm.embed(ids["input_ids"]), attention_mask=ids["attention_mask"]).logits
     export_trained(trained, tmp_path / "llm", fmt="hf-llm")
     run_isolated(HF_LLM, tmp_path / "llm", tmp_path / "llm.pt", cwd=tmp_path)
     theirs = torch.load(tmp_path / "llm.pt", weights_only=False)
-    ids = llm.tokenizer(["what colour is the shape", "which way does it move"], return_tensors="pt", padding=True)
     assert theirs["ids"]["input_ids"].tolist() == ids["input_ids"].tolist()
-    embeds = llm.embed(ids["input_ids"])
-    with torch.no_grad():  # the wrapper as VideoLLM calls it, on the unmerged weights' merged copy
-        ours = llm(inputs_embeds=embeds, attention_mask=ids["attention_mask"]).logits
     torch.testing.assert_close(theirs["logits"], ours, atol=ATOL, rtol=0)
 
 
