@@ -8,8 +8,9 @@ import re
 import pytest
 import safetensors.torch
 import torch
+from transformers import Blip2ForConditionalGeneration
 
-from tests.models.test_published_key_lists import video_xl_released_names
+from tests.models.test_published_key_lists import BLIP2_TINY, class_shapes, video_xl_released_names
 from tests.models.tiny_published_checkpoints import blip2_stage1_checkpoint, random_tensors, video_llama_checkpoint
 from vlmkit.assemble import build_model
 from vlmkit.config import load_config
@@ -120,14 +121,15 @@ def test_lavis_blip2_and_video_llama_checkpoints_fill_the_model(tmp_path):
 
 
 def test_transformers_blip2_layout(tmp_path):
-    source, target = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
-    qformer = source.get_submodule(QF)
-    state = {f"qformer.{k}": v for k, v in qformer.qformer.state_dict().items()}
-    state["query_tokens"] = qformer.query_tokens.detach()
-    state.update({f"vision_model.{k}": v for k, v in source.get_submodule(ENC).model.state_dict().items()})
-    state["language_model.lm_head.weight"] = torch.randn(10, 4)
-    assert load_mapped(target, state, layouts.blip2_hf(QF, encoder=ENC)).ok
-    assert same(target.get_submodule(QF), qformer) and same(target.get_submodule(ENC), source.get_submodule(ENC))
+    # names from transformers' Blip2ForConditionalGeneration itself (on meta), at video_llama/tiny's sizes
+    state = random_tensors(class_shapes(Blip2ForConditionalGeneration, BLIP2_TINY))
+    first, second = tiny(tmp_path, "video_llama/tiny", 0), tiny(tmp_path, "video_llama/tiny", 1)
+    for model in (first, second):
+        assert load_mapped(model, state, layouts.blip2_hf(QF, encoder=ENC)).ok
+    assert same(first.get_submodule(QF), second.get_submodule(QF))
+    assert same(first.get_submodule(ENC), second.get_submodule(ENC))
+    assert torch.equal(first.get_submodule(QF).query_tokens, state["query_tokens"])
+    assert torch.equal(first.get_submodule(ENC).model.post_layernorm.weight, state["vision_model.post_layernorm.weight"])
 
 
 def test_strict_loading_lists_missing_unexpected_and_mismatched_keys_and_writes_nothing(tmp_path):

@@ -89,12 +89,15 @@ def test_transformers_instructblip_names_fill_the_videotgb_qformer_tower_and_pro
                        state["qformer.embeddings.layernorm.weight"])
 
 
-def test_transformers_blip2_names_fill_the_video_llama_qformer_and_tower(tmp_path):
-    config = Blip2Config(vision_config=EVA, text_config=TINY_OPT, num_query_tokens=4,
+# BLIP-2 at video_llama/tiny's sizes (EVA tower, Q-Former with cross-attention every 2nd layer, 4 queries)
+BLIP2_TINY = Blip2Config(vision_config=EVA, text_config=TINY_OPT, num_query_tokens=4,
                          qformer_config=dict(hidden_size=32, num_attention_heads=4, intermediate_size=64,
                                              num_hidden_layers=2, cross_attention_frequency=2,
                                              encoder_hidden_size=32))
-    shapes = class_shapes(Blip2ForConditionalGeneration, config)
+
+
+def test_transformers_blip2_names_fill_the_video_llama_qformer_and_tower(tmp_path):
+    shapes = class_shapes(Blip2ForConditionalGeneration, BLIP2_TINY)
     path = tmp_path / "blip2.safetensors"
     write(path, shapes)
     model = build(tmp_path, "video_llama/tiny", path, "blip2_hf", f"{{qformer: {QF}, encoder: {ENC}}}")
