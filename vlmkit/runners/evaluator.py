@@ -36,15 +36,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from vlmkit.assemble import build_offering
-from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError
-from vlmkit.registry import LOGGERS, RUNNERS, TASKS, Registry
+from vlmkit.registry import RUNNERS, TASKS, Registry
 from vlmkit.runners import distributed, provenance
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
-from vlmkit.runners.context import PRECISIONS, autocast
+from vlmkit.runners.context import RunContext
 from vlmkit.runners.provenance import StalePredictionsError
-from vlmkit.runners.rng import seed_everything
 from vlmkit.runners.train_data import collate_fn_of
 from vlmkit.runners.trained_model import load_trained
 from vlmkit.runners.workers import check_num_workers, resolve_num_workers
@@ -193,22 +191,14 @@ class Evaluator:
                                                    f"datasets: {sorted(datasets)}")
         self.batch_size, self.num_workers, self.resume = batch_size, num_workers, resume
         self.on_stale_predictions = on_stale_predictions
-        self.autocast_dtype = PRECISIONS[precision]
         self.config = config
         self.generation = generation_settings(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
                                               temperature=temperature, top_p=top_p,
                                               repetition_penalty=repetition_penalty)
 
-        self.device = distributed.pick_device(distributed.read_env(), device)
-        self.env = distributed.init_distributed(self.device)
-        seed_everything(seed + self.env.rank)
-        self.output_dir = Path(distributed.broadcast_object(str(output_dir)))
-        self.loggers = [LOGGERS.build(cfg, f"evaluation.loggers[{i}]") for i, cfg in enumerate(loggers)]
-        if self.env.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if config is not None:
-                save_config(OmegaConf.create(config), self.output_dir)
-        distributed.barrier()
+        self.ctx = RunContext(section="evaluation", output_dir=output_dir, device=device, seed=seed,
+                              precision=precision, loggers=loggers, config=config)
+        self.env, self.device, self.output_dir = self.ctx.env, self.ctx.device, self.ctx.output_dir
 
         self.checkpoint: Optional[Path] = None
         self.weights_check: Optional[dict[str, Any]] = None  # what check_trained_model verified
@@ -234,7 +224,7 @@ class Evaluator:
         # checked before the build too (assemble); warnings said here
         path, self.weights_check = load_trained(model, spec, (self.config or {}).get("model"),
                                                 allow_config_mismatch=allow_mismatch, ignore=ignore,
-                                                allow_changed_weights=allow_changed_weights, say=self._say)
+                                                allow_changed_weights=allow_changed_weights, say=self.ctx.say)
         return path
 
     def _build_tasks(self, tasks: Any) -> dict[str, Any]:
@@ -272,12 +262,6 @@ class Evaluator:
                     data=provenance.data_of((config.get("datasets") or {}).get(key), self.datasets[key]))
                 for key in self.splits}
 
-    # ------------------------------------------------------------------ reporting
-    def _say(self, text: str) -> None:
-        if self.env.is_main:
-            for logger in getattr(self, "loggers", ()):
-                logger.message(text)
-
     # ------------------------------------------------------------------ predictions
     def _shard_dir(self, key: str) -> Path:
         return self.output_dir / "predictions" / key
@@ -297,7 +281,7 @@ class Evaluator:
             total = sum(len(records) for records in files.values())
             return provenance.stale_message(shard_dir, stale, total, self.fingerprints[key]), {}
         if stale:
-            self._say(f"{key}: recomputing {len(stale)} predictions made by a different run")
+            self.ctx.say(f"{key}: recomputing {len(stale)} predictions made by a different run")
             for path, records in files.items():
                 provenance.rewrite_records(path, [r for r in records if r.get("fingerprint") == current])
         provenance.write_fingerprint(shard_dir, current, self.fingerprints[key])
@@ -346,9 +330,9 @@ class Evaluator:
             raise StalePredictionsError(refusal)
         todo, known_ids = self._todo(key, dataset, done)
         shard = todo[self.env.rank::self.env.world_size]
-        self._say(f"{key}: {len(done)} samples predicted earlier with this fingerprint (same weights, configs "
-                  f"and data) reused, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
-                  f" to do on {self.env.world_size} process(es)")
+        self.ctx.say(f"{key}: {len(done)} samples predicted earlier with this fingerprint (same weights, configs "
+                     f"and data) reused, {len(todo) if known_ids else 'up to ' + str(len(todo))}"
+                     f" to do on {self.env.world_size} process(es)")
         if not shard:
             return 0
         loader = DataLoader(IndexedDataset(dataset), batch_size=self.batch_size, sampler=shard,
@@ -370,7 +354,7 @@ class Evaluator:
                 if len(keep) < len(batch["meta"]):
                     batch = select_rows(batch, keep)
                 hashes = {str(m["id"]): provenance.sample_hash(m) for m in batch["meta"]}
-                with autocast(self.device, self.autocast_dtype):
+                with self.ctx.autocast():
                     records = task.valid_step(self.model, move_to(batch, self.device))
                 for record in records:  # what produced it, and from which sample content
                     record.update(fingerprint=self.digests[key], sample_hash=hashes.get(str(record.get("id"))))
@@ -425,11 +409,10 @@ class Evaluator:
             tmp = self.output_dir / f".{RESULTS_NAME}.tmp"
             tmp.write_text(json.dumps(results, indent=2, default=str))
             os.replace(tmp, self.output_dir / RESULTS_NAME)
-            self._say(self.table(results))
+            self.ctx.say(self.table(results))
         results = distributed.broadcast_object(results)
         distributed.barrier()
-        for logger in self.loggers:
-            logger.close()
+        self.ctx.close_loggers()
         return results
 
     def _score(self, key: str, current: Optional[Mapping[str, str]] = None) -> dict[str, Any]:

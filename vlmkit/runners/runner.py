@@ -18,18 +18,16 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from vlmkit.config import save_config
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
-from vlmkit.registry import LOGGERS, OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
+from vlmkit.registry import OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
 from vlmkit.runners import checkpoint as ckpt
 from vlmkit.runners import distributed, sanity, trained_model
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
-from vlmkit.runners.context import PRECISIONS, autocast
+from vlmkit.runners.context import RunContext
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
@@ -122,21 +120,13 @@ class Trainer:
         self.train_splits, self.valid_splits = list(train_splits), list(valid_splits)
         self.config = config
 
-        # Processes and devices first: everything below may use collectives.
+        # Processes and devices first (the strategy joins the process group): everything below may use collectives.
         self.strategy = STRATEGIES.build(strategy, "run.strategy")
-        self.env = distributed.read_env()
-        self.device = distributed.pick_device(self.env, device)
-        self.env = self.strategy.setup(self.device)
-        seed_everything(seed + self.env.rank)
-        self.output_dir = Path(distributed.broadcast_object(str(output_dir)))
-        if self.env.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if config is not None:  # the resolved config next to the run's outputs
-                save_config(OmegaConf.create(config), self.output_dir)
-        distributed.barrier()
+        self.ctx = RunContext(section="run", output_dir=output_dir, device=device, seed=seed, precision=precision,
+                              loggers=loggers, config=config, join=self.strategy.setup)
+        self.env, self.device, self.output_dir = self.ctx.env, self.ctx.device, self.ctx.output_dir
 
         self.task = TASKS.build(task, "run.task")
-        self.loggers = [LOGGERS.build(cfg, f"run.loggers[{i}]") for i, cfg in enumerate(loggers)]
         self.datasets = datasets
         self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
         self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
@@ -166,7 +156,6 @@ class Trainer:
         self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
                                           total_steps=self.total_steps,
                                           steps_per_epoch=self.steps_per_epoch or self.total_steps)
-        self.autocast_dtype = PRECISIONS[precision]
         self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
         self.writer = ckpt.CheckpointWriter(self.output_dir / "checkpoints", self.env, keep_last)
 
@@ -226,16 +215,6 @@ class Trainer:
             yield (None if done else batch), done
 
     # ------------------------------------------------------------------ reporting
-    def _say(self, text: str) -> None:
-        if self.env.is_main:
-            for logger in self.loggers:
-                logger.message(text)
-
-    def _log(self, metrics: dict[str, float]) -> None:
-        if self.env.is_main:
-            for logger in self.loggers:
-                logger.log(self.global_step, metrics)
-
     def _startup_report(self, first_batch: Any) -> dict:
         fraction = sanity.check_supervision(first_batch, "first training batch")
         report = {"world_size": self.env.world_size, "device": str(self.device),
@@ -252,9 +231,9 @@ class Trainer:
             supervised = "n/a (no labels)" if fraction is None else f"{fraction:.1%}"
             if report["weight_sources"]:  # where every component's values came from, random ones included
                 lines += ["weight sources:", *format_report(report["weight_sources"])]
-            self._say("parameters per module:\n" + "\n".join(lines) + f"\ndatasets: {sizes}; steps: "
-                      f"{self.total_steps} ({self.steps_per_epoch}/epoch); supervised tokens in the first batch: "
-                      f"{supervised}; processes: {self.env.world_size} on {self.device}")
+            self.ctx.say("parameters per module:\n" + "\n".join(lines) + f"\ndatasets: {sizes}; steps: "
+                         f"{self.total_steps} ({self.steps_per_epoch}/epoch); supervised tokens in the first batch: "
+                         f"{supervised}; processes: {self.env.world_size} on {self.device}")
         return report
 
     # ------------------------------------------------------------------ checkpoints
@@ -282,7 +261,7 @@ class Trainer:
         if is_step:
             self.last_checkpoint = path
             self._last_saved_step = self.global_step
-        self._say(f"saved checkpoint {path}")
+        self.ctx.say(f"saved checkpoint {path}")
         return path
 
     def _restore(self, path: Path) -> None:
@@ -321,13 +300,10 @@ class Trainer:
         else:
             seed_everything(self.seed + self.env.rank + self.global_step)
         self._last_saved_step = self._last_eval_step = self.global_step
-        self._say(f"resumed from {path} at step {self.global_step} (epoch {self.epoch}, "
-                  f"{self.batches_in_epoch} batches into it)")
+        self.ctx.say(f"resumed from {path} at step {self.global_step} (epoch {self.epoch}, "
+                     f"{self.batches_in_epoch} batches into it)")
 
     # ------------------------------------------------------------------ the step
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.autocast_dtype)
-
     def _loss_weight(self, plan: StepPlan, position: int) -> float:
         """What a real micro-batch's loss (a mean over its tokens) is multiplied by before backward.  Every
         strategy averages gradients over ranks, hence the factor world_size: 'token' gives
@@ -350,7 +326,7 @@ class Trainer:
             weight = self._loss_weight(plan, position) if real else 0.0
             last = index == len(plan.positions) - 1
             with (contextlib.nullcontext() if last else self.strategy.no_sync(self.model)):
-                with self._autocast():
+                with self.ctx.autocast():
                     out = self.task.train_step(self.model, batch)
                 loss = out["loss"]
                 scaled = loss.float() * weight
@@ -405,13 +381,13 @@ class Trainer:
                 if not plan.positions:
                     continue
                 run, real = stand_in_forward(plan, batch)
-                with self._autocast():
+                with self.ctx.autocast():
                     out = self.task.valid_step(self.model, move_to(run, self.device))
                 if real:
                     records.extend(out)
             if skipped:
-                self._say(f"evaluation of '{split}': {skipped} batch(es) had no usable sample on rank "
-                          f"{self.env.rank} and were skipped")
+                self.ctx.say(f"evaluation of '{split}': {skipped} batch(es) had no usable sample on rank "
+                             f"{self.env.rank} and were skipped")
             self.eval_skipped_batches[split] = self.eval_skipped_batches.get(split, 0) + skipped
             records = distributed.gather_objects(records)
             split_metrics = self.task.evaluate(records) if self.env.is_main else None
@@ -422,7 +398,7 @@ class Trainer:
 
     def _evaluate_and_track(self) -> None:
         metrics = self.evaluate()
-        self._log({"epoch": self.epoch, **metrics})
+        self.ctx.log(self.global_step, {"epoch": self.epoch, **metrics})
         if self.monitor is None:
             return
         if self.monitor not in metrics:
@@ -433,7 +409,7 @@ class Trainer:
         if better:
             self.best = value
             self.save_checkpoint("best", metrics)
-            self._say(f"new best {self.monitor}={value:.6g} at step {self.global_step}")
+            self.ctx.say(f"new best {self.monitor}={value:.6g} at step {self.global_step}")
 
     # ------------------------------------------------------------------ the loop
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -472,17 +448,13 @@ class Trainer:
                 self._restore(Path(path))
         if path is None:  # a fresh start lists only its own bad samples (a resume continues the list)
             self.bad_samples.start_fresh(splits)
-        if self.env.is_main:
-            for logger in self.loggers:
-                logger.start(output_dir=self.output_dir, total_steps=self.total_steps, start_step=self.global_step)
+        self.ctx.start_loggers(total_steps=self.total_steps, start_step=self.global_step)
         try:
             with self._signal_handlers():
                 stopped = self._loop()
             summary = self._data_summary()
         finally:
-            if self.env.is_main:
-                for logger in self.loggers:
-                    logger.close()
+            self.ctx.close_loggers()
         return {"global_step": self.global_step, "epoch": self.epoch, "stopped_by_signal": stopped,
                 "best": self.best, "monitor": self.monitor, "skipped_steps": self.skipped_steps,
                 "last_checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
@@ -501,8 +473,8 @@ class Trainer:
                    "eval_skipped_batches": {s: sum(d.get(s, 0) for d in eval_skipped) for s in self.valid_splits},
                    "bad_samples": bad}
         if summary["skipped_batches"] or any(bad.values()):
-            self._say(f"data: {summary['skipped_batches']} training batch(es) skipped (no usable sample), "
-                      f"{self.empty_steps} step(s) without data; bad samples per split: {bad}")
+            self.ctx.say(f"data: {summary['skipped_batches']} training batch(es) skipped (no usable sample), "
+                         f"{self.empty_steps} step(s) without data; bad samples per split: {bad}")
         return summary
 
     def _finished(self) -> bool:
@@ -522,8 +494,8 @@ class Trainer:
         for i, batch in enumerate(micro):
             if batch is None:
                 self.skipped_batches += 1
-                self._say(f"skipped micro-batch {self.batches_in_epoch + i} of epoch {self.epoch} on rank "
-                          f"{self.env.rank}: the dataset skipped every sample in it")
+                self.ctx.say(f"skipped micro-batch {self.batches_in_epoch + i} of epoch {self.epoch} on rank "
+                             f"{self.env.rank}: the dataset skipped every sample in it")
             elif not reported:
                 self._startup_report(batch)
                 reported = True
@@ -571,7 +543,7 @@ class Trainer:
                             f"{self.batches_in_epoch - 1} of the epoch; no checkpoint was written for it "
                             f"(set run.nonfinite_loss: skip to skip such steps)")
                     self.skipped_steps += 1
-                    self._say(f"skipped step {self.global_step}: non-finite loss")
+                    self.ctx.say(f"skipped step {self.global_step}: non-finite loss")
                 else:
                     grad_norm = self._apply_gradients()
                     self.global_step += 1
@@ -580,21 +552,19 @@ class Trainer:
                     self.losses.append(loss_value)
                     window.append(loss_value)
                     live = {"loss": loss_value, "lr": max(g["lr"] for g in self.optimizer.param_groups)}
-                    if self.env.is_main:
-                        for logger in self.loggers:
-                            logger.progress(self.global_step, live)
+                    self.ctx.progress(self.global_step, live)
                     if self.global_step % self.log_every == 0:
                         elapsed = time.perf_counter() - window_start
                         samples = len(window) * self.batch_size * self.grad_accum_steps * self.env.world_size
-                        self._log({"loss": sum(window) / len(window), "lr": live["lr"], "epoch": self.epoch,
-                                   "samples_per_s": samples / max(elapsed, 1e-9),
-                                   "data_wait": data_wait / max(elapsed, 1e-9),
-                                   **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
-                                   **({"grad_norm": grad_norm} if grad_norm is not None else {})})
+                        self.ctx.log(self.global_step, {
+                            "loss": sum(window) / len(window), "lr": live["lr"], "epoch": self.epoch,
+                            "samples_per_s": samples / max(elapsed, 1e-9), "data_wait": data_wait / max(elapsed, 1e-9),
+                            **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
+                            **({"grad_norm": grad_norm} if grad_norm is not None else {})})
                         window, window_start, data_wait = [], time.perf_counter(), 0.0
                     self._cadence(epoch_ended=False)
                 if stop:
-                    self._say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
+                    self.ctx.say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
                     if self._last_saved_step != self.global_step:
                         self.save_checkpoint()
                     return self._stop_signal or -1
@@ -612,4 +582,3 @@ class Trainer:
             self._evaluate_and_track()
         if self._due(self.save_every, epoch_ended) and self._last_saved_step != self.global_step:
             self.save_checkpoint()
-
