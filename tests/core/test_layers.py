@@ -126,7 +126,7 @@ def violations(graph: Mapping[str, set[str]], exceptions=frozenset()) -> list[st
 
 
 def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative), each listed as a cycle."""
+    """The strongly connected components of more than one module (Tarjan, iterative), each sorted."""
     index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], 0
     for start in sorted(graph):
         if start in index:
@@ -161,7 +161,7 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
                     if member == node:
                         break
                 if len(component) > 1:
-                    found.append(_as_cycle(sorted(component), graph))
+                    found.append(sorted(component))
     return found
 
 
@@ -195,9 +195,14 @@ def test_known_exceptions_still_exist(graph):
     assert not stale, f"these exceptions no longer match an import; delete them from KNOWN_EXCEPTIONS: {stale}"
 
 
+def describe_cycle(component: list[str], graph: Mapping[str, Iterable[str]]) -> str:
+    path = " -> ".join(_as_cycle(component, graph))
+    return path if len(component) <= 2 else f"{path}  (modules importing each other: {', '.join(component)})"
+
+
 def test_no_import_cycles(graph):
-    found = cycles(graph)
-    assert not found, "import cycles (function-level imports included):\n" + "\n".join(" -> ".join(c) for c in found)
+    found = [describe_cycle(c, graph) for c in cycles(graph)]
+    assert not found, "import cycles (function-level imports included):\n" + "\n".join(found)
 
 
 def test_only_tests_and_benchmarks_import_the_demo_from_outside_it():
@@ -257,7 +262,10 @@ def test_checker_lists_a_cycle_hidden_in_a_function(tmp_path):
         "vlmkit/contracts.py": "import vlmkit.schema\n",
         "vlmkit/errors.py": "",
     })
-    assert cycles(graph) == [["vlmkit.contracts", "vlmkit.schema", "vlmkit.registry", "vlmkit.contracts"]]
+    assert cycles(graph) == [["vlmkit.contracts", "vlmkit.registry", "vlmkit.schema"]]
+    assert describe_cycle(cycles(graph)[0], graph) == (
+        "vlmkit.contracts -> vlmkit.schema -> vlmkit.registry -> vlmkit.contracts  "
+        "(modules importing each other: vlmkit.contracts, vlmkit.registry, vlmkit.schema)")
     assert not violations(graph)
 
 
@@ -270,5 +278,5 @@ def test_demo_is_imported_by_nothing_else_in_vlmkit():
 if __name__ == "__main__":  # a quick report: python tests/core/test_layers.py
     g = import_graph()
     print("\n".join(violations(g, KNOWN_EXCEPTIONS)) or "no violations")
-    print("\n".join(" -> ".join(c) for c in cycles(g)) or "no cycles")
+    print("\n".join(describe_cycle(c, g) for c in cycles(g)) or "no cycles")
     sys.exit(0)
