@@ -2,6 +2,8 @@
 component gets when it lacks a member that cannot be defaulted."""
 from __future__ import annotations
 
+import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -9,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.models.recipe_helpers import batch_for, train_steps
-from vlmkit.assemble import build_model
+from tests.models.recipe_helpers import batch_for
+from vlmkit.assemble import assemble, build_model
 from vlmkit.config import load_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,6 +26,18 @@ TINY_BRANCH = """
       stages:
         - {name: mlp_gelu, depth: 2}
         - STAGE
+"""
+
+TRAIN = """datasets:
+  train: {name: toy_colour_videos, size: 4}
+run:
+  name: trainer
+  max_steps: 2
+  batch_size: 2
+  num_workers: 0
+  log_every: 1
+  loggers: [jsonl]
+  scheduler: {name: constant, init_lr: 0.001}
 """
 
 
@@ -41,8 +55,11 @@ def user_project(tmp_path, monkeypatch, isolated):
     root = tmp_path / "user"
     root.mkdir()
     monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
     yield root
-    for name in [n for n in sys.modules if n.split(".")[0] in ("my_project", "broken_project")]:
+    # forget what the test's configs imported, so that a later import registers again (the registrations are undone)
+    for name in [n for n in sys.modules if n.split(".")[0] in ("my_project", "broken_project")
+                 or (n == "tests.toy_video_plugin" and n not in before)]:
         del sys.modules[name]
 
 
@@ -53,18 +70,24 @@ def experiment(tmp_path, module: str, stage: str) -> Path:
 
 
 def test_readme_component_example_runs_as_written_from_a_users_file(tmp_path, user_project):
+    """The README block, copied into the user's own folder, is imported by a config and trained by vlmkit's
+    Trainer (two steps on generated videos), as train.py would."""
     relative, source = readme_component()
     assert relative == "my_project/my_pooler.py"
     (user_project / relative).parent.mkdir(parents=True)
     (user_project / relative).write_text(source)
-    cfg = load_config(experiment(tmp_path, "my_project.my_pooler", "{name: max_over_time}"), [])
+    path = experiment(tmp_path, "my_project.my_pooler", "{name: max_over_time}")
+    path.write_text(path.read_text().replace("imports: [", "imports: [tests.toy_video_plugin, ") + TRAIN)
+    cfg = load_config(path, [f"run.output_dir={tmp_path / 'run'}"], purpose="train")
     torch.manual_seed(0)
-    model = build_model(cfg)
-    assert type(model.branches[0].stages[1]).__module__ == "my_project.my_pooler"
-    assert model.visual_tokens == 16  # 4 frames x 16 patches, pooled over time to 1 x 16
-    batch = batch_for(model, ["What is it?", "Which colour?"], ["a ball", "red"])
-    losses = train_steps(model, batch, steps=2)
-    assert all(torch.isfinite(torch.tensor(losses))) and losses[1] < losses[0]
+    run = assemble(cfg, section="run")
+    stage = run.model.branches[0].stages[1]
+    assert type(stage).__module__ == "my_project.my_pooler" and stage.reads_text is False
+    assert run.model.visual_tokens == 16  # 4 frames x 16 patches, pooled over time to 1 x 16
+    run.runner.train()
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if "\"loss\"" in line]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
 
 
 PLAIN_WITHOUT_OUT_TOKENS = '''
