@@ -69,3 +69,24 @@ def test_an_edited_file_is_refused_naming_it(preset_model, tmp_path):
     (tmp_path / "out" / "tokenizers" / "llm" / "tokenizer.json").write_text("{}")
     with pytest.raises(ConfigError, match="tokenizers/llm/tokenizer.json: sha256"):
         build_trained_model(str(tmp_path / "out"))
+
+
+def test_dtype_stores_bf16_weights_that_reload_as_the_rounded_model(preset_model, tmp_path):
+    from safetensors import safe_open
+
+    import copy
+
+    trained = preset_model("tiny/pooling")
+    rounded = copy.deepcopy(trained.model)  # the model with its values rounded to bf16, computed in float32
+    with torch.no_grad():
+        for tensor in rounded.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.bfloat16().float())
+    export_trained(trained, tmp_path / "out", dtype="bf16")
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as weights:
+        dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}
+    assert dtypes == {"BF16"}
+    assert json.loads((tmp_path / "out" / "vlmkit_export.json").read_text())["dtype"] == "bfloat16"
+    reloaded = build_trained_model(str(tmp_path / "out"))  # built in the recipe's dtypes, filled with those values
+    assert next(reloaded.model.parameters()).dtype == torch.float32
+    torch.testing.assert_close(outputs_of(reloaded.model)[0], outputs_of(rounded)[0], atol=0, rtol=0)
