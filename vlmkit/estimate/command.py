@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from vlmkit.dtypes import TORCH_NAMES
 from vlmkit.errors import ConfigError
 from vlmkit.estimate import formulas
 from vlmkit.estimate.report import Estimate, Settings, estimate, optimizer_states, sharding_of
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpu-mem", type=float, default=80.0, help="memory of one GPU in GB (1e9 bytes; default 80)")
     parser.add_argument("--micro-batch", type=int, default=None,
                         help="samples per GPU per step (default run.batch_size)")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="default run.precision")
+    parser.add_argument("--precision", choices=list(TORCH_NAMES), default=None, help="default run.precision")
     parser.add_argument("--strategy", default=None, help="single, ddp, zero or fsdp (default run.strategy)")
     parser.add_argument("--text-tokens", type=int, default=512,
                         help="text tokens per sample besides the visual ones (capped by model.max_length; default 512)")

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run", help="a training run directory, its checkpoints folder or one checkpoint")
     parser.add_argument("--out", required=True, help="the folder to write (new or empty, or with --overwrite)")
     parser.add_argument("--format", default="vlmkit", choices=FORMATS, dest="fmt")
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"],
+    parser.add_argument("--dtype", choices=list(dtypes.TORCH_NAMES),
                         help="store floating-point weights in this dtype (default: as trained)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--trust-imports", action="store_true",

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vlmkit.dtypes import TORCH_NAMES
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a training run directory, its checkpoints folder or one checkpoint")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: the GPU if there is one)")
-    parser.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
+    parser.add_argument("--dtype", default=None, choices=list(TORCH_NAMES),
                         help="the evaluator's precision (autocast); default fp32")
     parser.add_argument("--trust-imports", action="store_true",
                         help="import the modules the run's config names (runs their code)")

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from vlmkit.dtypes import Precision
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
 from vlmkit.registry import OPTIMIZERS, RUNNERS, SCHEDULERS, STRATEGIES, TASKS
@@ -77,7 +78,7 @@ class Trainer:
         eval_batch_size: Optional[Positive[int]] = None,
         grad_accum_steps: Positive[int] = 1,
         clip_grad_norm: Optional[Positive[float]] = None,
-        precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+        precision: Precision = "fp32",
         seed: int = 42,
         shuffle: bool = True,
         group_by_length: bool = False,
