@@ -60,21 +60,28 @@ def stop(proc):
 
 
 class Page:
-    """The web chat as a user sees it."""
+    """The web chat as a user sees it. Texts are read in one script call each: Gradio re-renders elements while an
+    answer streams, and an element found first and read later may be gone by then."""
 
     def __init__(self, browser):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.browser, self.wait = browser, WebDriverWait(browser, 120, poll_frequency=0.2)
+        self.browser = browser
+        self.wait = WebDriverWait(browser, 240, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException])
 
     def find(self, css, many=False):
         from selenium.webdriver.common.by import By
 
         return (self.browser.find_elements if many else self.browser.find_element)(By.CSS_SELECTOR, css)
 
+    def texts(self, css):
+        return self.browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim())", css)
+
     def status_becomes(self, text):
-        self.wait.until(lambda _: self.find("#status").text.strip() == text,
-                        message=f"status never showed {text!r}")
+        self.wait.until(lambda _: self.texts("#status") == [text],
+                        message=f"the status line never showed {text!r}")
 
     def ask(self, question, turn):
         box = self.find("#question textarea")
@@ -84,7 +91,7 @@ class Page:
         return self.messages("bot")[-1]
 
     def messages(self, who):
-        return [e.text.strip() for e in self.find(f'#chat [data-testid="{who}"]', many=True)]
+        return self.texts(f'#chat [data-testid="{who}"]')
 
     def set_number(self, elem_id, value):
         from selenium.webdriver.common.keys import Keys
@@ -101,10 +108,11 @@ class Page:
                                  message=f"no example {label!r} in the list")
         option.click()
 
-    def thumbnails(self):
-        """The gallery's pictures that have loaded."""
-        return [img for img in self.find("#frames img", many=True)
-                if self.browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)]
+    def thumbnails(self) -> int:
+        """How many of the gallery's pictures have loaded."""
+        return self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#frames img')).filter(i => i.complete && i.naturalWidth)"
+            ".length")
 
 
 @pytest.mark.slow
@@ -112,7 +120,7 @@ def test_webchat_in_a_headless_browser(tiny, tmp_path):
     import vlmkit
 
     binary, driver = chromium_or_skip()
-    folder, run, data, records = tiny
+    folder, run, _, records = tiny
     first = next(r for r in records.values() if r["prediction"])
     second = next(r for r in records.values() if r is not first)
     video = first["media"]
@@ -132,8 +140,8 @@ def test_webchat_in_a_headless_browser(tiny, tmp_path):
         page.wait.until(lambda _: page.find("#video input[type=file]", many=True), message="no upload field")
         page.find("#video input[type=file]").send_keys(video)  # a generated mp4 of the tiny data set
         page.status_becomes("Video ready: ask a question.")
-        assert page.find("#frames-info").text.startswith(f"{frames} frames sampled")
-        page.wait.until(lambda _: len(page.thumbnails()) == frames, message=f"the gallery never showed {frames}")
+        assert page.texts("#frames-info")[0].startswith(f"{frames} frames sampled")
+        page.wait.until(lambda _: page.thumbnails() == frames, message=f"the gallery never showed {frames} frames")
 
         answer = model.generate(video, first["question"])
         assert answer == first["prediction"]  # evaluate.py's, which `vlmkit infer` prints (test_infer_cmd)
@@ -154,10 +162,15 @@ def test_webchat_in_a_headless_browser(tiny, tmp_path):
 
         page.pick_example(Path(second["media"]).name)  # from --examples: a new video, a new conversation
         page.status_becomes("Video ready: ask a question.")
-        assert page.messages("bot") == [] and len(page.thumbnails()) == frames
+        assert page.messages("bot") == []
+        page.wait.until(lambda _: page.thumbnails() == frames, message=f"the gallery never showed {frames} frames")
 
         leaks = remote(requested_urls(browser), "127.0.0.1")
         assert not leaks, f"the page fetched from elsewhere than the app: {leaks[:5]}"
+    except BaseException:
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)  # what the page showed when it went wrong
+        browser.save_screenshot(str(SCREENSHOT.with_name("webchat-failed.png")))
+        raise
     finally:
         try:
             browser.quit()

@@ -26,8 +26,9 @@ def build_app(chat: WebChat) -> gr.Blocks:
                 example = gr.Dropdown(choices=list(chat.examples), value=None, label="Or pick an example",
                                       elem_id="examples", visible=bool(chat.examples))
                 frames_line = gr.Markdown(elem_id="frames-info")
-                gallery = gr.Gallery(label="Sampled frames (what the model receives)", columns=4, height="auto",
-                                     allow_preview=True, interactive=False, elem_id="frames")
+                gallery = gr.Gallery(label="Sampled frames (what the model receives)", allow_preview=True,
+                                     columns=min(8, chat.model.contract.num_frames), height=240,
+                                     interactive=False, elem_id="frames")
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", height=380, elem_id="chat")
                 question = gr.Textbox(label="Question", placeholder="Ask about the video, then press Enter",
