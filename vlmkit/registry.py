@@ -220,7 +220,11 @@ class Registry:
         try:
             yield self
         finally:
-            self._entries, self._aliases, self._loaded = saved
+            entries, aliases, loaded = saved
+            for name, entry in self._entries.items():  # an index listing imported inside the block stays imported
+                if name in entries and entries[name].obj is None and entry.obj is not None:
+                    entries[name] = entry
+            self._entries, self._aliases, self._loaded = entries, aliases, loaded
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} registered)"

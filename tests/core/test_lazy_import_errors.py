@@ -1,6 +1,7 @@
 """A component module that fails to import fails every lookup with its own error, never 'unknown name'; once
 it is fixed, the next lookup loads it (a failed import must not leave a registry or the plugins half-loaded)."""
 import importlib
+import subprocess
 import sys
 import textwrap
 
@@ -66,3 +67,15 @@ def test_a_failing_entry_point_fails_again_and_loads_once_fixed(tmp_path, monkey
     importlib.invalidate_caches()
     plugins.load_entry_point_plugins()
     assert "lazily_fixed_adapter" in ADAPTERS
+
+
+def test_a_component_first_imported_inside_isolated_registries_stays_usable_after():
+    """Built-in registries list names from the schema index and import a module on first use; undoing a block's
+    registrations must not put the index's not-yet-imported listing back over the imported component (a fresh
+    process, so that the template module is imported inside the block)."""
+    code = ("from vlmkit.registry import TEMPLATES\n"
+            "with TEMPLATES.isolated():\n"
+            "    inside = TEMPLATES.get('vicuna_v1')\n"
+            "assert TEMPLATES.get('vicuna_v1') is inside\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
