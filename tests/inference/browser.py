@@ -21,7 +21,7 @@ def chromium_or_skip():
     binary = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
     driver = shutil.which("chromedriver")
     if binary is None or driver is None:
-        missing = ", ".join(n for n, found in (("chromium", binary), ("chromedriver", driver)) if found is None)
+        missing = " and ".join(n for n, found in (("chromium", binary), ("chromedriver", driver)) if found is None)
         pytest.skip(f"no {missing} on this machine: {SETUP}")
     return binary, driver
 

@@ -115,11 +115,17 @@ class Page:
             ".length")
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """(browser, chromedriver), or a skip with the set-up step; before ``tiny``, so a skip trains nothing."""
+    return chromium_or_skip()
+
+
 @pytest.mark.slow
-def test_webchat_in_a_headless_browser(tiny, tmp_path):
+def test_webchat_in_a_headless_browser(chromium, tiny, tmp_path):
     import vlmkit
 
-    binary, driver = chromium_or_skip()
+    binary, driver = chromium
     folder, run, _, records = tiny
     first = next(r for r in records.values() if r["prediction"])
     second = next(r for r in records.values() if r is not first)
