@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from vlmkit.data.datasets.base import unique_samples
+from vlmkit.protocols import ReportsBadSamples
 from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
 from vlmkit.runners.train_data import call_hook
@@ -17,7 +18,7 @@ def bad_sample_counts(datasets: Mapping[str, Any], splits: Iterable[str]) -> dic
     """Unique bad samples per split (not failed reads: a resampled sample fails again each time it is drawn),
     for datasets that keep such a list."""
     return {split: len(unique_samples(datasets[split].bad_samples())) for split in dict.fromkeys(splits)
-            if hasattr(datasets[split], "bad_samples")}
+            if isinstance(datasets[split], ReportsBadSamples)}
 
 
 class BadSampleBook:
