@@ -70,7 +70,7 @@ def llava_plan(model: Any) -> dict[str, Any]:
         raise refuse(f"the recipe picks frames with a learned selector ({type(model.selector).__name__}) that no "
                      "transformers LLaVA class has")
     llm = model.llm
-    if not isinstance(llm, CausalLM) or getattr(llm, "reads_visual_mask", False):
+    if not isinstance(llm, CausalLM) or llm.reads_visual_mask:
         raise refuse(f"the LLM ({type(llm).__name__}) is not a plain causal LM that LLaVA classes wrap")
     branch = model.branches[0]
     encoder = branch.encoder
