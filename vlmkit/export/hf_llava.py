@@ -41,7 +41,7 @@ def pool_stride(stage: Any, frames: int, grid: int) -> Optional[int]:
     (1: the identity); None for anything else. Checked on random input, not read from the stage's name."""
     try:
         out_frames, out_tokens = stage.out_tokens(grid * grid, frames)
-    except Exception:  # a stage that cannot say is not a pooling this export knows
+    except (ValueError, ConfigError):  # a stage that cannot say is not a pooling this export knows
         return None
     side = int(round(out_tokens ** 0.5))
     if out_frames != frames or side * side != out_tokens or side == 0 or grid % side:

@@ -51,7 +51,7 @@ def get_key(tree: dict, key: str) -> Any:
 def read_export(path: Any, verify: bool = True) -> tuple[dict, dict]:
     """(config, manifest) of an export folder; the config's in-folder paths made absolute. ``verify``: refuse a
     file whose sha256 differs from the manifest's (a torn copy or an edit)."""
-    import yaml
+    from omegaconf import OmegaConf
 
     from vlmkit.tools.checksums import sha256_of
 
@@ -71,7 +71,7 @@ def read_export(path: Any, verify: bool = True) -> tuple[dict, dict]:
         if bad:
             raise ConfigError("export", f"{folder} does not hold the files its manifest lists:\n" + "\n".join(bad)
                                         + "\nExport the run again")
-    config = yaml.safe_load((folder / CONFIG).read_text())
+    config = OmegaConf.to_container(OmegaConf.load(folder / CONFIG), resolve=False)
     for key in manifest.get("relative_paths", []):
         set_key(config, key, str(folder / get_key(config, key)))
     return config, manifest

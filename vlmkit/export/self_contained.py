@@ -20,13 +20,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from vlmkit import dtypes
 from vlmkit.errors import ConfigError
 from vlmkit.export import layout
 
 # transformers config keys that describe the saved file, not the architecture
 NOT_ARCHITECTURE = ("model_type", "transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype",
                     "_attn_implementation_autoset", "_commit_hash")
-DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
 def architecture_of(hf_config: Any, known: Optional[set[str]] = None) -> dict[str, Any]:
@@ -76,8 +76,8 @@ class Rewriter:
             self.notes.append(f"llm.pretrained {cfg['pretrained']} replaced by its architecture")
             cfg.update(pretrained=None, arch=hf.config.model_type, config=architecture_of(hf.config))
         dtype = next(hf.parameters()).dtype
-        if cfg.get("dtype", "auto") == "auto" and dtype in DTYPE_NAMES:
-            cfg["dtype"] = DTYPE_NAMES[dtype]  # 'auto' followed the pretrained file, which is gone
+        if cfg.get("dtype", "auto") == "auto" and dtype.is_floating_point:
+            cfg["dtype"] = dtypes.torch_name(dtype)  # 'auto' followed the pretrained file, which is gone
         self.tokenizers["llm.tokenizer"] = llm.tokenizer
 
     def _component(self, cfg: dict, module: nn.Module, key: str) -> None:
@@ -129,7 +129,7 @@ def write_self_contained(trained: Any, folder: Path, *, dtype: Optional[torch.dt
                          generation: Optional[dict] = None, merged: Optional[dict] = None) -> dict:
     """Write the export of ``trained`` (a ``TrainedModel`` whose LoRA is already merged) into ``folder``; returns
     the manifest."""
-    import yaml
+    from omegaconf import OmegaConf
     from safetensors.torch import save_model
 
     from vlmkit.runners.evaluator import generation_settings
@@ -144,14 +144,14 @@ def write_self_contained(trained: Any, folder: Path, *, dtype: Optional[torch.dt
     shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     save_model(model, str(folder / layout.WEIGHTS), metadata={"format": "pt"})
     config = {"model": model_cfg, **({"imports": trained.config["imports"]} if trained.config.get("imports") else {})}
-    (folder / layout.CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    OmegaConf.save(OmegaConf.create(config), folder / layout.CONFIG)
     check_rebuilds(model_cfg, folder, relative, shapes)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     manifest = {
         "format": layout.FORMAT, "version": layout.VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                     time.gmtime()),
         "source": {"checkpoint": str(trained.checkpoint) if trained.checkpoint is not None else None},
-        "lora_merged": merged, "dtype": DTYPE_NAMES.get(dtype, "as trained") if dtype is not None else "as trained",
+        "lora_merged": merged, "dtype": dtypes.torch_name(dtype) if dtype is not None else "as trained",
         "generation": generation_settings(**(generation or {})), "seed": trained.seed,
         "relative_paths": [f"model.{key}" for key in relative], "notes": rewriter.notes,
         "files": {p.relative_to(folder).as_posix(): {"sha256": sha256_of(p), "size": p.stat().st_size}
