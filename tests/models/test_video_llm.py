@@ -109,7 +109,7 @@ def test_branches_with_different_input_sizes_each_get_their_own_processor(tmp_pa
         tiny(tmp_path, "videogpt_plus/tiny", f"model.sampling.image_size={sizes[0]}")
 
 
-def greedy_by_hand(model, batch, row, steps, eos=None):
+def greedy_by_hand(model, batch, row, steps):
     """Row ``row`` decoded by argmax over the full forward's last logits, one token at a time: no KV cache, no
     ``generate``, the row's padding removed."""
     keep = batch["attention_mask"][row].bool()
@@ -123,8 +123,6 @@ def greedy_by_hand(model, batch, row, steps, eos=None):
             assert token != model.visual_token_id  # it would be read as a visual placeholder when fed back
             new.append(token)
             ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
-            if token == eos:
-                break
     return new
 
 
@@ -151,7 +149,7 @@ def test_generation_is_the_greedy_decode_and_stops_at_eos_and_stop_strings(tmp_p
     batch = batch_for(model, ["what colour is the shape", "which way does the red ball move after it turns"],
                       generation=True)
     assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum()
-    steps = 6
+    steps = 4
     by_hand = [greedy_by_hand(model, batch, row, steps) for row in range(2)]
     tokenizer, pad = model.llm.tokenizer, model.llm.tokenizer.pad_token_id
     assert tokenizer.eos_token_id not in by_hand[0] + by_hand[1]  # so both rows run to max_new_tokens
@@ -165,7 +163,6 @@ def test_generation_is_the_greedy_decode_and_stops_at_eos_and_stop_strings(tmp_p
     monkeypatch.undo()
     answers, ids = generate_ids(model, batch, monkeypatch, max_new_tokens=steps, eos_token_id=eos)
     assert ids == [by_hand[0][:k + 1] + [pad] * (steps - k - 1), by_hand[1]]
-    assert greedy_by_hand(model, batch, 0, steps, eos=eos) == by_hand[0][:k + 1]
 
     # The template's stop strings cut the decoded text: stop at the word row 1 generates at step 2.
     word = tokenizer.decode(by_hand[1][2:3]).strip()
