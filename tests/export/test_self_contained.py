@@ -90,3 +90,20 @@ def test_dtype_stores_bf16_weights_that_reload_as_the_rounded_model(preset_model
     reloaded = build_trained_model(str(tmp_path / "out"))  # built in the recipe's dtypes, filled with those values
     assert next(reloaded.model.parameters()).dtype == torch.float32
     torch.testing.assert_close(outputs_of(reloaded.model)[0], outputs_of(rounded)[0], atol=0, rtol=0)
+
+
+def test_a_raft_weight_file_read_at_build_is_written_into_the_folder(tmp_path):
+    """VideoTGB's RAFT flow estimator reads a weight file when it is built: the export carries it."""
+    from torchvision.models.optical_flow import raft_small
+
+    from tests.export.conftest import trained_from_preset
+
+    torch.save(raft_small(weights=None).state_dict(), tmp_path / "raft.pt")
+    trained = trained_from_preset(tmp_path, "videotgb/tiny_llama", "model.selector.flow_estimator={name: raft_flow, "
+                                  f"arch: small, weights: {tmp_path / 'raft.pt'}, num_flow_updates: 2}}")
+    before = {name: tensor.clone() for name, tensor in trained.model.state_dict().items()}
+    export_trained(trained, tmp_path / "out")
+    (tmp_path / "raft.pt").unlink()
+    after = build_trained_model(str(tmp_path / "out")).model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "out" / "weights" / "selector.flow_estimator.pt").is_file()

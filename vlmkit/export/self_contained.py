@@ -51,6 +51,7 @@ class Rewriter:
         self.config = strip_presets(copy.deepcopy(model_config))
         self.model = model
         self.tokenizers: dict[str, Any] = {}  # config key of the tokenizer value -> tokenizer object
+        self.files: dict[str, dict] = {}  # config key of a weight file a component reads at build -> its tensors
         self.notes: list[str] = []
 
     def rewrite(self) -> dict:
@@ -66,6 +67,9 @@ class Rewriter:
                 self._component(stage, module.stages[s], f"branches.{b}.stages.{s}")
         if cfg.get("selector"):
             self._component(cfg["selector"], self.model.selector, "selector")
+            flow = cfg["selector"].get("flow_estimator")
+            if isinstance(flow, dict) and flow.get("weights"):  # RAFT reads its file at build: written into DIR
+                self.files["selector.flow_estimator.weights"] = self.model.selector.flow_estimator.model.state_dict()
         return cfg
 
     def _llm(self, cfg: dict, llm: nn.Module) -> None:
@@ -105,6 +109,16 @@ def save_tokenizers(rewriter: Rewriter, folder: Path) -> list[str]:
     return list(rewriter.tokenizers)
 
 
+def save_files(rewriter: Rewriter, folder: Path) -> list[str]:
+    """Each weight file a component reads at build, rewritten from its tensors into weights/<config key>.pt."""
+    for key, tensors in rewriter.files.items():
+        relative = f"weights/{key.rsplit('.weights', 1)[0]}.pt"
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({name: t.detach().cpu() for name, t in tensors.items()}, folder / relative)
+        layout.set_key(rewriter.config, key, relative)
+    return list(rewriter.files)
+
+
 def check_rebuilds(config: dict, folder: Path, relative_paths: list[str], weights: dict[str, tuple]) -> None:
     """Build the rewritten model on the meta device (no values) and compare tensor names and shapes."""
     from omegaconf import OmegaConf
@@ -138,7 +152,7 @@ def write_self_contained(trained: Any, folder: Path, *, dtype: Optional[torch.dt
     model = trained.model.eval()
     rewriter = Rewriter(trained.config["model"], model)
     model_cfg = rewriter.rewrite()
-    relative = save_tokenizers(rewriter, folder)
+    relative = save_tokenizers(rewriter, folder) + save_files(rewriter, folder)
     if dtype is not None:
         model.to(dtype)
     shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
