@@ -80,13 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vlmkit.inference.webchat.callbacks import WebChat
 
     app = build_app(WebChat(model, args.system, examples))
-    print(f"vlmkit webchat: {model.checkpoint} at http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     try:
         # allowed_paths: the example videos live outside Gradio's upload folder; the page may show them
         app.launch(server_name=args.host, server_port=args.port, show_error=True, quiet=True,
                    allowed_paths=sorted({str(Path(p).parent) for p in examples.values()}),
-                   ssr_mode=False, mcp_server=False, pwa=False)
+                   ssr_mode=False, mcp_server=False, pwa=False, prevent_thread_lock=True)
     except OSError as err:  # the port is taken, the address is not this machine's
         print(f"error: cannot serve on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 2
+    print(f"vlmkit webchat: {model.checkpoint} at http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    app.block_thread()  # until Ctrl-C
     return 0
