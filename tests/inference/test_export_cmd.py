@@ -70,3 +70,20 @@ def test_init_weights_of_the_run_are_not_needed(tiny, tmp_path):
     with pytest.raises(Exception):  # the run itself no longer builds: its weight source is gone
         vlmkit.load(str(run2), device="cpu")
     assert vlmkit.load(str(tmp_path / "exported"), device="cpu").generate(videos, questions) == expected
+
+
+def test_the_readme_command_runs_as_written(tiny, monkeypatch):
+    import re
+    import shlex
+
+    from tests.inference.test_infer_cmd import README
+
+    folder, _, data, records = tiny
+    monkeypatch.chdir(folder)
+    line = re.search(r"^vlmkit export output/tiny_run.*$", README.read_text(), re.M).group(0)
+    argv = shlex.split(line, comments=True)[1:]
+    assert main(argv) == 0
+    out = folder / argv[argv.index("--out") + 1]
+    record = sorted(records.values(), key=lambda r: r["id"])[0]
+    assert vlmkit.load(str(out), device="cpu").generate(video_of(record, data), record["question"]) == \
+        record["prediction"]
