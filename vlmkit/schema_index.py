@@ -8,11 +8,13 @@ descriptions and modules; each component's parameters (names, defaults, annotati
 that ``HFConfig`` annotations name.  A registry lists names from the index, imports only the module of a component
 that is built (``Registry.get``), and validates against the recorded signature (``Registry.schema``).
 
-The index is used only while it is fresh: every source file a registry's part was made from (the modules of its
-locations and the files its schemas depend on) must hash as recorded, and no module may have been added; the HF key
-sets need the transformers version they were read from.  Otherwise the registry imports its modules, as without an
-index: slower, never wrong.  ``tests/core/test_schema_index.py`` fails when the committed index differs from a new
-one (regenerate it with the command above).
+The index is used only while it is fresh: no module may have been added to a registry's locations, and every
+source file its part was made from (those modules and the files its schemas depend on) must be unchanged, or
+changed only outside what can shape a schema (``schema_hash``: imports, assignments, class headers, docstrings'
+first lines, function signatures; not method bodies or comments); the HF key sets need the transformers version
+they were read from.  Otherwise the registry imports its modules, as without an index: slower, never wrong.
+``tests/core/test_schema_index.py`` fails when the committed index differs from a new one in anything but content
+hashes (regenerate it with the command above).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from vlmkit.schema import RUNTIME, Bound, ComponentRef, HFConfigRef, StructRef, 
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
 INDEX_PATH = PACKAGE / "schema_index.json"
-FORMAT = 1
+FORMAT = 2
 # Core modules whose edits do not change any component's schema (markers are decoded through schema.py itself).
 CORE_FILES = {"vlmkit/__init__.py", "vlmkit/errors.py", "vlmkit/registry.py", "vlmkit/schema.py",
               "vlmkit/schema_index.py", "vlmkit/plugins.py"}
@@ -97,6 +99,42 @@ def file_hash(rel: str) -> str | None:
         return hashlib.sha1((PACKAGE.parent / rel).read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _schema_parts(body: list[ast.stmt], top: bool) -> list[str]:
+    """The statements of a module (``top``) or class body that can change a schema, as position-free AST dumps:
+    imports, assignments (aliases, defaults, dataclass fields, class attributes), class headers with their
+    docstring's first line, and function signatures (decorators and arguments; bodies left out)."""
+    parts = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
+            parts.append(ast.dump(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (top or node.name == "__init__"
+                                                                            or node.decorator_list):
+            doc = (ast.get_docstring(node) or "").strip().split("\n")[0]
+            parts.append(f"def {node.name}{ast.dump(node.args)}{[ast.dump(d) for d in node.decorator_list]}{doc}")
+        elif isinstance(node, ast.ClassDef):
+            doc = (ast.get_docstring(node) or "").strip().split("\n")[0]
+            header = [ast.dump(x) for x in (*node.decorator_list, *node.bases, *node.keywords)]
+            parts.append(f"class {node.name}{header}{doc}")
+            parts.extend(_schema_parts(node.body, top=False))
+    return parts
+
+
+@functools.lru_cache(maxsize=None)
+def schema_hash(rel: str) -> str | None:
+    """A hash of what in a source file can change a schema or a registration (``_schema_parts``): editing a
+    method's body or a comment leaves it, and the index, as they were."""
+    try:
+        tree = ast.parse((PACKAGE.parent / rel).read_text())
+    except (OSError, SyntaxError):
+        return None
+    return hashlib.sha1("\n".join(_schema_parts(tree.body, top=True)).encode()).hexdigest()
+
+
+def _file_fresh(rel: str, recorded: list[str]) -> bool:
+    """Unchanged (a cheap content hash), or changed only where no schema is read (an AST projection)."""
+    return file_hash(rel) == recorded[0] or schema_hash(rel) == recorded[1]
 
 
 @functools.lru_cache(maxsize=None)
@@ -340,7 +378,7 @@ def _fresh(part: dict, locations: list[str]) -> bool:
     listed = [f for location in locations for f in (location_files(location) or [None])]
     if None in listed or sorted(listed) != part["location_files"]:
         return False
-    return all(file_hash(rel) == digest for rel, digest in part["files"].items())
+    return all(_file_fresh(rel, recorded) for rel, recorded in part["files"].items())
 
 
 def registry_part(kind: str, locations: list[str]) -> dict | None:
@@ -498,7 +536,8 @@ def generate() -> dict:
                                    "description": entry.description, "spec": spec}
         hashed = sorted(set(files) | encoder.files)
         registries[kind] = {"locations": list(reg.locations), "location_files": files,
-                            "files": {rel: file_hash(rel) for rel in hashed}, "entries": entries}
+                            "files": {rel: [file_hash(rel), schema_hash(rel)] for rel in hashed},
+                            "entries": entries}
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     import transformers
@@ -515,18 +554,25 @@ def render(index: dict) -> str:
     return json.dumps(index, indent=1, sort_keys=True) + "\n"
 
 
+def without_content_hashes(index: dict) -> dict:
+    """The index less the files' content hashes, which change with any edit: what ``--check`` compares."""
+    return {**index, "registries": {kind: {**part, "files": {rel: hashes[1] for rel, hashes in part["files"].items()}}
+                                    for kind, part in index["registries"].items()}}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vlmkit.schema_index", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed index is not up to date")
     args = parser.parse_args(argv)
-    text = render(generate())
+    index = generate()
     if args.check:
-        current = INDEX_PATH.read_text() if INDEX_PATH.is_file() else ""
-        if current != text:
-            print(f"{INDEX_PATH} is out of date: run python -m vlmkit.schema_index", file=sys.stderr)
+        committed = load_index()
+        if committed is None or without_content_hashes(committed) != without_content_hashes(index):
+            print(f"{INDEX_PATH} is out of date (a registration, signature or HF key set changed): run "
+                  f"python -m vlmkit.schema_index", file=sys.stderr)
             return 1
         return 0
-    INDEX_PATH.write_text(text)
+    INDEX_PATH.write_text(render(index))
     print(f"wrote {INDEX_PATH}")
     return 0
 

@@ -65,13 +65,35 @@ def test_a_stale_index_is_not_used():
     result = run_python(f"""
 import json, sys
 from vlmkit import schema_index
-real = schema_index.file_hash
-schema_index.file_hash = lambda rel: "edited" if rel == "vlmkit/models/encoders/siglip.py" else real(rel)
+real = schema_index.schema_hash
+schema_index.file_hash = lambda rel: "edited"
+schema_index.schema_hash = lambda rel: "edited" if rel == "vlmkit/models/encoders/siglip.py" else real(rel)
 from vlmkit.cli import main
 assert main(["validate", "--skip-files", "{PLLAVA}"]) == 0
 print(json.dumps({{"siglip": "vlmkit.models.encoders.siglip" in sys.modules,
                   "llms": "vlmkit.models.llms.causal_lm" in sys.modules}}))""")
     assert result == {"siglip": True, "llms": False}
+
+
+def test_an_edit_outside_the_schema_leaves_the_index_fresh(tmp_path, monkeypatch):
+    """A method body or a comment changed: the index stays in use. A signature changed: it does not."""
+    source = (schema_index.PACKAGE.parent / "vlmkit/models/encoders/clip_vit.py").read_text()
+    copy = tmp_path / "vlmkit" / "models" / "encoders" / "clip_vit.py"
+    copy.parent.mkdir(parents=True)
+    monkeypatch.setattr(schema_index, "PACKAGE", tmp_path / "vlmkit")
+    rel = "vlmkit/models/encoders/clip_vit.py"
+    recorded = schema_index.load_index()["registries"]["encoders"]["files"][rel]
+    for text, fresh in [(source, True),
+                        (source.replace("        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # x"),
+                         True),
+                        (source.replace("select_layer: int = -2", "select_layer: int = -1"), False)]:
+        assert text != source or fresh
+        copy.write_text(text)
+        schema_index.file_hash.cache_clear()
+        schema_index.schema_hash.cache_clear()
+        assert schema_index._file_fresh(rel, recorded) is fresh
+    schema_index.file_hash.cache_clear()
+    schema_index.schema_hash.cache_clear()
 
 
 def test_indexed_schemas_equal_the_signatures():
