@@ -43,11 +43,7 @@ TOP_LEVEL = {
 TOOL_COMMANDS = {"vlmkit.tools.tgb_pseudo_labels"}
 # Imports that break the rule today and are being fixed elsewhere; each entry says by whom. Remove an entry with
 # its fix (the test fails on an entry that no longer matches an import, so none outlives its reason).
-KNOWN_EXCEPTIONS = {
-    # issue 22 item 5 (the runner refactor): the evaluator is to take its model, datasets and run context from
-    # its caller instead of building them through assemble
-    ("vlmkit.runners.evaluator", "vlmkit.assemble"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = REPO) -> str:

@@ -35,7 +35,6 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from vlmkit.assemble import build_offering
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import RUNNERS, TASKS, Registry
 from vlmkit.runners import distributed, provenance
@@ -245,8 +244,8 @@ class Evaluator:
         self.task_configs = configs
         self.task_names = {key: TASKS.canonical(Registry.name_of(cfg, f"evaluation.tasks.{key}"))
                            for key, cfg in configs.items()}
-        return {key: build_offering(TASKS, cfg, f"evaluation.tasks.{key}", generation=dict(self.generation),
-                                    output_dir=str(self.output_dir / key))
+        return {key: TASKS.build_offering(cfg, f"evaluation.tasks.{key}", generation=dict(self.generation),
+                                          output_dir=str(self.output_dir / key))
                 for key, cfg in configs.items()}
 
     def _fingerprints(self, seed: int, precision: str) -> dict[str, dict[str, Any]]:
