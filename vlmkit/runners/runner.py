@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -29,11 +28,12 @@ from vlmkit.runners import distributed, sanity, trained_model
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import RunContext
+from vlmkit.runners.log_window import LogWindow
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
-from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
+from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.workers import resolve_num_workers
 from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
 
@@ -173,6 +173,7 @@ class Trainer:
         self._stop_signal: Optional[int] = None
         self._last_saved_step = -1
         self._last_eval_step = -1
+        self.log_window = LogWindow(samples_per_step=batch_size * grad_accum_steps * self.env.world_size)
 
     # ------------------------------------------------------------------ data
     def _train_dataset(self) -> Dataset:
@@ -510,8 +511,7 @@ class Trainer:
 
     def _loop(self) -> Optional[int]:
         reported = False
-        window: list[float] = []
-        window_start, data_wait = time.perf_counter(), 0.0
+        self.log_window.restart()
         while not self._finished():
             self.data.start_epoch(self.epoch, self.batches_in_epoch)
             epoch_ended = False
@@ -519,9 +519,8 @@ class Trainer:
                 if self.data.epoch_is_over(self.batches_in_epoch):
                     epoch_ended = True
                     break
-                wait_start = time.perf_counter()
-                micro, plan, reported = self._draw_step(reported)
-                data_wait += time.perf_counter() - wait_start
+                with self.log_window.waiting_for_data():
+                    micro, plan, reported = self._draw_step(reported)
                 if plan.exhausted:  # a stream's pass is over (on some rank): the epoch ends everywhere
                     if self.batches_in_epoch == 0:
                         raise DataError(f"the streaming training dataset yielded no complete step in epoch "
@@ -551,18 +550,16 @@ class Trainer:
                     self.scheduler.set_step(self.global_step)
                     loss_value = float(loss)
                     self.losses.append(loss_value)
-                    window.append(loss_value)
+                    self.log_window.add(loss_value)
                     live = {"loss": loss_value, "lr": max(g["lr"] for g in self.optimizer.param_groups)}
                     self.ctx.progress(self.global_step, live)
                     if self.global_step % self.log_every == 0:
-                        elapsed = time.perf_counter() - window_start
-                        samples = len(window) * self.batch_size * self.grad_accum_steps * self.env.world_size
+                        window = self.log_window.close()
                         self.ctx.log(self.global_step, {
-                            "loss": sum(window) / len(window), "lr": live["lr"], "epoch": self.epoch,
-                            "samples_per_s": samples / max(elapsed, 1e-9), "data_wait": data_wait / max(elapsed, 1e-9),
+                            "loss": window["loss"], "lr": live["lr"], "epoch": self.epoch,
+                            "samples_per_s": window["samples_per_s"], "data_wait": window["data_wait"],
                             **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
                             **({"grad_norm": grad_norm} if grad_norm is not None else {})})
-                        window, window_start, data_wait = [], time.perf_counter(), 0.0
                     self._cadence(epoch_ended=False)
                 if stop:
                     self.ctx.say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
