@@ -83,11 +83,20 @@ class Page:
         self.wait.until(lambda _: self.texts("#status") == [text],
                         message=f"the status line never showed {text!r}")
 
-    def ask(self, question, turn):
+    def ask(self, question, turn, expected):
+        """The last answer shown once the status says the turn is answered, given a moment to show ``expected``
+        (the status and the chat are re-rendered separately)."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
         box = self.find("#question textarea")
         box.send_keys(question)
         self.find("#send").click()
         self.status_becomes(f"Answered (turn {turn}).")
+        try:
+            WebDriverWait(self.browser, 20, poll_frequency=0.2).until(lambda _: self.messages("bot")[-1:] == [expected])
+        except TimeoutException:
+            pass  # the assertion shows what the page holds
         return self.messages("bot")[-1]
 
     def messages(self, who):
@@ -151,11 +160,13 @@ def test_webchat_in_a_headless_browser(chromium, tiny, tmp_path):
 
         answer = model.generate(video, first["question"])
         assert answer == first["prediction"]  # evaluate.py's, which `vlmkit infer` prints (test_infer_cmd)
-        assert page.ask(first["question"], turn=1) == " ".join(answer.split())
+        shown = " ".join(answer.split())  # as the page lays the text out
+        assert page.ask(first["question"], 1, shown) == shown
 
         history = [{"role": "user", "content": first["question"]}, {"role": "assistant", "content": answer},
                    {"role": "user", "content": second["question"]}]
-        assert page.ask(second["question"], turn=2) == " ".join(model.chat(history, video).split())
+        shown = " ".join(model.chat(history, video).split())
+        assert page.ask(second["question"], 2, shown) == shown
         assert page.messages("user") == [first["question"], second["question"]] and len(page.messages("bot")) == 2
         browser.save_screenshot(str(tmp_path / "webchat.png"))
 
@@ -164,7 +175,8 @@ def test_webchat_in_a_headless_browser(chromium, tiny, tmp_path):
         page.status_becomes("New conversation.")
         assert page.messages("bot") == []
         short = model.generate(video, first["question"], max_new_tokens=3)
-        assert short != answer and page.ask(first["question"], turn=1) == " ".join(short.split())
+        shown = " ".join(short.split())
+        assert short != answer and page.ask(first["question"], 1, shown) == shown
 
         page.pick_example(Path(second["media"]).name)  # from --examples: a new video, a new conversation
         page.status_becomes("Video ready: ask a question.")
