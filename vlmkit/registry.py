@@ -154,7 +154,7 @@ class Registry:
             if entry.obj is None:
                 raise RegistryError(f"{self.kind}: the schema index lists '{entry.name}' in {entry.module}, but "
                                     f"importing that module did not register it; regenerate the index: "
-                                    f"python -m vlmkit.schema_index")
+                                    f"python -m vlmkit.tools.schema_index")
         return entry.obj
 
     def schema(self, name: str) -> Callable:

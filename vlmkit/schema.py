@@ -401,7 +401,7 @@ def hf_config_problems(value: Mapping, ref: HFConfigRef, given: Mapping, params:
                        path: str, label: str) -> list[ConfigError]:
     """Keys of a transformers config mapping that its config class does not have (with close matches), and keys
     the component sets itself.  The class is unknown (nothing checked) for a remote checkpoint without ``arch``."""
-    from vlmkit import schema_index
+    from vlmkit import schema_index_file
 
     owned = dict(ref.owned)
     errors = [ConfigError(f"{path}.{key}", f"do not set '{key}' in the config of {label}: {owned[key]}")
@@ -409,8 +409,8 @@ def hf_config_problems(value: Mapping, ref: HFConfigRef, given: Mapping, params:
     class_name = ref.class_name
     if class_name is None:
         model_type = _hf_model_type(ref, given, params)
-        class_name = schema_index.hf_model_type_class(model_type) if model_type else None
-    keys = schema_index.hf_config_keys(class_name) if class_name else None
+        class_name = schema_index_file.hf_model_type_class(model_type) if model_type else None
+    keys = schema_index_file.hf_config_keys(class_name) if class_name else None
     if keys is None:
         return errors
     for key in value:

@@ -2,7 +2,7 @@
 
 Validation checks a config against constructor signatures (``vlmkit.schema``).  Reading a signature by importing
 its module imports torch and transformers, seconds of CPU for ``vlmkit validate``.  So ``python -m
-vlmkit.schema_index`` writes ``schema_index.json`` from the real registrations: each registry's names, aliases,
+vlmkit.tools.schema_index`` writes ``schema_index.json`` from the real registrations: each registry's names, aliases,
 descriptions and modules; each component's parameters (names, defaults, annotations), ``purpose``,
 ``requires_packages`` and where its ``config_problems`` hook lives; and the keys of the transformers config classes
 that ``HFConfig`` annotations name.  A registry lists names from the index, imports only the module of a component
@@ -18,27 +18,23 @@ hashes (regenerate it with the command above).
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import collections.abc
 import functools
 import hashlib
 import importlib
-import importlib.metadata
 import inspect
-import json
 import pathlib
 import re
 import sys
 import types
 import typing
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 from vlmkit.schema import RUNTIME, Bound, ComponentRef, HFConfigRef, StructRef, hf_config_ref, signature_of
+from vlmkit.schema_index_file import load_index
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
-INDEX_PATH = PACKAGE / "schema_index.json"
-FORMAT = 2
 # Core modules whose edits do not change any component's schema (markers are decoded through schema.py itself).
 CORE_FILES = {"vlmkit/__init__.py", "vlmkit/errors.py", "vlmkit/registry.py", "vlmkit/schema.py",
               "vlmkit/schema_index.py", "vlmkit/plugins.py"}
@@ -362,14 +358,6 @@ class _Decoder:
         return StructRef(self.made[key], shape)
 
 
-# ---------------------------------------------------------------------------------------------- reading
-@functools.lru_cache(maxsize=1)
-def load_index() -> dict | None:
-    try:
-        index = json.loads(INDEX_PATH.read_text())
-    except (OSError, ValueError):
-        return None
-    return index if index.get("format") == FORMAT else None
 
 
 def _fresh(part: dict, locations: list[str]) -> bool:
@@ -395,187 +383,3 @@ def component_schema(kind: str, name: str) -> IndexedSchema | None:
     index = load_index()
     spec = index["registries"][kind]["entries"][name].get("spec") if index else None
     return None if spec is None else _Decoder(index["structs"]).schema(spec)
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_transformers() -> str | None:
-    try:
-        return importlib.metadata.version("transformers")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _hf_part() -> dict | None:
-    index = load_index()
-    if index is None or index["hf"]["transformers"] != _installed_transformers():
-        return None
-    return index["hf"]
-
-
-# Older spellings transformers still reads (and converts) on some config classes, each with a value to try.
-LEGACY_CONFIG_KEYS = {"torch_dtype": "float32", "rope_theta": 10000.0, "rope_scaling": {"rope_type": "linear",
-                                                                                        "factor": 2.0}}
-
-
-def config_class_keys(config_class: type) -> set[str]:
-    """Keys a transformers config class has: its constructor's parameters, the attributes of a default instance
-    (the shared PretrainedConfig ones too), its attribute aliases, and the older spellings it converts (a key it
-    does not keep as given: an unknown key would be kept as an attribute)."""
-    keys = set(config_class().to_dict())
-    keys |= {p for p, param in inspect.signature(config_class.__init__).parameters.items()
-             if p != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)}
-    keys |= set(getattr(config_class, "attribute_map", {}))
-    keys |= _read_by_model_code(config_class)
-    for key, value in LEGACY_CONFIG_KEYS.items():
-        if key not in keys:
-            try:
-                kept = key in config_class(**{key: value}).to_dict()
-            except Exception:  # noqa: BLE001 - a class that refuses the value does not read the key either
-                kept = True
-            if not kept:
-                keys.add(key)
-    return keys
-
-
-_CONFIG_READS = re.compile(r"""\bconfig\.([A-Za-z_]\w*)|getattr\(\s*(?:self\.)?config,\s*["']([A-Za-z_]\w*)["']""")
-
-
-def _read_by_model_code(config_class: type) -> set[str]:
-    """Attributes the model family's modeling code reads from its config (``config.x``, ``getattr(config, "x"``)
-    that the class does not declare, e.g. T5's ``decoder_start_token_id``."""
-    folder = pathlib.Path(sys.modules[config_class.__module__].__file__).parent
-    names = set()
-    for path in folder.glob("modeling_*.py"):
-        names |= {a or b for a, b in _CONFIG_READS.findall(path.read_text())}
-    return {n for n in names if not callable(getattr(config_class, n, None)) and not n.startswith("_")}
-
-
-@functools.lru_cache(maxsize=None)
-def hf_config_keys(class_name: str) -> frozenset[str] | None:
-    """The keys of the transformers config class ``class_name`` (None: transformers has no such class)."""
-    part = _hf_part()
-    if part is not None and class_name in part["configs"]:
-        return frozenset(part["configs"][class_name])
-    import transformers
-
-    config_class = getattr(transformers, class_name, None)
-    return None if config_class is None else frozenset(config_class_keys(config_class))
-
-
-@functools.lru_cache(maxsize=None)
-def hf_model_type_class(model_type: str) -> str | None:
-    """The config class name of a transformers model type ('llama' -> 'LlamaConfig'); None if unknown."""
-    part = _hf_part()
-    if part is not None and model_type in part["model_types"]:
-        return part["model_types"][model_type]
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    return CONFIG_MAPPING_NAMES.get(model_type)
-
-
-# ---------------------------------------------------------------------------------------------- writing
-def _shipped_model_types() -> set[str]:
-    """``arch`` values of the shipped model presets (the LLM model types recipes use)."""
-    import yaml
-
-    found = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("arch"), str):
-                found.add(node["arch"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for path in sorted((PACKAGE / "configs").rglob("*.yaml")):
-        walk(yaml.safe_load(path.read_text()))
-    return found
-
-
-def generate() -> dict:
-    """A fresh index from the real registrations (imports every built-in component: run it in a new process)."""
-    from vlmkit.registry import ALL, Registry, _import_location
-
-    registering: dict[int, str] = {}  # id(obj) -> the module whose import registered it
-    real_add = Registry.add
-
-    def recording_add(self, name, obj, **kwargs):
-        frame = sys._getframe(1)
-        while frame is not None and frame.f_globals.get("__name__") == "vlmkit.registry":
-            frame = frame.f_back
-        registering.setdefault(id(obj), frame.f_globals.get("__name__", "") if frame else "")
-        return real_add(self, name, obj, **kwargs)
-
-    Registry.add = recording_add
-    try:
-        for reg in ALL.values():
-            reg._loaded = True  # import the modules themselves, never list from an index
-            for location in reg.locations:
-                _import_location(location)
-    finally:
-        Registry.add = real_add
-    encoder = _Encoder()
-    registries = {}
-    for kind, reg in ALL.items():
-        files = sorted(f for location in reg.locations for f in (location_files(location) or []))
-        module_names = {f[:-3].replace("/", ".").removesuffix(".__init__") for f in files}
-        encoder.files = set()
-        entries = {}
-        for entry in reg.entries():
-            module = registering.get(id(entry.obj)) if entry.obj is not None else None
-            if module not in module_names:
-                continue  # a plug-in's or a test's component: not the package's to index
-            try:
-                spec = encoder.spec(entry.obj)
-            except Unindexable:
-                spec = None
-            entries[entry.name] = {"module": module, "aliases": list(entry.aliases),
-                                   "description": entry.description, "spec": spec}
-        hashed = sorted(set(files) | encoder.files)
-        registries[kind] = {"locations": list(reg.locations), "location_files": files,
-                            "files": {rel: [file_hash(rel), schema_hash(rel)] for rel in hashed},
-                            "entries": entries}
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-    import transformers
-
-    model_types = {t: CONFIG_MAPPING_NAMES[t] for t in sorted(_shipped_model_types() | set(COMMON_MODEL_TYPES))
-                   if t in CONFIG_MAPPING_NAMES}
-    classes = sorted(encoder.hf_classes | set(model_types.values()))
-    configs = {name: sorted(config_class_keys(getattr(transformers, name))) for name in classes}
-    return {"format": FORMAT, "registries": registries, "structs": encoder.structs,
-            "hf": {"transformers": _installed_transformers(), "model_types": model_types, "configs": configs}}
-
-
-def render(index: dict) -> str:
-    return json.dumps(index, indent=1, sort_keys=True) + "\n"
-
-
-def without_content_hashes(index: dict) -> dict:
-    """The index less the files' content hashes, which change with any edit: what ``--check`` compares."""
-    return {**index, "registries": {kind: {**part, "files": {rel: hashes[1] for rel, hashes in part["files"].items()}}
-                                    for kind, part in index["registries"].items()}}
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmkit.schema_index", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed index is not up to date")
-    args = parser.parse_args(argv)
-    index = generate()
-    if args.check:
-        committed = load_index()
-        if committed is None or without_content_hashes(committed) != without_content_hashes(index):
-            print(f"{INDEX_PATH} is out of date (a registration, signature or HF key set changed): run "
-                  f"python -m vlmkit.schema_index", file=sys.stderr)
-            return 1
-        return 0
-    INDEX_PATH.write_text(render(index))
-    print(f"wrote {INDEX_PATH}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

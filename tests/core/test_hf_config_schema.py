@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vlmkit import schema_index
+from vlmkit import schema_index_file
 from vlmkit.registry import registry
 
 
@@ -17,11 +17,11 @@ def problems(kind, cfg):
 def key_source(request, monkeypatch):
     """Each case twice: key sets from the schema index, and read from transformers (another installed version)."""
     if request.param == "transformers":
-        monkeypatch.setattr(schema_index, "_hf_part", lambda: None)
-    for cached in (schema_index.hf_config_keys, schema_index.hf_model_type_class):
+        monkeypatch.setattr(schema_index_file, "_hf_part", lambda: None)
+    for cached in (schema_index_file.hf_config_keys, schema_index_file.hf_model_type_class):
         cached.cache_clear()
     yield request.param
-    for cached in (schema_index.hf_config_keys, schema_index.hf_model_type_class):
+    for cached in (schema_index_file.hf_config_keys, schema_index_file.hf_model_type_class):
         cached.cache_clear()
 
 

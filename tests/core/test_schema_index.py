@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vlmkit import schema_index
+from vlmkit import schema_index, schema_index_file
 from vlmkit.registry import ALL
 from vlmkit.schema import signature_of
 
@@ -30,14 +30,14 @@ print(json.dumps({{"modules": sorted(sys.modules)}}))""")
 
 @pytest.mark.slow
 def test_the_committed_index_is_up_to_date():
-    result = subprocess.run([sys.executable, "-m", "vlmkit.schema_index", "--check"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "vlmkit.tools.schema_index", "--check"], capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_every_registry_of_the_package_is_fresh_in_the_index():
     stale = [kind for kind, reg in ALL.items() if schema_index.registry_part(kind, reg.locations) is None]
-    assert not stale, f"schema index stale for {stale}: run python -m vlmkit.schema_index"
+    assert not stale, f"schema index stale for {stale}: run python -m vlmkit.tools.schema_index"
 
 
 def test_validating_a_full_size_recipe_imports_only_the_schema_modules():
@@ -82,7 +82,7 @@ def test_an_edit_outside_the_schema_leaves_the_index_fresh(tmp_path, monkeypatch
     copy.parent.mkdir(parents=True)
     monkeypatch.setattr(schema_index, "PACKAGE", tmp_path / "vlmkit")
     rel = "vlmkit/models/encoders/clip_vit.py"
-    recorded = schema_index.load_index()["registries"]["encoders"]["files"][rel]
+    recorded = schema_index_file.load_index()["registries"]["encoders"]["files"][rel]
     for text, fresh in [(source, True),
                         (source.replace("        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # x"),
                          True),
