@@ -107,3 +107,13 @@ def test_a_raft_weight_file_read_at_build_is_written_into_the_folder(tmp_path):
     after = build_trained_model(str(tmp_path / "out")).model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert (tmp_path / "out" / "weights" / "selector.flow_estimator.pt").is_file()
+
+
+def test_a_config_that_does_not_describe_the_model_is_refused_at_export(preset_model, tmp_path):
+    """The rewritten config is rebuilt on the meta device before DIR is moved into place: a mismatch (here a
+    config edited after the build) is refused naming the tensors, and nothing is left behind."""
+    trained = preset_model("tiny/pooling")
+    trained.config["model"]["llm"]["config"]["intermediate_size"] = 96
+    with pytest.raises(ConfigError, match=r"does not rebuild the exported tensors .*mlp\.(down|gate|up)_proj"):
+        export_trained(trained, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.yaml"]
