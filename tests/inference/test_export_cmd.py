@@ -87,3 +87,11 @@ def test_the_readme_command_runs_as_written(tiny, monkeypatch):
     record = sorted(records.values(), key=lambda r: r["id"])[0]
     assert vlmkit.load(str(out), device="cpu").generate(video_of(record, data), record["question"]) == \
         record["prediction"]
+
+
+def test_a_missing_run_or_a_folder_without_checkpoints_is_a_clear_error(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "nowhere does not exist; give a training run directory" in capsys.readouterr().err
+    (tmp_path / "empty_run").mkdir()
+    assert main(["export", str(tmp_path / "empty_run"), "--out", str(tmp_path / "out")]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -3,8 +3,8 @@
 The run's model is built as ``evaluate.py`` builds it (``build_trained_model``: weight files checked, trainable
 tensors loaded strictly), its LoRA merged at the evaluator's alpha (``lora_merge``), then written in one format:
 
-- ``vlmkit``: a self-contained folder ``vlmkit.load`` / ``vlmkit infer`` / ``evaluate.py``'s doors read without
-  the run or any weight file it was built from (``self_contained``);
+- ``vlmkit``: a self-contained folder that ``vlmkit.load`` and the commands built on it (infer, chat, webchat,
+  api) read without the run or any weight file it was built from (``self_contained``);
 - ``hf-llm``: the LLM alone as a transformers model folder (``hf_llm``);
 - ``hf-llava``: a transformers LLaVA-family folder with processor and chat template, for recipes a transformers
   class computes exactly; others are refused with the reason (``hf_llava``).
@@ -75,6 +75,9 @@ def export_run(run: str, out: Path, *, trust_imports: bool = False, allow_change
     from vlmkit.assemble import build_trained_model
     from vlmkit.export.staging import check_target
 
+    if not Path(run).exists():
+        raise ConfigError("run", f"{run} does not exist; give a training run directory, its checkpoints folder or "
+                                 f"one checkpoint")
     check_target(Path(out), options.get("overwrite", False))  # before the model is built
     trained = build_trained_model(run, trust_imports=trust_imports, allow_changed_weights=allow_changed_weights)
     return export_trained(trained, Path(out), **options)
@@ -101,10 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from vlmkit.inference.options import generation_args
+    from vlmkit.runners.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
-    result = export_run(args.run, Path(args.out), fmt=args.fmt, dtype=args.dtype, overwrite=args.overwrite,
-                        trust_imports=args.trust_imports, allow_changed_weights=args.allow_changed_weights,
-                        generation=generation_args(args))
+    try:
+        result = export_run(args.run, Path(args.out), fmt=args.fmt, dtype=args.dtype, overwrite=args.overwrite,
+                            trust_imports=args.trust_imports, allow_changed_weights=args.allow_changed_weights,
+                            generation=generation_args(args))
+    except CheckpointError as err:  # a run folder without an intact checkpoint
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=1, default=str), file=sys.stdout)
     return 0
