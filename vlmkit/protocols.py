@@ -275,6 +275,14 @@ class RecordStream(Resumable, Protocol):
     builder: Any
 
 
+# ---------------------------------------------------------------------------------------------- metrics
+@runtime_checkable
+class ScoresSamples(Protocol):
+    """A metric that also gives a verdict per prediction record (``{"correct": ...}``), not only a split's score."""
+
+    def score_sample(self, pred: dict[str, Any]) -> dict[str, Any]: ...
+
+
 # ---------------------------------------------------------------------------------------------- tasks
 @runtime_checkable
 class Task(Protocol):
@@ -294,6 +302,6 @@ class Task(Protocol):
 
 __all__ = ["VisualStage", "TextReadingStage", "VisualEncoder", "LanguageModel", "GeneratingModel",
            "HasLanguageModel", "StatesDataContract", "VideoModel", "EpochAware", "Resumable", "TracksConsumed", "Collates",
-           "ReportsBadSamples", "Mixture", "RecordDataset", "RecordStream", "HasTextLengths", "Task",
+           "ReportsBadSamples", "Mixture", "RecordDataset", "RecordStream", "HasTextLengths", "ScoresSamples", "Task",
            "MEMBER_MEANINGS", "missing_members", "require_members", "with_stage_defaults", "is_encoder_decoder",
            "LLM_MEMBERS", "GENERATING_MEMBERS"]

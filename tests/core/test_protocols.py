@@ -37,3 +37,11 @@ def test_datasets_offer_the_hooks_the_runner_calls(cls, roles):
 def test_every_registered_task_is_a_task():
     for entry in TASKS.entries():
         assert issubclass(TASKS.get(entry.name), protocols.Task), entry.name
+
+
+def test_the_needle_task_takes_only_a_metric_that_scores_each_sample():
+    from vlmkit.errors import DataError
+
+    assert isinstance(TASKS.build({"name": "needle"}).correctness, protocols.ScoresSamples)  # mc_accuracy
+    with pytest.raises(DataError, match="needle.correctness must be a metric with a per-sample verdict"):
+        TASKS.build({"name": "needle", "correctness": "niah_grid"})

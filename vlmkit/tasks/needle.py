@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 
 from vlmkit.errors import DataError
 from vlmkit.metrics.niah import accuracy_grid, write_grid
+from vlmkit.protocols import ScoresSamples
 from vlmkit.registry import METRICS, TASKS
 from vlmkit.schema import Component, ComponentList, Runtime
 from vlmkit.tasks.multiple_choice import MultipleChoiceTask
@@ -28,7 +29,7 @@ class NeedleTask(MultipleChoiceTask):
         super().__init__(metrics, mode, score, option_format, options_key, max_new_tokens, primary, generation,
                          output_dir)
         self.correctness = METRICS.build(correctness, path="task.correctness")
-        if not hasattr(self.correctness, "score_sample"):
+        if not isinstance(self.correctness, ScoresSamples):
             raise DataError(f"needle.correctness must be a metric with a per-sample verdict (mc_accuracy), got "
                             f"{type(self.correctness).__name__}")
         self.grid_name = grid_name
