@@ -121,7 +121,8 @@ def with_stage_defaults(stage: Any, where: str, *, encoder: bool = False) -> Any
                         STAGE_BASE)
         if missing_members(stage, ["vocab_size"]):
             stage.vocab_size = TEXT_READER_DEFAULTS["vocab_size"]
-    stage.batch_keys = tuple(stage.batch_keys)
+    if not isinstance(stage.batch_keys, tuple):  # a list from a config, say; a property may already give a tuple
+        stage.batch_keys = tuple(stage.batch_keys)
     return stage
 
 
