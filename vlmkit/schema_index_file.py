@@ -13,6 +13,7 @@ import json
 import pathlib
 import re
 import sys
+import warnings
 
 INDEX_PATH = pathlib.Path(__file__).resolve().parent / "schema_index.json"
 FORMAT = 2
@@ -61,7 +62,9 @@ def config_class_keys(config_class: type) -> set[str]:
     for key, value in LEGACY_CONFIG_KEYS.items():
         if key not in keys:
             try:
-                kept = key in config_class(**{key: value}).to_dict()
+                with warnings.catch_warnings():  # transformers warns that the older spelling is deprecated
+                    warnings.simplefilter("ignore")
+                    kept = key in config_class(**{key: value}).to_dict()
             except Exception:  # noqa: BLE001 - a class that refuses the value does not read the key either
                 kept = True
             if not kept:

@@ -83,11 +83,10 @@ def test_an_edit_outside_the_schema_leaves_the_index_fresh(tmp_path, monkeypatch
     monkeypatch.setattr(schema_index, "PACKAGE", tmp_path / "vlmkit")
     rel = "vlmkit/models/encoders/clip_vit.py"
     recorded = schema_index_file.load_index()["registries"]["encoders"]["files"][rel]
-    for text, fresh in [(source, True),
-                        (source.replace("        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # x"),
-                         True),
-                        (source.replace("select_layer: int = -2", "select_layer: int = -1"), False)]:
-        assert text != source or fresh
+    body_edit = source.replace("        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # why")
+    signature_edit = source.replace("select_layer: int = -2", "select_layer: int = -1")
+    assert source != body_edit and source != signature_edit
+    for text, fresh in [(source, True), (body_edit, True), (signature_edit, False)]:
         copy.write_text(text)
         schema_index.file_hash.cache_clear()
         schema_index.schema_hash.cache_clear()
