@@ -22,3 +22,16 @@ def test_relative_links_resolve():
             if not (ROOT / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+TOPICS = {"recipes.md": "recipes", "checkpoints.md": "resume and checkpoints", "evaluation.md": "evaluation",
+          "plugins.md": "plugins", "performance.md": "benchmarks", "inference.md": "using a trained model"}
+
+
+def test_topic_pages_exist_and_the_readme_and_architecture_link_them():
+    readme, architecture = (ROOT / "README.md").read_text(), (ROOT / "docs" / "architecture.md").read_text()
+    for page, topic in TOPICS.items():
+        assert (ROOT / "docs" / page).is_file(), f"docs/{page} ({topic}) is missing"
+        assert f"](docs/{page}" in readme, f"the README does not link docs/{page} ({topic})"
+        assert f"]({page}" in architecture, f"docs/architecture.md does not link {page} ({topic})"
+    assert "run.resume_from" in (ROOT / "docs" / "checkpoints.md").read_text()  # how to resume
