@@ -9,6 +9,7 @@ from torch import nn
 from vlmkit.errors import ConfigError
 from vlmkit.models.stage import enable_checkpointing, resolve_dtype
 from vlmkit.schema import HFConfig
+from vlmkit.schema_index_file import config_class_keys
 
 # Keys the adapters set themselves from their own parameters or from the previous stage's width.
 QFORMER_OWNED_KEYS = {
@@ -28,7 +29,7 @@ def qformer_config(config_class: type, label: str, *, in_dim: int, num_layers: i
     for key, why in QFORMER_OWNED_KEYS.items():
         if key in overrides:
             raise ConfigError(f"{label}.config.{key}", f"do not set '{key}' in config: {why}")
-    known = set(config_class().to_dict())
+    known = config_class_keys(config_class)  # the keys validation accepts (HFConfig)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"{label}.config", f"unknown {config_class.__name__} keys {unknown}; accepted keys "

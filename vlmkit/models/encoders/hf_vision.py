@@ -17,6 +17,7 @@ from vlmkit.errors import ConfigError
 from vlmkit.models.stage import VisualStage, enable_checkpointing, resolve_dtype
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import UNUSED, mark_loaded, weight_source
+from vlmkit.schema_index_file import config_class_keys
 
 
 class HFVisionEncoder(VisualStage, abc.ABC):
@@ -89,7 +90,7 @@ class HFVisionEncoder(VisualStage, abc.ABC):
                                                             + "; ".join(differ))
 
     def _make_config(self, kwargs: dict[str, Any]):
-        known = set(self.config_class().to_dict())
+        known = config_class_keys(self.config_class)  # the keys validation accepts (HFConfig)
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise ConfigError(f"{self.registry_name}.config",
