@@ -1,6 +1,7 @@
 """The README is executable (issue 22 item 7): every command in its fenced ``bash`` blocks, every inline command
 (an inline code span that starts with a program and passes it options, settings or paths, e.g.
-``make demo DEMO_ARGS="--quick"``), every ``yaml`` and every ``python`` block is listed in ``README_ITEMS`` below,
+``make demo DEMO_ARGS="--quick"``) and every other fenced block (``yaml``, ``python``, any other or none, by its
+first line) is listed in ``README_ITEMS`` below,
 either as run here or as covered by a named test elsewhere. A new README item that is in neither place, or an
 entry whose README text is gone, fails ``test_every_readme_item_is_run_or_covered``.
 
@@ -190,10 +191,10 @@ def readme_items(text: str | None = None) -> list[str]:
     items = []
     for match in FENCE.finditer(text):
         lang, body = match.group(1), match.group(2)
-        if lang == "bash":
+        if lang in ("bash", "sh", "shell", "console"):
             items += shell_commands(body)
-        elif lang in ("yaml", "python"):
-            items.append(f"{lang}: {body.splitlines()[0].strip()}")
+        else:  # yaml, python, and any other block (an unlabelled one too) must be listed by its first line
+            items.append(f"{lang or 'text'}: {body.splitlines()[0].strip() if body.strip() else ''}")
     for match in re.finditer(r"`([^`]+)`", FENCE.sub("", text)):
         span = " ".join(match.group(1).split())
         program, _, rest = span.partition(" ")
@@ -260,8 +261,8 @@ def test_every_readme_item_is_run_or_covered():
 
 def test_the_parser_sees_commands_blocks_and_inline_commands():
     text = ("a `make demo ARGS=1` b `vlmkit infer` c\n```bash\nx --a 1  # note\ny \\\n  --b\n```\n"
-            "```yaml\nmodel: 1\n```\n")
-    assert readme_items(text) == ["x --a 1", "y --b", "yaml: model: 1", "make demo ARGS=1"]
+            "```yaml\nmodel: 1\n```\n```\nsome output\n```\n")
+    assert readme_items(text) == ["x --a 1", "y --b", "yaml: model: 1", "text: some output", "make demo ARGS=1"]
 
 
 # ------------------------------------------------------------------------------------------------ quick commands
