@@ -6,8 +6,9 @@ either as run here or as covered by a named test elsewhere. A new README item th
 entry whose README text is gone, fails ``test_every_readme_item_is_run_or_covered``.
 
 Commands run as written, by a subprocess, in a temporary folder that links the repository's scripts and config
-folders (so ``output/`` lands there), with ``python`` / ``vlmkit`` meaning this interpreter and its console
-script. Where the command as written needs full-size weights, full-size data or GPUs, the entry lists the exact
+folders (so ``output/`` lands there), with ``python`` meaning this interpreter and ``vlmkit`` ``python -m
+vlmkit.cli`` (the console script's entry). The python block runs with one line appended that prints a result to
+check. Where the command as written needs full-size weights, full-size data or GPUs, the entry lists the exact
 change (``subs``: text replaced, ``append``: arguments added) and why: never a silently different command.
 """
 from __future__ import annotations
