@@ -37,9 +37,7 @@ from vlmkit.schema_index_file import load_index
 PACKAGE = pathlib.Path(__file__).resolve().parent
 # Core modules whose edits do not change any component's schema (markers are decoded through schema.py itself).
 CORE_FILES = {"vlmkit/__init__.py", "vlmkit/errors.py", "vlmkit/registry.py", "vlmkit/schema.py",
-              "vlmkit/schema_index.py", "vlmkit/plugins.py"}
-# Model types whose config keys are indexed besides those of shipped presets (others read transformers).
-COMMON_MODEL_TYPES = ("gemma", "gemma2", "llama", "mistral", "opt", "phi3", "qwen2", "qwen3", "t5")
+              "vlmkit/schema_index.py", "vlmkit/schema_index_file.py", "vlmkit/plugins.py"}
 _PLAIN_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list, "tuple": tuple,
                 "Path": pathlib.Path, "None": type(None), "Any": Any}
 _GENERICS = {"list": list, "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,

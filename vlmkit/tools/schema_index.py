@@ -11,10 +11,12 @@ import sys
 from typing import Any, Optional
 
 from vlmkit.registry import ALL, Registry, _import_location
-from vlmkit.schema_index import (COMMON_MODEL_TYPES, PACKAGE, Unindexable, _Encoder, file_hash, location_files,
-                                 schema_hash)
+from vlmkit.schema_index import PACKAGE, Unindexable, _Encoder, file_hash, location_files, schema_hash
 from vlmkit.schema_index_file import (FORMAT, INDEX_PATH, REGENERATE, _installed_transformers, config_class_keys,
                                       load_index)
+
+# Model types whose config keys are indexed besides those of shipped presets (others read transformers).
+COMMON_MODEL_TYPES = ("gemma", "gemma2", "llama", "mistral", "opt", "phi3", "qwen2", "qwen3", "t5")
 
 
 def _shipped_model_types() -> set[str]:
