@@ -2,9 +2,14 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-# torch is installed first, pinned to the CPU-friendly build this project is tested with; on a GPU machine use e.g.
-# `make test TORCH_SPEC="torch torchvision"` to take your platform's build instead.
+# torch is installed first, pinned to the release this project is tested with. From PyPI on Linux x86_64 that is the
+# CUDA build (a 6.3 GB .venv, 4.1 GB of it GPU libraries and triton). TORCH_INDEX names a wheel index to take torch
+# and torchvision from instead, for that one pip command only (everything else still comes from PyPI), e.g. PyTorch's
+# CPU-only build, about 1.8 GB in all (README, "Two commands"); on an existing .venv run `make clean` first:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# `make test TORCH_SPEC="torch torchvision"` takes your platform's newest build instead of the pinned one.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup browser test demo clean
@@ -15,7 +20,7 @@ setup: $(VENV)/.installed
 # compiles the modules a run imports, once, on first import.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --no-compile $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_SPEC)
 	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
 	# lmms-eval's own scoring functions, for the differential test of the MC rules: without its 80 dependencies
 	# (the test reads the two functions from the installed files and needs none of them)

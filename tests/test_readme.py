@@ -64,6 +64,10 @@ README_ITEMS: dict[str, Run | Covered | Manual] = {
     'make demo DEMO_ARGS="--seed 2"': Covered("tests/demo/test_demo_reruns.py::test_reruns_never_report_another_runs_figures",
                                               "the full-size demo takes ~13 minutes; seeds and reruns are tested there"),
     'make test TORCH_SPEC="torch torchvision"': Manual("picks another platform's torch build (a GPU machine)"),
+    "make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu": Covered(
+        "tests/core/test_torch_index.py::test_torch_command_installs_from_the_named_index",
+        "download.pytorch.org is out of reach here: the make commands are read with make -n and the torch one run "
+        "against a local index of +cpu wheels"),
     "conda env create -f environment.yml": Covered(
         "tests/core/test_packaging.py::test_environment_yml_names_the_same_packages_as_pyproject",
         "conda is not on CI; the test checks the file names the same packages as pyproject.toml"),
