@@ -173,6 +173,7 @@ class Trainer:
         self._stop_signal: Optional[int] = None
         self._last_saved_step = -1
         self._last_eval_step = -1
+        self._reported = False  # the start-up report has been made (with the first real batch)
         self.log_window = LogWindow(samples_per_step=batch_size * grad_accum_steps * self.env.world_size)
 
     # ------------------------------------------------------------------ data
@@ -484,7 +485,7 @@ class Trainer:
             return self.global_step >= self.max_steps
         return self.epoch >= self.max_epochs
 
-    def _draw_step(self, reported: bool) -> tuple[list, StepPlan, bool]:
+    def _draw_step(self) -> tuple[list, StepPlan]:
         """The next step's micro-batches, checked, and the plan every rank agreed on."""
         micro, exhausted = self.data.draw()
         tokens = None
@@ -492,88 +493,127 @@ class Trainer:
             tokens = [0 if b is None else self.task.supervised_tokens(self.raw_model, b) for b in micro]
         plan = plan_step(micro, exhausted, self.device, tokens)
         if plan.exhausted:
-            return micro, plan, reported
+            return micro, plan
         for i, batch in enumerate(micro):
             if batch is None:
                 self.skipped_batches += 1
                 self.ctx.say(f"skipped micro-batch {self.batches_in_epoch + i} of epoch {self.epoch} on rank "
                              f"{self.env.rank}: the dataset skipped every sample in it")
-            elif not reported:
+            elif not self._reported:
                 self._startup_report(batch)
-                reported = True
+                self._reported = True
             else:
                 sanity.check_supervision(batch, f"step {self.global_step}, epoch {self.epoch}, batch "
                                                 f"{self.batches_in_epoch + i} of the epoch")
         self.data.consumed(micro)
         if plan.stand_in is not None:
             plan.stand_in = move_to(plan.stand_in, self.device)
-        return [move_to(b, self.device) for b in micro], plan, reported
+        return [move_to(b, self.device) for b in micro], plan
 
     def _loop(self) -> Optional[int]:
-        reported = False
+        """Epoch after epoch until the run is finished (None) or a stop signal came (its number)."""
+        self._reported = False
         self.log_window.restart()
         while not self._finished():
-            self.data.start_epoch(self.epoch, self.batches_in_epoch)
-            epoch_ended = False
-            while not self._finished():
-                if self.data.epoch_is_over(self.batches_in_epoch):
-                    epoch_ended = True
-                    break
-                with self.log_window.waiting_for_data():
-                    micro, plan, reported = self._draw_step(reported)
-                if plan.exhausted:  # a stream's pass is over (on some rank): the epoch ends everywhere
-                    if self.batches_in_epoch == 0:
-                        raise DataError(f"the streaming training dataset yielded no complete step in epoch "
-                                        f"{self.epoch} (batch_size {self.batch_size} x grad_accum_steps "
-                                        f"{self.grad_accum_steps}); check its shards and set_epoch")
-                    epoch_ended = True
-                    break
-                losses, standins_finite = self._train_step(micro, plan)
-                loss, finite, stop = self._agree(losses, standins_finite)
-                self.batches_in_epoch += self.grad_accum_steps
-                if loss is None:  # no rank had a micro-batch: nothing to learn from
-                    self.empty_steps += 1
-                    self.optimizer.zero_grad(set_to_none=True)
-                elif not finite:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if self.nonfinite_loss == "raise":
-                        raise TrainingError(
-                            f"non-finite loss ({float(loss)}) at step {self.global_step}, epoch {self.epoch}, "
-                            f"micro-batches {self.batches_in_epoch - self.grad_accum_steps}.."
-                            f"{self.batches_in_epoch - 1} of the epoch; no checkpoint was written for it "
-                            f"(set run.nonfinite_loss: skip to skip such steps)")
-                    self.skipped_steps += 1
-                    self.ctx.say(f"skipped step {self.global_step}: non-finite loss")
-                else:
-                    grad_norm = self._apply_gradients()
-                    self.global_step += 1
-                    self.scheduler.set_step(self.global_step)
-                    loss_value = float(loss)
-                    self.losses.append(loss_value)
-                    self.log_window.add(loss_value)
-                    live = {"loss": loss_value, "lr": max(g["lr"] for g in self.optimizer.param_groups)}
-                    self.ctx.progress(self.global_step, live)
-                    if self.global_step % self.log_every == 0:
-                        window = self.log_window.close()
-                        self.ctx.log(self.global_step, {
-                            "loss": window["loss"], "lr": live["lr"], "epoch": self.epoch,
-                            "samples_per_s": window["samples_per_s"], "data_wait": window["data_wait"],
-                            **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
-                            **({"grad_norm": grad_norm} if grad_norm is not None else {})})
-                    self._cadence(epoch_ended=False)
-                if stop:
-                    self.ctx.say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
-                    if self._last_saved_step != self.global_step:
-                        self.save_checkpoint()
-                    return self._stop_signal or -1
-            if epoch_ended:
-                self.epoch, self.batches_in_epoch = self.epoch + 1, 0
-                self._cadence(epoch_ended=True)
+            stopped = self._epoch()
+            if stopped is not None:
+                return stopped
+        self._wrap_up()
+        return None
+
+    def _epoch(self) -> Optional[int]:
+        """Steps until the epoch's data is over (the epoch then ends) or the run is finished; the number of a stop
+        signal if one came."""
+        self.data.start_epoch(self.epoch, self.batches_in_epoch)
+        while not self._finished():
+            step = self._next_step()
+            if step is None:
+                self._end_epoch()
+                return None
+            if self._take_step(*step):
+                return self._stop_on_signal()
+        return None
+
+    def _next_step(self) -> Optional[tuple[list, StepPlan]]:
+        """The next step's micro-batches and plan; None when the epoch's data is over."""
+        if self.data.epoch_is_over(self.batches_in_epoch):
+            return None
+        with self.log_window.waiting_for_data():
+            micro, plan = self._draw_step()
+        if not plan.exhausted:
+            return micro, plan
+        # a stream's pass is over (on some rank): the epoch ends everywhere
+        if self.batches_in_epoch == 0:
+            raise DataError(f"the streaming training dataset yielded no complete step in epoch {self.epoch} "
+                            f"(batch_size {self.batch_size} x grad_accum_steps {self.grad_accum_steps}); check its "
+                            f"shards and set_epoch")
+        return None
+
+    def _take_step(self, micro: list, plan: StepPlan) -> bool:
+        """Forward/backward, then one of: an optimizer step, a skipped step (non-finite loss) or an empty one (no
+        rank had data); whether a stop signal arrived on any rank."""
+        shares, standins_finite = self._train_step(micro, plan)
+        loss, finite, stop = self._agree(shares, standins_finite)
+        self.batches_in_epoch += self.grad_accum_steps
+        if loss is None:  # no rank had a micro-batch: nothing to learn from
+            self.empty_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+        elif not finite:
+            self._skip_step(loss)
+        else:
+            self._optimizer_step(float(loss))
+        return stop
+
+    def _skip_step(self, loss: torch.Tensor) -> None:
+        """A non-finite loss: its gradients are dropped, and the run stops or (nonfinite_loss: skip) goes on."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.nonfinite_loss == "raise":
+            raise TrainingError(
+                f"non-finite loss ({float(loss)}) at step {self.global_step}, epoch {self.epoch}, "
+                f"micro-batches {self.batches_in_epoch - self.grad_accum_steps}.."
+                f"{self.batches_in_epoch - 1} of the epoch; no checkpoint was written for it "
+                f"(set run.nonfinite_loss: skip to skip such steps)")
+        self.skipped_steps += 1
+        self.ctx.say(f"skipped step {self.global_step}: non-finite loss")
+
+    def _optimizer_step(self, loss: float) -> None:
+        grad_norm = self._apply_gradients()
+        self.global_step += 1
+        self.scheduler.set_step(self.global_step)
+        self._report_step(loss, grad_norm)
+        self._cadence(epoch_ended=False)
+
+    def _report_step(self, loss: float, grad_norm: Optional[float]) -> None:
+        """Live values after every step; a log line every ``log_every`` steps."""
+        self.losses.append(loss)
+        self.log_window.add(loss)
+        lr = max(g["lr"] for g in self.optimizer.param_groups)
+        self.ctx.progress(self.global_step, {"loss": loss, "lr": lr})
+        if self.global_step % self.log_every:
+            return
+        window = self.log_window.close()
+        self.ctx.log(self.global_step, {
+            "loss": window["loss"], "lr": lr, "epoch": self.epoch,
+            "samples_per_s": window["samples_per_s"], "data_wait": window["data_wait"],
+            **({"skipped_batches": self.skipped_batches} if self.skipped_batches else {}),
+            **({"grad_norm": grad_norm} if grad_norm is not None else {})})
+
+    def _stop_on_signal(self) -> int:
+        self.ctx.say(f"signal received: saving a checkpoint at step {self.global_step} and stopping")
+        if self._last_saved_step != self.global_step:
+            self.save_checkpoint()
+        return self._stop_signal or -1
+
+    def _end_epoch(self) -> None:
+        self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+        self._cadence(epoch_ended=True)
+
+    def _wrap_up(self) -> None:
+        """The end of the run: a last evaluation and checkpoint unless the cadence just made them."""
         if self.valid_splits and self._last_eval_step != self.global_step:
             self._evaluate_and_track()
         if self._last_saved_step != self.global_step:
             self.save_checkpoint()
-        return None
 
     def _cadence(self, epoch_ended: bool) -> None:
         if self.valid_splits and self._due(self.eval_every, epoch_ended) and self._last_eval_step != self.global_step:
