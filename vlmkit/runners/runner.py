@@ -100,15 +100,10 @@ class Trainer:
         output_dir: str = "output/run",
         config: Runtime[Optional[dict]] = None,
     ):
-        problems = self.config_problems(dict(max_epochs=max_epochs, max_steps=max_steps, monitor=monitor,
-                                             valid_splits=valid_splits, max_bad_fraction=max_bad_fraction), "run")
-        if problems:
-            raise problems[0]
-        for key, value in (("batch_size", batch_size), ("grad_accum_steps", grad_accum_steps),
-                           ("log_every", log_every), ("max_epochs", max_epochs or 1), ("max_steps", max_steps or 1),
-                           ("eval_every", eval_every or 1), ("save_every", save_every or 1)):
-            if value < 1:
-                raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
+        self._check_settings(dict(max_epochs=max_epochs, max_steps=max_steps, monitor=monitor,
+                                  valid_splits=valid_splits, max_bad_fraction=max_bad_fraction,
+                                  batch_size=batch_size, grad_accum_steps=grad_accum_steps, log_every=log_every,
+                                  eval_every=eval_every, save_every=save_every))
         self.max_bad_fraction = max_bad_fraction
         self.max_epochs, self.max_steps = max_epochs, max_steps
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -130,36 +125,8 @@ class Trainer:
         self.task = TASKS.build(task, "run.task")
         self.datasets = datasets
         self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
-        self.dataset_sizes = sanity.check_dataset_sizes(datasets, [*self.train_splits, *self.valid_splits])
-        self.train_set = self._train_dataset()
-        self.data = TrainData(self.train_set, self.env, batch_size=batch_size, grad_accum_steps=grad_accum_steps,
-                              shuffle=shuffle, seed=seed, num_workers=num_workers, group_by_length=group_by_length,
-                              pin_memory=self.device.type == "cuda")
-        self.sampler = self.data.sampler
-        self.batches_per_epoch = self.data.batches_per_epoch
-        self.steps_per_epoch = self.data.estimated_steps_per_epoch  # an estimate for a stream
-        if self.steps_per_epoch == 0:
-            raise DataError(f"the training data ({len(self.train_set)} records over {self.env.world_size} "
-                            f"process(es)) is smaller than one optimizer step (batch_size {batch_size} x "
-                            f"grad_accum_steps {grad_accum_steps})")
-        if self.steps_per_epoch is None and max_steps is None:
-            raise ConfigError("run.max_epochs", "the streaming training dataset has no length, so the number of "
-                                                "steps of an epoch is unknown; set run.max_steps instead")
-        self.total_steps = max_steps if max_steps is not None else max_epochs * self.steps_per_epoch
-
-        self.raw_model = model
-        # every weight source the model was built from, hashed once per run, into each checkpoint's manifest
-        self.weight_record = trained_model.record_sources((config or {}).get("model"), model) \
-            if self.env.is_main else None
-        self.module_report = sanity.trainable_by_module(model)
-        self.model = self.strategy.wrap(model.to(self.device), self.device)
-        self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
-        self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
-                                          total_steps=self.total_steps,
-                                          steps_per_epoch=self.steps_per_epoch or self.total_steps)
-        self.scaler = torch.amp.GradScaler(self.device.type) if precision == "fp16" else None
-        self.writer = ckpt.CheckpointWriter(self.output_dir / "checkpoints", self.env, keep_last)
-
+        self._set_up_data(group_by_length)
+        self._set_up_optimization(model, optimizer, scheduler)
         self.global_step = 0
         self.epoch = 0
         self.batches_in_epoch = 0
@@ -175,6 +142,54 @@ class Trainer:
         self._last_eval_step = -1
         self._reported = False  # the start-up report has been made (with the first real batch)
         self.log_window = LogWindow(samples_per_step=batch_size * grad_accum_steps * self.env.world_size)
+
+    # ------------------------------------------------------------------ set-up
+    def _check_settings(self, values: dict[str, Any]) -> None:
+        """The rules across fields (``config_problems``), and every count at least 1."""
+        problems = self.config_problems(values, "run")
+        if problems:
+            raise problems[0]
+        optional = ("max_epochs", "max_steps", "eval_every", "save_every")  # None: unset
+        for key in ("batch_size", "grad_accum_steps", "log_every", *optional):
+            value = (values[key] or 1) if key in optional else values[key]
+            if value < 1:
+                raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
+
+    def _set_up_data(self, group_by_length: bool) -> None:
+        """The training batches of this process and the run's length in optimizer steps."""
+        self.dataset_sizes = sanity.check_dataset_sizes(self.datasets, [*self.train_splits, *self.valid_splits])
+        self.train_set = self._train_dataset()
+        self.data = TrainData(self.train_set, self.env, batch_size=self.batch_size,
+                              grad_accum_steps=self.grad_accum_steps, shuffle=self.shuffle, seed=self.seed,
+                              num_workers=self.num_workers, group_by_length=group_by_length,
+                              pin_memory=self.device.type == "cuda")
+        self.sampler = self.data.sampler
+        self.batches_per_epoch = self.data.batches_per_epoch
+        self.steps_per_epoch = self.data.estimated_steps_per_epoch  # an estimate for a stream
+        if self.steps_per_epoch == 0:
+            raise DataError(f"the training data ({len(self.train_set)} records over {self.env.world_size} "
+                            f"process(es)) is smaller than one optimizer step (batch_size {self.batch_size} x "
+                            f"grad_accum_steps {self.grad_accum_steps})")
+        if self.steps_per_epoch is None and self.max_steps is None:
+            raise ConfigError("run.max_epochs", "the streaming training dataset has no length, so the number of "
+                                                "steps of an epoch is unknown; set run.max_steps instead")
+        self.total_steps = self.max_steps if self.max_steps is not None else self.max_epochs * self.steps_per_epoch
+
+    def _set_up_optimization(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
+        """The model wrapped by the strategy on the device, its optimizer, scheduler, grad scaler (fp16) and the
+        checkpoint writer."""
+        self.raw_model = model
+        # every weight source the model was built from, hashed once per run, into each checkpoint's manifest
+        self.weight_record = trained_model.record_sources((self.config or {}).get("model"), model) \
+            if self.env.is_main else None
+        self.module_report = sanity.trainable_by_module(model)
+        self.model = self.strategy.wrap(model.to(self.device), self.device)
+        self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
+        self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
+                                          total_steps=self.total_steps,
+                                          steps_per_epoch=self.steps_per_epoch or self.total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.writer = ckpt.CheckpointWriter(self.output_dir / "checkpoints", self.env, self.keep_last)
 
     # ------------------------------------------------------------------ data
     def _train_dataset(self) -> Dataset:
