@@ -22,12 +22,13 @@ def trainable_by_module(model: torch.nn.Module) -> dict[str, dict[str, int]]:
     return {top: {"trainable": trainable[top], "frozen": frozen[top]} for top in sorted({*trainable, *frozen})}
 
 
-def check_dataset_sizes(datasets: Mapping[str, Any], splits: list[str]) -> dict[str, int]:
+def check_dataset_sizes(datasets: Mapping[str, Any], splits: list[str]) -> dict[str, int | None]:
+    """Records per split; None for a stream without a length (the trainer then asks for max_steps)."""
     sizes = {}
     for split in splits:
         if split not in datasets:
             raise DataError(f"split '{split}' is not among the built datasets ({', '.join(datasets) or 'none'})")
-        size = len(datasets[split])
+        size = len(datasets[split]) if hasattr(datasets[split], "__len__") else None
         if size == 0:
             raise DataError(f"dataset '{split}' has 0 records: check its annotation paths and filters")
         sizes[split] = size
