@@ -22,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-compile $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_SPEC)
 	$(PY) -m pip install --quiet --no-compile -e ".[dev]"
-	# lmms-eval's own scoring functions, for the differential test of the MC rules: without its 80 dependencies
-	# (the test reads the two functions from the installed files and needs none of them)
+	# lmms-eval without its 80 dependencies: the differential test of the MC rules reads two of its scoring functions
+	# from the installed files; the lmms-eval plug-in's test runs its CLI with the dev extra's lmms_eval pieces
 	$(PY) -m pip install --quiet --no-compile --no-deps lmms-eval==0.7.3
 	touch $@
 

@@ -10,7 +10,7 @@ Layers, bottom first; a module may import its own layer's modules and any layer 
     models | data | metrics   independent of each other
     tasks     may use models (prompting) and metrics
     runners
-    entry     assemble, cli, entry, inference, estimate, export, plot, sweep, the commands
+    entry     assemble, cli, entry, inference, estimate, export, integrations, plot, sweep, the commands
     demo      the CPU demo and tiny data: imported by nothing else in vlmkit (tests and benchmarks may)
 
 and no two modules may import each other, directly or through others (a cycle hidden in a function-level import
@@ -32,7 +32,7 @@ RANKS = {"core": 0, "tools": 1, "models": 2, "data": 2, "metrics": 2, "tasks": 3
          "demo": 6}
 SUBPACKAGE_LAYERS = {"models": "models", "data": "data", "metrics": "metrics", "tasks": "tasks",
                      "runners": "runners", "tools": "tools", "demo": "demo",
-                     "inference": "entry", "estimate": "entry", "export": "entry"}
+                     "inference": "entry", "estimate": "entry", "export": "entry", "integrations": "entry"}
 # Modules at the top of vlmkit, each named: a new one must be given a layer here (the test says so).
 TOP_LEVEL = {
     "core": {"registry", "schema", "schema_index", "schema_index_file", "config", "contracts", "errors", "plugins",

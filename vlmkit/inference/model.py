@@ -57,16 +57,18 @@ class InferenceModel:
     # ------------------------------------------------------------------ answering
     def generate(self, video: Union[Video, Sequence[Video]], question: Union[str, Sequence[str]], *,
                  answer_prefix: str = "", fps: float = 1.0, stream: Optional[Callable[[str], None]] = None,
-                 **gen: Any) -> Union[str, list[str]]:
+                 system: Optional[str] = None, **gen: Any) -> Union[str, list[str]]:
         """The answer to ``question`` about ``video`` (a file, a frame folder, or uint8 frames sampled at ``fps``).
-        Lists of videos (and one question for all, or one per video) are answered as one batch: a list back."""
+        Lists of videos (and one question for all, or one per video) are answered as one batch: a list back.
+        ``system``: a system message in front of every question (as a dataset's ``system_prompt``)."""
         many = isinstance(video, (list, tuple))
         videos = list(video) if many else [video]
         questions = [question] * len(videos) if isinstance(question, str) else list(question)
         if len(questions) != len(videos):
             raise ConfigError("question", f"{len(questions)} questions for {len(videos)} videos")
-        answers = self._answer([[{"role": "user", "content": q}] for q in questions], videos, answer_prefix, fps,
-                               stream, gen)
+        lead = [{"role": "system", "content": system}] if system else []
+        answers = self._answer([lead + [{"role": "user", "content": q}] for q in questions], videos, answer_prefix,
+                               fps, stream, gen)
         return answers if many or not isinstance(question, str) else answers[0]
 
     def chat(self, messages: Sequence[dict], video: Video, *, fps: float = 1.0,

@@ -85,36 +85,57 @@ class MultipleChoiceTask(GenerationTask):
     def option_scores(self, model: torch.nn.Module, batch: Mapping[str, Any],
                       meta: list[dict[str, Any]]) -> list[list[float]]:
         """Per row, one score per option (higher is better)."""
-        tokenizer = model.llm.tokenizer
-        causal = not model.llm.is_encoder_decoder
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         options = self._options(meta)
-        mask = batch["attention_mask"].bool()
-        prompts = [batch["input_ids"][r][mask[r]].tolist() for r in range(len(options))]
-        scores = [[0.0] * len(row) for row in options]
-        for k in range(max(len(row) for row in options)):
-            rows = [r for r, row in enumerate(options) if k < len(row)]
-            conts = [tokenizer(self.option_format.format(letter=option_letters(len(options[r]))[k],
-                                                         option=options[r][k]), add_special_tokens=False)["input_ids"]
-                     for r in rows]
-            if any(not c for c in conts):
-                raise DataError(f"multiple_choice (loglik): option {k} of a sample tokenizes to nothing")
-            pixels = [p[rows] for p in batch["pixel_values"]]
-            if causal:  # prompt + option, right-padded: every row starts at position 0 as it would alone
-                seqs = [prompts[r] + c for r, c in zip(rows, conts)]
-                labels = [[IGNORE_INDEX] * len(prompts[r]) + c for r, c in zip(rows, conts)]
-                input_ids = pad_sequences(seqs, pad)
-                attention = pad_sequences([[1] * len(s) for s in seqs], 0)
-            else:  # the prompt feeds the encoder, the option is the decoder's target
-                input_ids = pad_sequences([prompts[r] for r in rows], pad)
-                attention = pad_sequences([[1] * len(prompts[r]) for r in rows], 0)
-                labels = conts
-            labels = pad_sequences(labels, IGNORE_INDEX)
-            device = batch["input_ids"].device
-            out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), pixel_values=pixels,
-                        labels=labels.to(device))
-            total, count = continuation_logprobs(out.logits, labels.to(out.logits.device), causal)
-            values = total / count if self.score == "mean" else total
-            for r, value in zip(rows, values.tolist()):
-                scores[r][k] = value
-        return scores
+        continuations = [[self.option_format.format(letter=option_letters(len(row))[k], option=option)
+                          for k, option in enumerate(row)] for row in options]
+        scored = score_continuations(model, batch, continuations)
+        return [[total / count if self.score == "mean" else total for total, count, _ in row] for row in scored]
+
+
+@torch.no_grad()
+def score_continuations(model: torch.nn.Module, batch: Mapping[str, Any],
+                        continuations: list[list[str]]) -> list[list[tuple[float, int, bool]]]:
+    """Per prompt row of ``batch`` (left-padded, as the evaluation datasets collate it) and per continuation text
+    of that row: (sum of the continuation tokens' log-probs, token count, whether greedy decoding would have
+    written exactly those tokens). One forward per continuation index, all rows that have one together; the
+    lmms-eval plug-in's ``loglikelihood`` uses it too, so both score options the same way."""
+    tokenizer = model.llm.tokenizer
+    causal = not model.llm.is_encoder_decoder
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    mask = batch["attention_mask"].bool()
+    prompts = [batch["input_ids"][r][mask[r]].tolist() for r in range(len(continuations))]
+    scores: list[list[tuple[float, int, bool]]] = [[(0.0, 0, False)] * len(row) for row in continuations]
+    for k in range(max(len(row) for row in continuations)):
+        rows = [r for r, row in enumerate(continuations) if k < len(row)]
+        conts = [tokenizer(continuations[r][k], add_special_tokens=False)["input_ids"] for r in rows]
+        if any(not c for c in conts):
+            raise DataError(f"continuation {k} of a sample tokenizes to nothing: "
+                            f"{[continuations[r][k] for r, c in zip(rows, conts) if not c]}")
+        pixels = [p[rows] for p in batch["pixel_values"]]
+        if causal:  # prompt + continuation, right-padded: every row starts at position 0 as it would alone
+            seqs = [prompts[r] + c for r, c in zip(rows, conts)]
+            labels = [[IGNORE_INDEX] * len(prompts[r]) + c for r, c in zip(rows, conts)]
+            input_ids = pad_sequences(seqs, pad)
+            attention = pad_sequences([[1] * len(s) for s in seqs], 0)
+        else:  # the prompt feeds the encoder, the continuation is the decoder's target
+            input_ids = pad_sequences([prompts[r] for r in rows], pad)
+            attention = pad_sequences([[1] * len(prompts[r]) for r in rows], 0)
+            labels = conts
+        labels = pad_sequences(labels, IGNORE_INDEX)
+        device = batch["input_ids"].device
+        out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), pixel_values=pixels,
+                    labels=labels.to(device))
+        labels = labels.to(out.logits.device)
+        total, count = continuation_logprobs(out.logits, labels, causal)
+        greedy = greedy_continuations(out.logits, labels, causal)
+        for r, t, n, g in zip(rows, total.tolist(), count.tolist(), greedy.tolist()):
+            scores[r][k] = (t, int(n), bool(g))
+    return scores
+
+
+def greedy_continuations(logits: torch.Tensor, labels: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Per row, whether every labelled token is the argmax of its position (aligned as ``continuation_logprobs``)."""
+    if causal:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    return ((logits.argmax(dim=-1) == labels) | ~mask).all(dim=1)
