@@ -43,7 +43,7 @@ from vlmkit.tasks.multiple_choice import score_continuations
 
 
 def passed_through(result: tuple[float, bool]) -> Any:
-    """A (log-likelihood, greedy) pair as lmms-eval's evaluator hands it to the task unchanged. lmms-eval 0.7.3's
+    """A (negative log-likelihood, greedy) pair, as lmms-eval's evaluator hands it to the task unchanged. 0.7.3's
     ``unwrap_generation_output`` turns every model output that is not text, a ``(text, counts)`` pair or a
     ``GenerationResult`` into ``str(output)``, so a bare tuple reaches ``process_results`` as the string
     ``"(-1.2, False)"`` and multiple-choice tasks fail (``lls, is_greedy = zip(*results)``); the pair inside a
