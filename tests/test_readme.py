@@ -147,6 +147,10 @@ README_ITEMS: dict[str, Run | Covered | Manual] = {
                                            "make test installs the extra; the test needs it"),
     'pip install -e ".[api]"': Covered("tests/inference/test_api.py::test_models_lists_the_run",
                                        "make test installs the extra; the test needs it"),
+    'pip install -e ".[lmms_eval]"': Covered("tests/inference/test_lmms_eval.py::test_lmms_eval_reproduces_evaluate",
+                                            "make test installs the extra's pieces (dev); the test needs them"),
+    "pip install --no-deps lmms-eval==0.7.3": Covered(
+        "tests/inference/test_lmms_eval.py::test_lmms_eval_reproduces_evaluate", "the Makefile's own install line"),
     # ## Vicuna-style delta weights
     "python apply_delta.py --base llama-7b-hf --delta vicuna-7b-delta-v1.1 --target vicuna-7b-v1.1 --checksum": Run(
         "test_apply_delta_lines_round_trip"),
