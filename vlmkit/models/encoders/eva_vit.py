@@ -38,9 +38,9 @@ class EVAViTEncoder(HFVisionEncoder):
     def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
                  config: Optional[HFConfig("Blip2VisionConfig")] = None,
                  drop_cls: bool = False, freeze: bool = True, dtype: DType = "float32",
-                 gradient_checkpointing: bool = False) -> None:
+                 gradient_checkpointing: bool = False, checkpoint_offload: bool = False) -> None:
         super().__init__(pretrained=pretrained, arch=arch, config=config, freeze=freeze, dtype=dtype,
-                         gradient_checkpointing=gradient_checkpointing)
+                         gradient_checkpointing=gradient_checkpointing, checkpoint_offload=checkpoint_offload)
         self.drop_cls = drop_cls
 
     @property

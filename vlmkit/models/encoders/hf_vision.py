@@ -14,6 +14,7 @@ import torch
 
 from vlmkit.contracts import ImagePreprocessing
 from vlmkit.errors import ConfigError
+from vlmkit.models.encoders.block_checkpointing import checkpoint_blocks_offloaded, checkpointing_config_problems
 from vlmkit.models.stage import VisualStage, enable_checkpointing, resolve_dtype
 from vlmkit.models.weight_paths import TRANSFORMERS_FOLDER, require_local
 from vlmkit.models.weight_sources import UNUSED, mark_loaded, weight_source
@@ -29,14 +30,22 @@ class HFVisionEncoder(VisualStage, abc.ABC):
     presets: ClassVar[dict[str, dict[str, Any]]]
     fixed_config: ClassVar[dict[str, Any]] = {}  # config values this wrapper always needs
     checkpoint_key_mapping: ClassVar[dict[str, str]] = {}  # regex -> replacement for composite checkpoints
+    # checkpoint_offload needs gradient_checkpointing (checked at config validation, and when built)
+    config_problems = classmethod(checkpointing_config_problems)
 
     def __init__(self, *, pretrained: Optional[str], arch: Optional[str], config: Optional[dict],
-                 freeze: bool, dtype: str, gradient_checkpointing: bool) -> None:
+                 freeze: bool, dtype: str, gradient_checkpointing: bool, checkpoint_offload: bool) -> None:
         super().__init__()
+        problems = self.config_problems({"gradient_checkpointing": gradient_checkpointing,
+                                         "checkpoint_offload": checkpoint_offload}, self.registry_name)
+        if problems:
+            raise problems[0]
         torch_dtype = resolve_dtype(dtype)
         self.model = self._build_model(pretrained, arch, config, torch_dtype)
         self.model.to(torch_dtype)
-        if gradient_checkpointing:
+        if checkpoint_offload:  # fairscale's wrapper per block (LAVIS's EVA-ViT), instead of transformers'
+            checkpoint_blocks_offloaded(self.blocks)
+        elif gradient_checkpointing:
             enable_checkpointing(self.model)
         cfg = self.model.config
         self.image_size: int = cfg.image_size
@@ -114,6 +123,11 @@ class HFVisionEncoder(VisualStage, abc.ABC):
     def preprocessing(self) -> ImagePreprocessing:
         """Pixel contract of the tower family (its mean/std and resize rule)."""
 
+    @property
+    def blocks(self) -> torch.nn.ModuleList:
+        """The tower's transformer blocks (encoder layers), in order."""
+        return getattr(self.model, "vision_model", self.model).encoder.layers
+
     def freeze_after(self, select_layer: int) -> None:
         """Stop gradients to the layers after hidden state ``select_layer`` and to the final norm.
 
@@ -122,7 +136,7 @@ class HFVisionEncoder(VisualStage, abc.ABC):
         counts match the published tower.
         """
         tower = getattr(self.model, "vision_model", self.model)
-        layers = tower.encoder.layers
+        layers = self.blocks
         used = select_layer % (len(layers) + 1)  # hidden state i is the output of layer i - 1
         heads = [getattr(tower, n) for n in ("post_layernorm", "head") if getattr(tower, n, None) is not None]
         unused = [*layers[used:], *heads]

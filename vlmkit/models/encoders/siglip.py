@@ -39,9 +39,9 @@ class SigLIPEncoder(HFVisionEncoder):
     def __init__(self, pretrained: Optional[str] = None, arch: Optional[str] = None,
                  config: Optional[HFConfig("SiglipVisionConfig")] = None,
                  select_layer: int = -2, freeze: bool = True, dtype: DType = "float32",
-                 gradient_checkpointing: bool = False) -> None:
+                 gradient_checkpointing: bool = False, checkpoint_offload: bool = False) -> None:
         super().__init__(pretrained=pretrained, arch=arch, config=config, freeze=freeze, dtype=dtype,
-                         gradient_checkpointing=gradient_checkpointing)
+                         gradient_checkpointing=gradient_checkpointing, checkpoint_offload=checkpoint_offload)
         num_states = self.model.config.num_hidden_layers + 1
         if not -num_states <= select_layer < num_states:
             raise ConfigError("siglip.select_layer", f"select_layer {select_layer} is outside the "
