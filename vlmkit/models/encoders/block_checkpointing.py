@@ -1,10 +1,11 @@
 """Activation checkpointing of a vision tower's transformer blocks, with the saved inputs optionally on the CPU.
 
 ``gradient_checkpointing`` alone uses transformers' own checkpointing (torch.utils.checkpoint, non-reentrant).
-``checkpoint_offload`` adds what LAVIS does for EVA-ViT: each block is wrapped by fairscale's
-``checkpoint_wrapper(block, offload_to_cpu=True)``, which recomputes the block in the backward pass *and* keeps
-the block's input (the one activation checkpointing still saves) in CPU memory until then.  torch has no
-ready per-module equivalent of that offload, which is why fairscale is used here.
+``checkpoint_offload`` wraps each block with fairscale's ``checkpoint_wrapper(block, offload_to_cpu=True)`` (the
+wrapper LAVIS puts on its BLIP ViT blocks), which recomputes the block in the backward pass *and* keeps the
+block's input (the one tensor checkpointing still saves) in CPU memory until then.  torch's counterparts
+(``torch.distributed.algorithms._checkpoint``: a private module) either do not offload (``checkpoint_wrapper``)
+or offload every tensor the block saves (``offload_wrapper``), and both add a wrapper module to parameter names.
 
 The wrapper patches ``block.forward`` in place (no wrapper module), so parameter names and state_dict keys stay
 those of the published tower.  No torch import at module level: config validation runs the rule below from the
