@@ -109,7 +109,7 @@ def build_trained_model(spec: str, *, trust_imports: bool = False, allow_changed
     say = say or (lambda text: None)
     if is_export(spec):
         return build_exported_model(spec, trust_imports=trust_imports, seed=seed)
-    path = ckpt.resolve(str(spec), str(spec))
+    path = ckpt.resolve(str(spec), str(spec), key="run")
     manifest = ckpt.read_manifest(path)
     config = saved_run_config(path, manifest)
     if not config or not config.get("model"):

@@ -75,7 +75,7 @@ def export_run(run: str, out: Path, *, trust_imports: bool = False, allow_change
     from vlmkit.assemble import build_trained_model
     from vlmkit.export.staging import check_target
 
-    if not Path(run).exists():
+    if not Path(run).exists():  # before check_target, which may refuse the output folder first
         raise ConfigError("run", f"{run} does not exist; give a training run directory, its checkpoints folder or "
                                  f"one checkpoint")
     check_target(Path(out), options.get("overwrite", False))  # before the model is built

@@ -185,9 +185,10 @@ def load_trainable(model: torch.nn.Module, path: str | os.PathLike, strict: bool
     return manifest
 
 
-def resolve(spec: str, checkpoints_dir: str | os.PathLike) -> Path | None:
+def resolve(spec: str, checkpoints_dir: str | os.PathLike, key: str = "resume_from") -> Path | None:
     """A verified checkpoint directory from ``resume_from``: 'auto' (the newest intact one, None when there is
-    no checkpoint), 'latest' (the pointer's target, which must be intact), or a path.
+    no checkpoint), 'latest' (the pointer's target, which must be intact), or a path. ``key``: the setting or
+    argument ``spec`` came from, which the errors name (``evaluation.checkpoint``, a command's ``run``).
 
     A path may name a checkpoint directory, a run's ``checkpoints`` directory or the run's output directory.
     Every file is checked against the manifest (``verify_files``); a damaged one raises naming the file, except
@@ -199,11 +200,14 @@ def resolve(spec: str, checkpoints_dir: str | os.PathLike) -> Path | None:
     if spec == "latest":
         found = latest(checkpoints_dir)
         if found is None:
-            raise CheckpointError(f"resume_from: latest, but there is no checkpoint in {checkpoints_dir} "
+            raise CheckpointError(f"{key}: latest, but there is no checkpoint in {checkpoints_dir} "
                                   f"(use 'auto' to start fresh when there is none)")
         verify_files(found)
         return found
     path = Path(spec)
+    if not path.exists():
+        raise CheckpointError(f"{key}: {spec} does not exist; give a training run directory, its checkpoints "
+                              f"folder or one checkpoint")
     for candidate in (path, path / "checkpoints"):
         if (candidate / MANIFEST).is_file():
             verify_files(candidate)
@@ -213,7 +217,7 @@ def resolve(spec: str, checkpoints_dir: str | os.PathLike) -> Path | None:
             if found is not None:
                 verify_files(found)
                 return found
-    raise CheckpointError(f"resume_from: {spec} is neither a checkpoint directory (with {MANIFEST}) nor a "
+    raise CheckpointError(f"{key}: {spec} is neither a checkpoint directory (with {MANIFEST}) nor a "
                           f"directory with a '{LATEST}' pointer")
 
 

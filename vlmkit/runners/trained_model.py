@@ -237,7 +237,7 @@ def load_trained(model: nn.Module, spec: str, model_config: Optional[Mapping], *
     """How a built model gets its trained weights, for the evaluator and ``vlmkit.load`` alike: the checkpoint
     ``spec`` names (a checkpoint, a run's checkpoints folder or the run), checked (``check_trained_model``), then
     its trainable tensors loaded strictly. Returns (the checkpoint, what was checked)."""
-    path = ckpt.resolve(str(spec), str(spec))
+    path = ckpt.resolve(str(spec), str(spec), key="evaluation.checkpoint")
     manifest = ckpt.read_manifest(path)
     report = check_trained_model(path, manifest, model_config, allow_config_mismatch=allow_config_mismatch,
                                  ignore=list(ignore), allow_changed_weights=allow_changed_weights, say=say)
@@ -256,7 +256,7 @@ def locate(spec: str) -> Path:
         found = ckpt.latest(candidate)
         if found is not None:
             return found
-    return ckpt.resolve(spec, spec)  # raises the usual error, naming what is missing
+    return ckpt.resolve(spec, spec, key="evaluation.checkpoint")  # raises the usual error, naming what is missing
 
 
 def check_before_build(cfg: DictConfig, section: str = "evaluation") -> Optional[dict[str, Any]]:
