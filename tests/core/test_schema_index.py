@@ -101,8 +101,10 @@ def test_indexed_schemas_equal_the_signatures():
     """The index's stand-ins give the signatures, attributes and hooks the classes have."""
     for kind, reg in ALL.items():
         for name in reg.names():
-            indexed = schema_index.component_schema(kind, name)
             real = reg.get(name)
+            if not real.__module__.startswith("vlmkit."):
+                continue  # a test's or plugin's own component, added at run time: never indexed
+            indexed = schema_index.component_schema(kind, name)
             assert indexed is not None, (kind, name)
             got, want = signature_of(indexed).parameters, signature_of(real).parameters
             assert list(got) == list(want), (kind, name)
