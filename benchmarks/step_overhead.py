@@ -1,13 +1,17 @@
-"""The training runner's cost per optimizer step against a bare forward/backward/optimizer step of the same
-model on the same tensors, measured in one process.
+"""The training runner's cost per optimizer step against a bare, user-written training loop of the same model on
+the same data, measured in one process.
 
-  python benchmarks/step_overhead.py [--preset tiny/pooling] [--batch-size 4] [--steps 5 25] [--repeats 7]
-                                     [--threads 1]
+  python benchmarks/step_overhead.py [--preset tiny/pooling] [--batch-size 4] [--steps 10 60] [--repeats 15]
+                                     [--threads 1] [--bare-data loader|prebuilt]
 
-Builds the preset with random weights and one batch that follows the batch contract; the runner (its default
-loggers, console and JSON lines; no DataLoader workers) reads it through its DataLoader from a dataset whose
-collater returns that batch.  First both sides train N1 steps and must end with the same weights (AdamW without
-weight decay on both).  Then runs of N1 and N2 steps of each side are interleaved over ``--repeats`` rounds by
+Builds the preset with random weights and one batch that follows the batch contract, served by a dataset whose
+collater returns that batch (no decoding: only the loop is measured).  The runner (its default loggers, console and
+JSON lines; constant learning rate, AdamW without weight decay, no DataLoader workers) trains on it.  The bare side
+is the loop a user would write for the same run: ``model.train()`` once, then for each batch of a plain
+``DataLoader`` over the same dataset (same batch size and collater; ``--bare-data prebuilt`` skips the DataLoader
+and reuses the batch, a stricter baseline that also charges the data loading to the runner): forward, backward,
+``optimizer.step()``, ``zero_grad(set_to_none=True)``; it logs nothing.  First both sides train N1 steps and must
+end with the same weights.  Then runs of N1 and N2 steps of each side are interleaved over ``--repeats`` rounds by
 ``benchmarks/harness.py``; fixed costs (building the runner, the final checkpoint, the first-batch report) cancel
 in per-step time = (T(N2) - T(N1)) / (N2 - N1) within each round, in wall and CPU time; medians over rounds.
 Prints a JSON line with both per-step times and ``ratio = runner / bare`` (target: at most 1.05).
@@ -75,14 +79,24 @@ def train_runner(model, batch, steps: int, batch_size: int, out: Path) -> dict:
     return trainable(model)
 
 
-def train_bare(model, batch, steps: int) -> dict:
+def bare_batches(batch, steps: int, batch_size: int, data: str):
+    """What the bare loop iterates: a plain DataLoader over the runner's dataset ('loader'), or the batch itself."""
+    from torch.utils.data import DataLoader
+
+    if data == "prebuilt":
+        return [batch] * steps
+    dataset = SameBatch(batch, steps * batch_size)
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collater, drop_last=True)
+
+
+def train_bare(model, batch, steps: int, batch_size: int, data: str = "loader") -> dict:
     import torch
 
     model = copy.deepcopy(model)
-    inputs = {k: v for k, v in batch.items() if k != "meta"}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
     model.train()
-    for _ in range(steps):
+    for batch in bare_batches(batch, steps, batch_size, data):
+        inputs = {k: v for k, v in batch.items() if k != "meta"}
         loss = model(**inputs).loss
         loss.backward()
         optimizer.step()
@@ -100,9 +114,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny/pooling")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, nargs=2, default=(5, 25), metavar=("N1", "N2"))
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, nargs=2, default=(10, 60), metavar=("N1", "N2"))
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: stable on a shared machine)")
+    parser.add_argument("--bare-data", choices=("loader", "prebuilt"), default="loader",
+                        help="the bare loop reads a DataLoader over the same dataset, or reuses the prebuilt batch")
     args = parser.parse_args(argv)
 
     import torch
@@ -120,11 +136,12 @@ def main(argv: list[str] | None = None) -> dict:
     batch = make_batch(model.data_contract(), args.batch_size)
     n1, n2 = args.steps
     torch.manual_seed(42)  # the runner's seed: the same dropout draws, if the preset has dropout
-    bare = train_bare(model, batch, n1)
+    bare = train_bare(model, batch, n1, args.batch_size, args.bare_data)
     assert same_weights(bare, train_runner(model, batch, n1, args.batch_size, work / "check")), \
         "the runner and the bare loop do not train the same weights"
     outs = (work / f"run{i}" for i in range(10 ** 6))
-    sides = {f"bare_{n}": (lambda n=n: train_bare(model, batch, n)) for n in (n1, n2)}
+    sides = {f"bare_{n}": (lambda n=n: train_bare(model, batch, n, args.batch_size, args.bare_data))
+             for n in (n1, n2)}
     sides.update({f"runner_{n}": (lambda n=n: train_runner(model, batch, n, args.batch_size, next(outs)))
                   for n in (n1, n2)})
     timed = compare(sides, args.repeats, same=lambda a, b: True)  # like for like checked above
@@ -133,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         return [(b - a) / (n2 - n1) for a, b in zip(timed[f"{side}_{n1}"][kind], timed[f"{side}_{n2}"][kind])]
 
     result = {"preset": args.preset, "batch_size": args.batch_size, "steps": [n1, n2], "repeats": args.repeats,
-              "threads": torch.get_num_threads(), "loadavg": timed["loadavg"], "same_weights": True}
+              "bare_data": args.bare_data, "threads": torch.get_num_threads(), "loadavg": timed["loadavg"],
+              "same_weights": True}
     for kind, label in (("wall_runs", "wall"), ("cpu_runs", "cpu")):
         runner_s, bare_s = statistics.median(per_step("runner", kind)), statistics.median(per_step("bare", kind))
         result.update({f"runner_step_ms_{label}": round(runner_s * 1e3, 3),

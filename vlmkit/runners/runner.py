@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +29,17 @@ from vlmkit.runners import distributed, sanity, trained_model
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import RunContext
+from vlmkit.runners.feature_cache import attach as attach_feature_cache
 from vlmkit.runners.log_window import LogWindow
+from vlmkit.runners.packing import packing_for
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
 from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
 from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.workers import resolve_num_workers
-from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
+from vlmkit.data.packing_settings import PackingSettings
+from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime, Struct
 
 
 class TrainingError(VlmkitError, RuntimeError):
@@ -57,6 +61,11 @@ class Trainer:
     (the step's loss is its summed token losses over every micro-batch and rank divided by its supervised
     tokens, so layout, accumulation and world size never change the objective) or 'sample' (the mean of
     micro-batch means, as recipes written for that objective define it; see docs/training.md).
+    ``packing``: {max_length}: each micro-batch's conversations packed into rows of at most max_length tokens,
+    attention confined to each conversation (same samples and supervised tokens, less padding; docs/training.md).
+    ``feature_cache``: a folder ``vlmkit cache-features`` wrote; the frozen modules' outputs are read from it instead
+    of decoding videos and running them, after checking it was built for this model and sampling
+    (docs/feature_cache.md).
     """
 
     purpose = "train"  # the entry point it serves (config validation checks the section)
@@ -82,6 +91,7 @@ class Trainer:
         seed: int = 42,
         shuffle: bool = True,
         group_by_length: bool = False,
+        packing: Optional[Struct(PackingSettings)] = None,
         num_workers: Union[NonNegative[int], Literal["auto"]] = "auto",
         log_every: Positive[int] = 10,
         eval_every: Optional[Positive[int]] = None,
@@ -94,6 +104,7 @@ class Trainer:
         loss_normalization: Literal["token", "sample"] = "token",
         save_on_signal: bool = True,
         max_bad_fraction: Optional[NonNegative[float]] = None,
+        feature_cache: Optional[str] = None,
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
         datasets: Runtime[dict],
@@ -124,8 +135,11 @@ class Trainer:
 
         self.task = TASKS.build(task, "run.task")
         self.datasets = datasets
+        self.feature_cache = None if feature_cache is None else attach_feature_cache(
+            feature_cache, model, datasets, [*self.train_splits, *self.valid_splits],
+            model_config=(config or {}).get("model"), precision=precision, section="run", say=self.ctx.say)
         self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
-        self._set_up_data(group_by_length)
+        self._set_up_data(group_by_length, packing_for(model, packing))
         self._set_up_optimization(model, optimizer, scheduler)
         self.global_step = 0
         self.epoch = 0
@@ -155,13 +169,13 @@ class Trainer:
             if value < 1:
                 raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
 
-    def _set_up_data(self, group_by_length: bool) -> None:
+    def _set_up_data(self, group_by_length: bool, packing: Optional[Any] = None) -> None:
         """The training batches of this process and the run's length in optimizer steps."""
         self.dataset_sizes = sanity.check_dataset_sizes(self.datasets, [*self.train_splits, *self.valid_splits])
         self.train_set = self._train_dataset()
         self.data = TrainData(self.train_set, self.env, batch_size=self.batch_size,
                               grad_accum_steps=self.grad_accum_steps, shuffle=self.shuffle, seed=self.seed,
-                              num_workers=self.num_workers, group_by_length=group_by_length,
+                              num_workers=self.num_workers, group_by_length=group_by_length, packing=packing,
                               pin_memory=self.device.type == "cuda")
         self.sampler = self.data.sampler
         self.batches_per_epoch = self.data.batches_per_epoch
@@ -337,7 +351,8 @@ class Trainer:
         """Forward/backward the planned micro-batches; (each real micro-batch's share of the step loss, whether
         every loss incl. stand-ins is finite).  The shares of all ranks sum to the step's loss.  A stand-in's
         loss is multiplied by 0: it only keeps the ranks' collectives in step."""
-        self.model.train()
+        if not self.model.training:  # only evaluation leaves it in eval mode; train() walks every module
+            self.model.train()
         shares, finite = [], True
         for index, position in enumerate(plan.positions):
             batch, real = stand_in_forward(plan, micro_batches[position])
@@ -347,11 +362,13 @@ class Trainer:
                 with self.ctx.autocast():
                     out = self.task.train_step(self.model, batch)
                 loss = out["loss"]
-                scaled = loss.float() * weight
+                # x * 1.0 is x (and so is its gradient): one process without accumulation skips the multiply
+                scaled = loss.float() if weight == 1.0 else loss.float() * weight
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             detached = loss.detach().float()
             if real:
-                shares.append(detached * (weight / plan.world_size))
+                share = weight / plan.world_size
+                shares.append(detached if share == 1.0 else detached * share)
             else:
                 finite = finite and bool(torch.isfinite(detached))
         return shares, finite
@@ -370,20 +387,25 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _agree(self, shares: list[torch.Tensor], finite: bool) -> tuple[Optional[torch.Tensor], bool, bool]:
-        """(the step's loss: the sum of every rank's shares, or None when no rank had a real micro-batch; every
-        loss is finite on every rank; a stop signal arrived on any rank): every rank decides the same."""
-        local = torch.stack(shares).sum() if shares else torch.zeros(())
-        finite = finite and bool(torch.isfinite(local))
-        sums = torch.stack([torch.tensor(0.0 if finite else 1.0), torch.tensor(1.0 if self._stop_signal else 0.0),
-                            torch.where(torch.isfinite(local), local, torch.zeros(())).float(),
-                            torch.tensor(float(len(shares)))])
-        if self.env.distributed:
-            sums = distributed.all_reduce_tensor(sums.to(self.device), "sum").cpu()
-        loss = (local if not self.env.distributed else sums[2]) if int(sums[3]) else None
-        if loss is not None and not finite:
-            loss = torch.tensor(float("nan"))
-        return loss, bool(sums[0] == 0), bool(sums[1] > 0)
+    def _agree(self, shares: list[torch.Tensor], finite: bool) -> tuple[Optional[float], bool, bool]:
+        """(the step's loss: the sum of every rank's shares, NaN when any loss was not finite, None when no rank
+        had a real micro-batch; every loss is finite on every rank; a stop signal arrived on any rank): every rank
+        decides the same.  The loss reaches the host once per step (one device sync), the values it needs with it."""
+        local = (shares[0] if len(shares) == 1 else torch.stack(shares).sum()) if shares else None
+        if not self.env.distributed:
+            loss = None if local is None else local.item()
+            finite = finite and (loss is None or math.isfinite(loss))
+            return (loss if finite or loss is None else float("nan")), finite, bool(self._stop_signal)
+        local = torch.zeros((), device=self.device) if local is None else local.to(self.device)
+        ok = torch.isfinite(local)
+        flags = torch.tensor([0.0 if finite else 1.0, 1.0 if self._stop_signal else 0.0, float(len(shares))],
+                             device=self.device)
+        sums = torch.stack([flags[0] + (~ok).float(), flags[1], torch.where(ok, local, torch.zeros_like(local)).float(),
+                            flags[2]])
+        not_finite, stops, loss, real = distributed.all_reduce_tensor(sums, "sum").tolist()
+        finite = not_finite == 0
+        loss = (loss if finite else float("nan")) if int(real) else None
+        return loss, finite, stops > 0
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -576,15 +598,15 @@ class Trainer:
         elif not finite:
             self._skip_step(loss)
         else:
-            self._optimizer_step(float(loss))
+            self._optimizer_step(loss)
         return stop
 
-    def _skip_step(self, loss: torch.Tensor) -> None:
+    def _skip_step(self, loss: float) -> None:
         """A non-finite loss: its gradients are dropped, and the run stops or (nonfinite_loss: skip) goes on."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.nonfinite_loss == "raise":
             raise TrainingError(
-                f"non-finite loss ({float(loss)}) at step {self.global_step}, epoch {self.epoch}, "
+                f"non-finite loss ({loss}) at step {self.global_step}, epoch {self.epoch}, "
                 f"micro-batches {self.batches_in_epoch - self.grad_accum_steps}.."
                 f"{self.batches_in_epoch - 1} of the epoch; no checkpoint was written for it "
                 f"(set run.nonfinite_loss: skip to skip such steps)")
