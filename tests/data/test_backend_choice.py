@@ -1,0 +1,104 @@
+"""backend: auto -- the cost model's choice per dataset, same frames either way, counted fallbacks, config errors."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from tests.data.dataset_fixtures import conversation, contract, write_json  # noqa: F401
+from vlmkit.data import backend_choice
+from vlmkit.data.backend_choice import FileFeatures, decode_plan, predict_ms
+from vlmkit.data.video import VideoReader
+from vlmkit.demo import synthetic_video as sv
+from vlmkit.registry import DATASETS, SAMPLERS
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A very short clip (decord's case) and a long, seek-heavy one (PyAV's), as the calibration grid measured."""
+    root = tmp_path_factory.mktemp("auto_backend")
+    sv.write_video(root / "short.mp4", sv.test_pattern(8, 32, 32), fps=10, gop=12)
+    sv.write_video(root / "long.mp4", sv.test_pattern(300, 32, 32), fps=25, gop=30)
+    return root
+
+
+def dataset(contract, root, tmp_path, names, **cfg):
+    ann = write_json(tmp_path / "ann.json", [{"id": n, "video": n, "conversations": conversation("what?", "it")}
+                                             for n in names])
+    return DATASETS.build({"name": "llava_instruct", "ann_path": ann, "media_root": str(root), "train": False,
+                           **cfg}, contract=contract)
+
+
+def test_decode_plan_counts_seeks_and_decoded_frames_as_pyav_reads():
+    # keyframes 0, 30, 60: frame 5 decodes 0..5; 20 continues 6..20; 45 jumps to 30 and decodes 30..45
+    assert decode_plan([0, 30, 60], [45, 5, 20, 20]) == (2, 6 + 15 + 16)
+    assert decode_plan([0], [0, 1, 2]) == (1, 3)
+
+
+def test_model_predicts_decord_for_tiny_clips_and_pyav_for_long_ones():
+    tiny = FileFeatures("t", 8, 32, 32, (0,), tuple(range(8)))
+    long = FileFeatures("l", 900, 180, 240, tuple(range(0, 900, 60)), tuple(range(0, 900, 60)))
+    assert min(predict_ms(tiny).items(), key=lambda kv: kv[1])[0] == "decord"
+    assert min(predict_ms(long).items(), key=lambda kv: kv[1])[0] == "pyav"
+
+
+def test_auto_picks_per_dataset_from_its_files_logs_it_and_keeps_the_pixels(contract, clips, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="vlmkit.data.backend_choice"):
+        short = dataset(contract, clips, tmp_path, ["short.mp4", "short.mp4"])
+        long = dataset(contract, clips, tmp_path, ["long.mp4"])
+    assert short.media.choice.backend == "decord" and long.media.choice.backend == "pyav"
+    assert short.media.choice.probed and set(short.media.choice.predicted_ms) == {"decord", "pyav"}
+    assert "backend auto -> decord" in caplog.text and "backend auto -> pyav" in caplog.text
+    for auto, name in ((short, "short.mp4"), (long, "long.mp4")):
+        sample = auto[0]
+        assert auto.media.reader.backend == auto.media.choice.backend
+        for forced in ("decord", "pyav"):
+            other = dataset(contract, clips, tmp_path, [name], backend=forced)
+            assert other.media.choice.backend == forced
+            assert torch.equal(other[0]["pixel_values"][0], sample["pixel_values"][0])
+        assert auto.decode_fallbacks() == []
+
+
+def test_both_backends_give_the_same_frames_at_the_sampled_indices(clips):
+    path = str(clips / "long.mp4")
+    indices = SAMPLERS.build({"name": "fps", "max_frames": 16})(300, 25.0)
+    decord, pyav = (VideoReader(b, fallback=False).read(path, indices) for b in ("decord", "pyav"))
+    assert torch.equal(decord.frames, pyav.frames) and decord.indices == pyav.indices == indices
+
+
+def test_a_dataset_without_readable_files_decides_on_its_first_decoded_file(contract, clips, tmp_path):
+    ds = dataset(contract, clips, tmp_path, ["long.mp4"])
+    ds.media.choice = None  # as for a stream, or files that appear after construction
+    ds[0]
+    assert ds.media.choice.backend == "pyav" and ds.media.choice.probed == [str(clips / "long.mp4")]
+    assert backend_choice.choose([str(tmp_path / "absent.mp4")], ds.media.sampler).backend == \
+        backend_choice.DEFAULT_BACKEND
+
+
+def test_a_file_the_chosen_backend_cannot_open_is_read_by_the_other_counted_and_logged(contract, clips, tmp_path,
+                                                                                      monkeypatch, caplog):
+    from vlmkit.data import video
+    from vlmkit.errors import DataError
+
+    def refuse(path, num_threads):
+        raise DataError(f"{path}: decord cannot open it: stand-in refusal")
+    monkeypatch.setitem(video._OPENERS, "decord", refuse)
+    ds = dataset(contract, clips, tmp_path, ["short.mp4", "short.mp4"], backend="decord")
+    with caplog.at_level(logging.WARNING):
+        first, second = ds[0], ds[1]
+    fallbacks = ds.decode_fallbacks()
+    assert [f["decoded_by"] for f in fallbacks] == ["pyav", "pyav"]
+    assert "stand-in refusal" in fallbacks[0]["reason"]
+    assert "decoded by pyav instead of decord" in caplog.text and "2 such file(s)" in caplog.text
+    assert torch.equal(first["pixel_values"][0], second["pixel_values"][0])
+
+
+def test_an_unknown_backend_names_the_accepted_ones(contract, clips, tmp_path):
+    from vlmkit.data.datasets.base import MediaLoader
+
+    with pytest.raises(ValueError, match="unknown decoding backend 'ffmpeg'; accepted: auto, decord, pyav"):
+        MediaLoader(contract, train=False, backend="ffmpeg")
+    with pytest.raises(Exception, match="auto.*decord.*pyav") as err:
+        dataset(contract, clips, tmp_path, ["short.mp4"], backend="ffmpeg")
+    assert "ffmpeg" in str(err.value)
