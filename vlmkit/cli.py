@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(vlmkit sweep --help)")
     sub.add_parser("data", help="`vlmkit data validate CFG`: scan a config's datasets for missing or undecodable "
                                 "media, placeholder mismatches and over-long samples")
+    sub.add_parser("cache-features", help="precompute a frozen vision tower's features of a config's videos, read "
+                                          "by training and evaluation instead (vlmkit cache-features --help)")
     sub.add_parser("convert-features", help="rewrite pickled feature files (<video>.pkl) as .npy, which load "
                                             "without running code (vlmkit convert-features --help)")
     sub.add_parser("estimate", help="parameters, tokens and per-GPU training memory of configs, on the meta device "
@@ -162,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Subcommands with their own argument parsers, handed the rest of the command line.
 DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data_validate_cmd",
              ("convert-features",): "vlmkit.tools.pkl_to_npy", ("estimate",): "vlmkit.estimate.command",
+             ("cache-features",): "vlmkit.feature_cache_cmd",
              ("infer",): "vlmkit.inference.infer_cmd", ("chat",): "vlmkit.inference.chat_cmd",
              ("export",): "vlmkit.export.command",
              ("api",): "vlmkit.inference.api_cmd",

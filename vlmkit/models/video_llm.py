@@ -109,6 +109,7 @@ class VideoLLM(nn.Module):
         self.template = TEMPLATES.build(template, path="model.template")
         self.max_length, self.truncation = max_length, truncation
         self.stream_visual = stream_visual
+        self.cached_depths: dict[int, int] = {}  # pixel branch -> stages its cached features went through
         self.branch_tokens = [branch.tokens(self.encoded_frames) for branch in self.branches]
         self.visual_tokens = sum(self.branch_tokens)
         check_room_for_text(self.branches, self.encoded_frames, self.visual_tokens, max_length)
@@ -219,6 +220,17 @@ class VideoLLM(nn.Module):
                                    "selector": self.selector.data_needs() if self.selector is not None else {},
                                    **({"instruction": self.instruction} if self.instruction else {})})
 
+    def use_cached_features(self, depths: Mapping[int, int]) -> None:
+        """Read the ``pixel_values`` entry of each listed pixel branch as its features cached after the encoder
+        and the first ``depth`` stages, ``(B, T', N', D')``, and run only the stages after them (the frozen-feature
+        cache: ``vlmkit.runners.feature_cache`` checks the cache against these modules first). An empty mapping
+        returns to pixels."""
+        for branch, depth in depths.items():
+            if branch not in self.pixel_branches or not 0 <= depth <= len(self.branches[branch].stages):
+                raise ValueError(f"cached features for branch {branch} after {depth} stage(s): not a pixel branch "
+                                 f"of this model (pixel branches {self.pixel_branches}) or no such stage")
+        self.cached_depths = dict(depths)
+
     # ------------------------------------------------------------------ model side
     def encode_video(self, pixel_values: Optional[Sequence[torch.Tensor]] = None,
                      text_ids: Optional[torch.Tensor] = None, text_mask: Optional[torch.Tensor] = None,
@@ -233,8 +245,12 @@ class VideoLLM(nn.Module):
         pixels_of, selector_loss, text_ids, text_mask = self._branch_inputs(pixel_values, text_ids, text_mask, inputs)
         tokens = []
         for i, branch in enumerate(self.branches):
-            out = branch(pixels_of.get(i), text_ids=text_ids, text_mask=text_mask, inputs=inputs,
-                         frames=self.encoded_frames)
+            if i in self.cached_depths:
+                out = branch.from_cached(pixels_of[i], self.cached_depths[i], text_ids, text_mask, inputs,
+                                         frames=self.encoded_frames)
+            else:
+                out = branch(pixels_of.get(i), text_ids=text_ids, text_mask=text_mask, inputs=inputs,
+                             frames=self.encoded_frames)
             if out.shape[1] != self.branch_tokens[i]:
                 raise ValueError(f"branch {i} gave {out.shape[1]} visual tokens but announced "
                                  f"{self.branch_tokens[i]} for {self.encoded_frames} frames; check the frame count of "
@@ -252,6 +268,8 @@ class VideoLLM(nn.Module):
                              f"branches that read pixels")
         pixels_of = dict(zip(self.pixel_branches, pixel_values))
         for i, pixels in pixels_of.items():
+            if i in self.cached_depths:  # features from the cache: their shape is checked by the branch
+                continue
             if pixels.dim() != 5 or pixels.shape[1] != self.num_frames:
                 raise ValueError(f"branch {i} expects pixels (B, T={self.num_frames}, C, H, W), got "
                                  f"{tuple(pixels.shape)}")
@@ -285,7 +303,7 @@ class VideoLLM(nn.Module):
     @property
     def streaming(self) -> bool:
         """Whether the visual tokens go to the LLM as a stream (see the module docstring)."""
-        return (self.stream_visual and bool(self.llm.streams_visual)
+        return (self.stream_visual and bool(self.llm.streams_visual) and not self.cached_depths
                 and all(branch.streams for branch in self.branches))
 
     def _streamed_embeds(self, input_ids, pixel_values, attention_mask, inputs):

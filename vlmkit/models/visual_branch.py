@@ -101,10 +101,38 @@ class VisualBranch(nn.Module):
 
     def tokens(self, frames: int) -> int:
         """Visual tokens this branch gives one video of ``frames`` frames (no forward pass needed)."""
-        t, n = self.encoder.out_tokens(self.encoder.tokens_per_frame, frames)
-        for stage in self.stages:
-            t, n = stage.out_tokens(n, t)
+        t, n = self.prefix_tokens(len(self.stages), frames)
         return t * n
+
+    def prefix_tokens(self, depth: int, frames: int) -> tuple[int, int]:
+        """(T, N) per video after the encoder and the first ``depth`` stages."""
+        t, n = self.encoder.out_tokens(self.encoder.tokens_per_frame, frames)
+        for stage in self.stages[:depth]:
+            t, n = stage.out_tokens(n, t)
+        return t, n
+
+    def prefix_width(self, depth: int) -> int:
+        """Token width after the encoder and the first ``depth`` stages."""
+        return self.stages[depth - 1].out_dim if depth else self.encoder.out_dim
+
+    def encode_prefix(self, pixels: torch.Tensor, depth: int) -> torch.Tensor:
+        """(B, T, C, H, W) pixels -> (B, T', N', D') after the encoder and the first ``depth`` stages: what the
+        frozen-feature cache stores (those stages read no text and no batch entries)."""
+        return self._stages(self._encode(pixels), None, None, None, stop=depth)
+
+    def from_cached(self, features: torch.Tensor, depth: int, text_ids: Optional[torch.Tensor] = None,
+                    text_mask: Optional[torch.Tensor] = None, inputs: Optional[Mapping[str, Any]] = None,
+                    frames: Optional[int] = None) -> torch.Tensor:
+        """(B, T', N', D') features cached after the encoder and the first ``depth`` stages -> (B, K, llm_width):
+        the stages after them, as ``forward`` would run them on the pixels."""
+        if frames is not None:
+            expected = (*self.prefix_tokens(depth, frames), self.prefix_width(depth))
+            if features.dim() != 4 or tuple(features.shape[1:]) != expected:
+                raise ValueError(f"cached features of shape {tuple(features.shape)} reached a branch that expects "
+                                 f"(B, T, N, D) with (T, N, D)={expected} after its encoder and {depth} stage(s); "
+                                 f"rebuild the cache with `vlmkit cache-features`")
+        x = self._stages(features, text_ids, text_mask, inputs, start=depth)
+        return x.reshape(x.shape[0], -1, x.shape[-1])
 
     def forward(self, pixels: Optional[torch.Tensor] = None, text_ids: Optional[torch.Tensor] = None,
                 text_mask: Optional[torch.Tensor] = None,
@@ -131,8 +159,9 @@ class VisualBranch(nn.Module):
             pixels = normalise_frames(pixels, self.encoder.preprocessing)
         return self.encoder(pixels)
 
-    def _stages(self, x: torch.Tensor, text_ids, text_mask, inputs) -> torch.Tensor:
-        for stage, where in zip(self.stages, self.stage_paths):
+    def _stages(self, x: torch.Tensor, text_ids, text_mask, inputs, start: int = 0,
+                stop: Optional[int] = None) -> torch.Tensor:
+        for stage, where in zip(self.stages[start:stop], self.stage_paths[start:stop]):
             extra = self._take(stage, inputs)
             if stage.reads_text:
                 extra.update(text_ids=text_ids, text_mask=text_mask)

@@ -41,6 +41,7 @@ from vlmkit.runners import distributed, provenance
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import RunContext
+from vlmkit.runners.feature_cache import attach as attach_feature_cache
 from vlmkit.runners.provenance import StalePredictionsError
 from vlmkit.runners.train_data import collate_fn_of
 from vlmkit.runners.trained_model import load_trained
@@ -143,7 +144,8 @@ class Evaluator:
     ``trust_checkpoint_imports``.  Generation settings apply to every task (a task may override max_new_tokens).  ``resume: false`` deletes earlier predictions;
     ``on_stale_predictions``: ``refuse`` (default) or ``recompute`` earlier predictions this run did not make.
     ``max_bad_fraction``: stop when a dataset's share of bad samples goes over it; each run lists (in
-    ``<output_dir>/<dataset>/bad_samples.json``) only the bad samples it met itself.
+    ``<output_dir>/<dataset>/bad_samples.json``) only the bad samples it met itself. ``feature_cache``: a folder
+    ``vlmkit cache-features`` wrote, read instead of decoding and encoding when it matches (docs/feature_cache.md).
     """
 
     purpose = "eval"  # the entry point it serves (config validation checks the section)
@@ -170,6 +172,7 @@ class Evaluator:
         resume: bool = True,
         on_stale_predictions: Literal["refuse", "recompute"] = "refuse",
         max_bad_fraction: Optional[NonNegative[float]] = None,
+        feature_cache: Optional[str] = None,
         device: Optional[str] = None,
         loggers: ComponentList("loggers") = ("console",),
         output_dir: str = "output/eval",
@@ -204,6 +207,9 @@ class Evaluator:
         if checkpoint is not None:
             self.checkpoint = self._load_checkpoint(model, checkpoint, allow_config_mismatch, list(ignore_model_keys),
                                                     allow_changed_weights)
+        self.feature_cache = None if feature_cache is None else attach_feature_cache(
+            feature_cache, model, datasets, self.splits, model_config=(config or {}).get("model"),
+            precision=precision, section="evaluation", say=self.ctx.say)
         self.model = model.to(self.device).eval()
         self.datasets = datasets
         self.tasks = self._build_tasks(tasks)

@@ -29,6 +29,7 @@ from vlmkit.runners import distributed, sanity, trained_model
 from vlmkit.runners.bad_samples import BadSampleBook
 from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import RunContext
+from vlmkit.runners.feature_cache import attach as attach_feature_cache
 from vlmkit.runners.log_window import LogWindow
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
@@ -58,6 +59,9 @@ class Trainer:
     (the step's loss is its summed token losses over every micro-batch and rank divided by its supervised
     tokens, so layout, accumulation and world size never change the objective) or 'sample' (the mean of
     micro-batch means, as recipes written for that objective define it; see docs/training.md).
+    ``feature_cache``: a folder ``vlmkit cache-features`` wrote; the frozen modules' outputs are read from it instead
+    of decoding videos and running them, after checking it was built for this model and sampling
+    (docs/feature_cache.md).
     """
 
     purpose = "train"  # the entry point it serves (config validation checks the section)
@@ -95,6 +99,7 @@ class Trainer:
         loss_normalization: Literal["token", "sample"] = "token",
         save_on_signal: bool = True,
         max_bad_fraction: Optional[NonNegative[float]] = None,
+        feature_cache: Optional[str] = None,
         device: Optional[str] = None,
         model: Runtime[torch.nn.Module],
         datasets: Runtime[dict],
@@ -125,6 +130,9 @@ class Trainer:
 
         self.task = TASKS.build(task, "run.task")
         self.datasets = datasets
+        self.feature_cache = None if feature_cache is None else attach_feature_cache(
+            feature_cache, model, datasets, [*self.train_splits, *self.valid_splits],
+            model_config=(config or {}).get("model"), precision=precision, section="run", say=self.ctx.say)
         self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
         self._set_up_data(group_by_length)
         self._set_up_optimization(model, optimizer, scheduler)
