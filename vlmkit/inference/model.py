@@ -28,7 +28,7 @@ class InferenceModel:
     ``chat`` over a multi-turn conversation. Generation settings default to the evaluator's
     (``generation_settings``); keyword arguments override them per call."""
 
-    def __init__(self, trained: Any, device: Optional[str] = None, dtype: Any = None, backend: str = "decord",
+    def __init__(self, trained: Any, device: Optional[str] = None, dtype: Any = None, backend: str = "auto",
                  **generation: Any):
         from vlmkit.data.datasets.base import SampleBuilder
         from vlmkit.runners import distributed
@@ -119,7 +119,7 @@ class InferenceModel:
 
 
 def load(run: str, device: Optional[str] = None, dtype: Any = None, *, trust_imports: bool = False,
-         allow_changed_weights: bool = False, backend: str = "decord", **generation: Any) -> InferenceModel:
+         allow_changed_weights: bool = False, backend: str = "auto", **generation: Any) -> InferenceModel:
     """The model ``run`` trained (a run directory, its checkpoints folder, a self-contained checkpoint or a folder
     ``vlmkit export`` wrote, whose generation settings are the defaults), built
     as ``evaluate.py`` builds it (``build_trained_model``: same weights, frame sampling, processors, template).

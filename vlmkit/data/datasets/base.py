@@ -20,6 +20,8 @@ from torch.utils.data import Dataset
 
 from vlmkit.contracts import (IGNORE_INDEX, INSTRUCTION_IDS, PLACEHOLDERS, UINT8_PIXELS, VIDEO_PLACEHOLDER,
                               DataContract)
+from vlmkit.data.backend_choice import DEFAULT_BACKEND, PROBE_FILES, BackendChoice, check_backend
+from vlmkit.data.backend_choice import choose as choose_backend
 from vlmkit.data.video import VideoReader
 from vlmkit.errors import DataError
 
@@ -69,7 +71,7 @@ class MediaLoader:
     Images are 1-frame videos, so they come out as ``num_frames`` copies of the image.
     """
 
-    def __init__(self, contract: DataContract, train: bool, backend: str = "decord", fallback: bool = True,
+    def __init__(self, contract: DataContract, train: bool, backend: str = "auto", fallback: bool = True,
                  num_threads: int = 1):
         self.num_frames = contract.num_frames
         self.train = train
@@ -77,7 +79,27 @@ class MediaLoader:
         self.processors = [contract.sampling.processor(prep, train) for prep in contract.preprocessing]
         if (contract.extra or {}).get(UINT8_PIXELS):  # the model normalises on its device: pass uint8 (4x smaller)
             self.processors = [p.unnormalised() for p in self.processors]
-        self.reader = VideoReader(backend=backend, fallback=fallback, num_threads=num_threads, layout="TCHW")
+        self.backend = check_backend(backend)
+        # an explicit backend is the choice; auto decides in choose_backend (or on the first decoded file)
+        self.choice: Optional[BackendChoice] = (None if backend == "auto"
+                                                else BackendChoice(backend, "set in the config"))
+        self.fallbacks: list[dict] = []  # files the chosen backend could not decode, and who did instead
+        self.reader = VideoReader(backend=DEFAULT_BACKEND if backend == "auto" else backend, fallback=fallback,
+                                  num_threads=num_threads, layout="TCHW")
+
+    def choose_backend(self, paths: Sequence[str], dataset: str = "dataset") -> BackendChoice:
+        """With ``backend: auto``, the backend of lower predicted cost on the first files of ``paths`` (see
+        vlmkit.data.backend_choice); kept for every later read (and inherited by DataLoader workers)."""
+        if self.choice is None:
+            self.choice = choose_backend(paths, self.sampler, dataset)
+            self.reader.backend = self.choice.backend
+        return self.choice
+
+    def _note_fallback(self, path: str, clip) -> None:
+        """A file the chosen backend could not decode: counted, and logged with the reason."""
+        self.fallbacks.append({"file": path, "decoded_by": clip.backend, "reason": clip.fallback_reason})
+        _log.warning("%s: decoded by %s instead of %s (%s); %d such file(s) in this process", path, clip.backend,
+                     self.reader.backend, clip.fallback_reason, len(self.fallbacks))
 
     def decode(self, path: str, start: Optional[float] = None, end: Optional[float] = None,
                seed: Optional[int] = None) -> torch.Tensor:
@@ -85,7 +107,12 @@ class MediaLoader:
         if os.path.isdir(path):
             frames = self._frame_folder(path, start, end, seed)
         else:
-            frames = self.reader.sample(path, self.sampler, rng=seed, start=start, end=end).frames
+            if self.choice is None:
+                self.choose_backend([path])
+            clip = self.reader.sample(path, self.sampler, rng=seed, start=start, end=end)
+            if clip.fallback_reason:
+                self._note_fallback(path, clip)
+            frames = clip.frames
         if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[2] == 0 or frames.shape[3] == 0:
             raise DataError(f"{path}: decoding produced no usable frames (shape {tuple(frames.shape)})")
         if not bool(frames.any()):
@@ -303,7 +330,7 @@ def sample_seed(seed: int, epoch: int, index: int, attempt: int = 0) -> int:
 class SampleBuilder:
     """Record -> sample dict of the batch contract (token ids, labels, one frame tensor per branch, meta)."""
 
-    def __init__(self, contract: DataContract, train: bool, backend: str = "decord"):
+    def __init__(self, contract: DataContract, train: bool, backend: str = "auto"):
         self.contract, self.train = contract, train
         self.media = MediaLoader(contract, train, backend=backend)
         self.instruction = (contract.extra or {}).get("instruction")  # {tokenizer, max_length} or None
@@ -366,10 +393,13 @@ class VideoTextDataset(Dataset):
     ``on_bad_sample``: ``raise`` a DataError naming the file and reason; ``skip`` the sample (``__getitem__``
     returns None and the collater drops it); ``resample`` another index, drawn from (seed, epoch, index).
     Every skip or resample is recorded in ``bad_samples()`` and, with ``bad_sample_dir``, on disk.
+    ``backend``: ``auto`` picks decord or PyAV from a cost model of the first files (vlmkit.data.backend_choice,
+    logged, kept in ``media.choice``); ``decord`` / ``pyav`` force one.  A file the backend cannot decode is
+    read by the other, counted in ``decode_fallbacks()`` and logged.
     """
 
     def __init__(self, contract: DataContract, train: bool = True, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         if contract is None:
             raise DataError(f"{type(self).__name__} needs the model's data contract (built by vlmkit from the "
@@ -386,6 +416,8 @@ class VideoTextDataset(Dataset):
         self.bad_log = BadSampleLog(self.name, bad_sample_dir)
         records = self.records()
         self.items: list[Record] = records[:max_samples] if max_samples else records
+        if backend == "auto":  # decided once here, before DataLoader workers copy the dataset
+            self.media.choose_backend([r.media for r in self.items[:4 * PROBE_FILES] if r.media], self.name)
 
     name = "dataset"
 
@@ -409,6 +441,16 @@ class VideoTextDataset(Dataset):
         branch) instead of this dataset's own loader, which stays ``self.media``: the frozen-feature cache
         (``vlmkit.data.feature_cache``)."""
         self.builder.media = media
+
+    def serve_media(self, media: Any) -> None:
+        """Samples take their visual inputs from ``media`` (``load(path, start, end, seed)`` -> one tensor per pixel
+        branch) instead of this dataset's own loader, which stays ``self.media``: the frozen-feature cache
+        (``vlmkit.data.feature_cache``)."""
+        self.builder.media = media
+
+    def decode_fallbacks(self) -> list[dict]:
+        """Files of this process decoded by the other backend than the chosen one (file, decoded_by, reason)."""
+        return list(self.media.fallbacks)
 
     def write_bad_samples(self, output_dir: Optional[str] = None) -> Optional[Path]:
         return self.bad_log.write_summary(output_dir)

@@ -20,7 +20,7 @@ class VideoCaptionDataset(VideoTextDataset):
 
     def __init__(self, ann_path: str, media_root: str = "", prompt: str = "Describe this video in detail.",
                  *, contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root, self.prompt = ann_path, media_root, prompt
         super().__init__(contract, train, on_bad_sample, backend, seed, max_samples, bad_sample_dir)

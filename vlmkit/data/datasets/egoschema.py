@@ -32,7 +32,7 @@ class EgoSchemaDataset(VideoTextDataset):
 
     def __init__(self, ann_path: str, answers_path: str, media_root: str = "", pre_prompt: str = "",
                  post_prompt: str = POST_PROMPT, *, contract: Runtime[DataContract], train: bool = False,
-                 on_bad_sample: Policy = "raise", backend: Literal["decord", "pyav"] = "decord", seed: int = 0,
+                 on_bad_sample: Policy = "raise", backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0,
                  max_samples: Optional[int] = None, bad_sample_dir: Optional[str] = None):
         self.ann_path, self.answers_path, self.media_root = ann_path, answers_path, media_root
         self.pre_prompt, self.post_prompt = pre_prompt, post_prompt

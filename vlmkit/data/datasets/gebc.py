@@ -111,7 +111,7 @@ class GEBCDataset(VideoTextDataset):
                  features: Optional[dict[str, str]] = None, video_info_path: Optional[str] = None,
                  frame_feature_keys: list[str] = ("q_former_tokens",), allow_pickle: bool = False, *,
                  contract: Runtime[DataContract], train: bool = True, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         unknown = sorted(set(prompts or {}) - set(PROMPTS))
         if unknown:

@@ -46,7 +46,7 @@ class MLVUDataset(VideoTextDataset):
     def __init__(self, ann_root: str, media_root: str = "", tasks: Optional[list[str]] = None,
                  system_prompt: Optional[str] = MLVU_SYSTEM, question_suffix: str = MLVU_SUFFIX,
                  answer_prefix: str = MLVU_ANSWER_PREFIX, *, contract: Runtime[DataContract], train: bool = False,
-                 on_bad_sample: Policy = "raise", backend: Literal["decord", "pyav"] = "decord", seed: int = 0,
+                 on_bad_sample: Policy = "raise", backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0,
                  max_samples: Optional[int] = None, bad_sample_dir: Optional[str] = None):
         self.files = task_files(ann_root, tasks, MLVU_MC_TASKS, "multiple-choice")
         self.media_root = media_root

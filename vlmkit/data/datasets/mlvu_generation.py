@@ -37,8 +37,9 @@ class MLVUGenerationDataset(VideoTextDataset):
 
     def __init__(self, ann_root: str, media_root: str = "", tasks: Optional[list[str]] = None,
                  system_prompt: Optional[str] = None, post_prompt: str = "", *, contract: Runtime[DataContract],
-                 train: bool = False, on_bad_sample: Policy = "raise", backend: Literal["decord", "pyav"] = "decord",
-                 seed: int = 0, max_samples: Optional[int] = None, bad_sample_dir: Optional[str] = None):
+                 train: bool = False, on_bad_sample: Policy = "raise",
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
+                 bad_sample_dir: Optional[str] = None):
         self.files = task_files(ann_root, tasks, MLVU_GENERATION_TASKS, "generation")
         self.media_root, self.system_prompt, self.post_prompt = media_root, system_prompt, post_prompt
         super().__init__(contract, train, on_bad_sample, backend, seed, max_samples, bad_sample_dir)

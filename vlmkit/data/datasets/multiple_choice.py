@@ -56,7 +56,7 @@ class MultipleChoiceDataset(VideoTextDataset):
                  question_suffix: str = MVBENCH_SUFFIX, answer_prefix: str = MVBENCH_ANSWER_PREFIX,
                  question_last: bool = False, *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root = ann_path, media_root
         self.system_prompt, self.question_suffix, self.answer_prefix = system_prompt, question_suffix, answer_prefix

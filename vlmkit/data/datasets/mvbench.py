@@ -52,7 +52,7 @@ class MVBenchDataset(VideoTextDataset):
                  use_bounds: bool = True, system_prompt: Optional[str] = MVBENCH_SYSTEM,
                  question_suffix: str = MVBENCH_SUFFIX, answer_prefix: str = MVBENCH_ANSWER_PREFIX, *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         unknown = sorted(set(tasks or ()) - set(MVBENCH_TASKS))
         if unknown:

@@ -52,7 +52,7 @@ class NExTQADataset(VideoTextDataset):
 
     def __init__(self, ann_path: str, media_root: str = "", map_path: Optional[str] = None, pre_prompt: str = "",
                  post_prompt: str = POST_PROMPT, *, contract: Runtime[DataContract], train: bool = False,
-                 on_bad_sample: Policy = "raise", backend: Literal["decord", "pyav"] = "decord", seed: int = 0,
+                 on_bad_sample: Policy = "raise", backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0,
                  max_samples: Optional[int] = None, bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root, self.map_path = ann_path, media_root, map_path
         self.pre_prompt, self.post_prompt = pre_prompt, post_prompt

@@ -107,7 +107,7 @@ class VCGBenchDataset(VideoTextDataset):
                  video_suffixes: list[str] = VIDEO_SUFFIXES, system_prompt: Optional[str] = None,
                  pre_prompt: str = "", post_prompt: str = "", answer_prefix: str = "", *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.paths = {"generic": generic_path, "temporal": temporal_path, "consistency": consistency_path}
         if not any(self.paths.values()):

@@ -62,7 +62,7 @@ class VideoQADataset(VideoTextDataset):
                  video_suffixes: list[str] = VIDEO_SUFFIXES, pre_prompt: str = "", post_prompt: str = "",
                  answer_prefix: str = "", *,
                  contract: Runtime[DataContract], train: bool = False, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root, self.answers_path, self.format = ann_path, media_root, answers_path, format
         self.video_template, self.video_suffixes = video_template, list(video_suffixes)

@@ -24,7 +24,7 @@ class VideoChat2InstructDataset(VideoTextDataset):
 
     def __init__(self, ann_path: str, media_root: str = "", instruction_as: Literal["user", "system"] = "user",
                  *, contract: Runtime[DataContract], train: bool = True, on_bad_sample: Policy = "raise",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, max_samples: Optional[int] = None,
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0, max_samples: Optional[int] = None,
                  bad_sample_dir: Optional[str] = None):
         self.ann_path, self.media_root, self.instruction_as = ann_path, media_root, instruction_as
         super().__init__(contract, train, on_bad_sample, backend, seed, max_samples, bad_sample_dir)

@@ -135,7 +135,7 @@ class VideoMMEDataset(VideoTextDataset):
     def __init__(self, ann_path: str, media_root: str = "", subtitles: bool = False,
                  subtitle_root: Optional[str] = None, durations: Optional[list[str]] = None,
                  post_prompt: str = POST_PROMPT, *, contract: Runtime[DataContract], train: bool = False,
-                 on_bad_sample: Policy = "raise", backend: Literal["decord", "pyav"] = "decord", seed: int = 0,
+                 on_bad_sample: Policy = "raise", backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0,
                  max_samples: Optional[int] = None, bad_sample_dir: Optional[str] = None):
         unknown = sorted(set(durations or ()) - set(DURATIONS))
         if unknown:

@@ -97,7 +97,8 @@ class WebDatasetCaptions(IterableDataset):
                  prompts: Optional[list[str]] = None, caption_key: str = "caption",
                  media_keys: list[str] = MEDIA_KEYS, shuffle_shards: bool = True, num_samples: Optional[int] = None,
                  *, contract: Runtime[DataContract], train: bool = True, on_bad_sample: Policy = "skip",
-                 backend: Literal["decord", "pyav"] = "decord", seed: int = 0, bad_sample_dir: Optional[str] = None):
+                 backend: Literal["auto", "decord", "pyav"] = "auto", seed: int = 0,
+                 bad_sample_dir: Optional[str] = None):
         if contract is None:
             raise DataError("webdataset_captions needs the model's data contract; got None")
         if not isinstance(shards, (str, list, tuple)):
