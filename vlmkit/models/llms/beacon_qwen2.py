@@ -63,6 +63,9 @@ class BeaconQwen2(CausalLM):
     """
 
     reads_visual_mask = True
+    # why run.strategy.activation_checkpointing: [llm_layers] cannot wrap the decoder layers (its own switch can)
+    layer_wrappers_bypassed = ("calls each decoder layer's submodules directly in its compressing windows, so a "
+                               "wrapper around the layer would be bypassed")
 
     def __init__(self, pretrained: Optional[str] = None, config: Optional[LMConfig] = None,
                  arch: Optional[str] = "qwen2",

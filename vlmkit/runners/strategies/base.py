@@ -1,6 +1,7 @@
 """A strategy decides how the model and optimizer are spread over processes, and how their state is read.
 
-The base class is the single-process behaviour; DDP, ZeRO and FSDP override what they change.
+The base class is the single-process behaviour; DDP, ZeRO and FSDP override what they change. Every strategy
+checkpoints the activations of the module families its ``activation_checkpointing`` names before wrapping.
 Every ``*_state`` method returns full (unsharded) CPU tensors, valid at least on rank 0, so checkpoints do
 not depend on the number of processes that wrote them.
 """
@@ -14,6 +15,8 @@ import torch
 
 from vlmkit.runners import distributed
 from vlmkit.runners.distributed import DistEnv
+from vlmkit.runners.strategies import activation_checkpointing as families
+from vlmkit.runners.strategies.activation_checkpointing import ActivationFamily
 
 # Name parts that wrappers insert: DDP's "module" heads the name; torch.compile's "_orig_mod", FSDP1's and the
 # activation-checkpoint wrapper's parts may sit at any depth (submodules wrapped one by one).
@@ -32,10 +35,16 @@ def clean_name(name: str) -> str:
 
 
 class Strategy:
-    """One process, no wrapping."""
+    """One process, no wrapping.
 
-    def __init__(self) -> None:
+    ``activation_checkpointing``: module families whose activations are recomputed in the backward pass
+    (``llm_layers``: the LLM's decoder layers, ``vision_blocks``: the vision towers' transformer blocks), each
+    wrapped with torch's checkpoint wrapper (docs/training.md, "Activation checkpointing").
+    """
+
+    def __init__(self, activation_checkpointing: list[ActivationFamily] = ()) -> None:  # noqa: B006
         self.env: DistEnv | None = None
+        self.activation_checkpointing = families.check_families(activation_checkpointing)
 
     # ------------------------------------------------------------------ setup
     def setup(self, device: torch.device) -> DistEnv:
@@ -43,7 +52,12 @@ class Strategy:
         return self.env
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        self.checkpoint_activations(model)
         return model
+
+    def checkpoint_activations(self, model: torch.nn.Module) -> dict[str, list[torch.nn.Module]]:
+        """Wrap the configured families' modules in place (before any sharding or DDP wrapper)."""
+        return families.apply(model, self.activation_checkpointing)
 
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model

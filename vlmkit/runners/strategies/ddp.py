@@ -7,6 +7,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vlmkit.registry import STRATEGIES
+from vlmkit.runners.strategies.activation_checkpointing import ActivationFamily
 from vlmkit.runners.strategies.base import Strategy
 
 
@@ -19,13 +20,15 @@ class DDP(Strategy):
     """
 
     def __init__(self, find_unused_parameters: bool = False, bucket_cap_mb: float = 25.0,
-                 gradient_as_bucket_view: bool = True):
-        super().__init__()
+                 gradient_as_bucket_view: bool = True,
+                 activation_checkpointing: list[ActivationFamily] = ()):  # noqa: B006
+        super().__init__(activation_checkpointing)
         self.find_unused_parameters = find_unused_parameters
         self.bucket_cap_mb = bucket_cap_mb
         self.gradient_as_bucket_view = gradient_as_bucket_view
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        model = super().wrap(model, device)
         if not self.env.distributed:
             return model
         return DistributedDataParallel(
