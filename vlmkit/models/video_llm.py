@@ -290,13 +290,18 @@ class VideoLLM(nn.Module):
         return pixels_of, selector_loss, text_ids, text_mask
 
     def _inputs_embeds(self, input_ids: torch.Tensor, pixel_values, attention_mask,
-                       inputs: Optional[Mapping[str, Any]] = None
+                       inputs: Optional[Mapping[str, Any]] = None, packed: bool = False
                        ) -> tuple[torch.Tensor | StreamedEmbeddings, Optional[torch.Tensor]]:
         """LLM input embeddings with the visual tokens scattered in (streamed when the LLM reads windows), and
-        the selector's training loss."""
+        the selector's training loss. ``packed``: rows hold several samples (``run.packing``), whose visual
+        tokens fill the rows' visual positions in order (the packer put the samples in row order)."""
         if self.streaming:
+            if packed:
+                raise ValueError(f"packed rows: {self.packing_problem()}")
             return self._streamed_embeds(input_ids, pixel_values, attention_mask, inputs)
         visual, selector_loss = self._encode(pixel_values, None, None, inputs)
+        if packed:
+            visual = visual.reshape(-1, visual.shape[-1])
         embeds = self.llm.embed(input_ids)
         return scatter_visual_embeddings(embeds, input_ids, self.visual_token_id, visual), selector_loss
 
@@ -327,19 +332,31 @@ class VideoLLM(nn.Module):
         stream = StreamedEmbeddings(input_ids, self.llm.embed, self.visual_token_id, visual_row, self.visual_tokens)
         return stream, selector_loss
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values=None,
-                labels: Optional[torch.Tensor] = None, **inputs: Any):
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None, pixel_values=None,
+                labels: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None, **inputs: Any):
         """The LLM's output (``.loss`` when labels are given, ``.logits``). Batch entries that no branch
         reads ("meta") are ignored. A learning selector's loss is added to ``.loss`` (weighted) and is also
-        given as ``.selector_loss``."""
-        embeds, selector_loss = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs)
+        given as ``.selector_loss``. ``position_ids`` without ``attention_mask``: packed rows of several
+        conversations each (``vlmkit.data.packing``; see ``packing_problem``)."""
+        packed = position_ids is not None and attention_mask is None
+        embeds, selector_loss = self._inputs_embeds(input_ids, pixel_values, attention_mask, inputs, packed=packed)
         out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
+                       **({"position_ids": position_ids} if position_ids is not None else {}),
                        **self._llm_visual_mask(input_ids))
         if selector_loss is not None:
             out["selector_loss"] = selector_loss.detach()
             if out.get("loss") is not None:
                 out["loss"] = out["loss"] + self.selector_loss_weight * selector_loss
         return out
+
+    def packing_problem(self) -> Optional[str]:
+        """Why training rows of this model cannot hold several conversations (``run.packing``), or None. The
+        visual side is per sample and packs as it is; the LLM decides (``packing_problem`` of the LLM wrapper)."""
+        check = getattr(self.llm, "packing_problem", None)
+        if check is None:
+            return (f"its LLM ({type(self.llm).__name__}) does not say whether it takes packed rows (it has no "
+                    f"packing_problem()); packing needs a causal_lm LLM")
+        return check()
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values=None,

@@ -31,13 +31,15 @@ from vlmkit.runners.batches import move_to
 from vlmkit.runners.context import RunContext
 from vlmkit.runners.feature_cache import attach as attach_feature_cache
 from vlmkit.runners.log_window import LogWindow
+from vlmkit.runners.packing import packing_for
 from vlmkit.runners.rng import capture_rng, restore_rng, seed_everything
 from vlmkit.runners.sampler import ResumableSampler
 from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
 from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
 from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.workers import resolve_num_workers
-from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime
+from vlmkit.data.packing_settings import PackingSettings
+from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime, Struct
 
 
 class TrainingError(VlmkitError, RuntimeError):
@@ -59,6 +61,8 @@ class Trainer:
     (the step's loss is its summed token losses over every micro-batch and rank divided by its supervised
     tokens, so layout, accumulation and world size never change the objective) or 'sample' (the mean of
     micro-batch means, as recipes written for that objective define it; see docs/training.md).
+    ``packing``: {max_length}: each micro-batch's conversations packed into rows of at most max_length tokens,
+    attention confined to each conversation (same samples and supervised tokens, less padding; docs/training.md).
     ``feature_cache``: a folder ``vlmkit cache-features`` wrote; the frozen modules' outputs are read from it instead
     of decoding videos and running them, after checking it was built for this model and sampling
     (docs/feature_cache.md).
@@ -87,6 +91,7 @@ class Trainer:
         seed: int = 42,
         shuffle: bool = True,
         group_by_length: bool = False,
+        packing: Optional[Struct(PackingSettings)] = None,
         num_workers: Union[NonNegative[int], Literal["auto"]] = "auto",
         log_every: Positive[int] = 10,
         eval_every: Optional[Positive[int]] = None,
@@ -134,7 +139,7 @@ class Trainer:
             feature_cache, model, datasets, [*self.train_splits, *self.valid_splits],
             model_config=(config or {}).get("model"), precision=precision, section="run", say=self.ctx.say)
         self.bad_samples = BadSampleBook(datasets, self.env, self.output_dir)
-        self._set_up_data(group_by_length)
+        self._set_up_data(group_by_length, packing_for(model, packing))
         self._set_up_optimization(model, optimizer, scheduler)
         self.global_step = 0
         self.epoch = 0
@@ -164,13 +169,13 @@ class Trainer:
             if value < 1:
                 raise ConfigError(f"run.{key}", f"must be >= 1, got {value}")
 
-    def _set_up_data(self, group_by_length: bool) -> None:
+    def _set_up_data(self, group_by_length: bool, packing: Optional[Any] = None) -> None:
         """The training batches of this process and the run's length in optimizer steps."""
         self.dataset_sizes = sanity.check_dataset_sizes(self.datasets, [*self.train_splits, *self.valid_splits])
         self.train_set = self._train_dataset()
         self.data = TrainData(self.train_set, self.env, batch_size=self.batch_size,
                               grad_accum_steps=self.grad_accum_steps, shuffle=self.shuffle, seed=self.seed,
-                              num_workers=self.num_workers, group_by_length=group_by_length,
+                              num_workers=self.num_workers, group_by_length=group_by_length, packing=packing,
                               pin_memory=self.device.type == "cuda")
         self.sampler = self.data.sampler
         self.batches_per_epoch = self.data.batches_per_epoch

@@ -54,8 +54,10 @@ class TrainData:
     """The training batches of one process, epoch by epoch (see the module docstring)."""
 
     def __init__(self, dataset: Dataset, env: DistEnv, *, batch_size: int, grad_accum_steps: int, shuffle: bool,
-                 seed: int, num_workers: NumWorkers, pin_memory: bool, group_by_length: bool = False):
+                 seed: int, num_workers: NumWorkers, pin_memory: bool, group_by_length: bool = False,
+                 packing: Optional[Callable[[Callable], Callable]] = None):
         self.dataset, self.env = dataset, env
+        self.packing = packing  # wraps the collater: packed rows (run.packing, runners/packing.py)
         self.batch_size, self.grad_accum_steps, self.seed = batch_size, grad_accum_steps, seed
         self.pin_memory = pin_memory
         self.stream = is_stream(dataset)
@@ -108,7 +110,7 @@ class TrainData:
         # An explicit generator: creating the iterator must not draw from the global RNG (exact resume).
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch * 1_009 + self.env.rank)
         common = {"batch_size": self.batch_size, "drop_last": True, "num_workers": self.num_workers,
-                  "collate_fn": collate_fn_of(self.dataset), "pin_memory": self.pin_memory, "generator": generator,
+                  "collate_fn": self._collate(), "pin_memory": self.pin_memory, "generator": generator,
                   "persistent_workers": False}
         if self.stream:
             loader = DataLoader(self.dataset, **common)
@@ -116,6 +118,10 @@ class TrainData:
             self.sampler.set_position(epoch, batches_in_epoch * self.batch_size)
             loader = DataLoader(self.dataset, sampler=self.sampler, **common)
         self.iterator = iter(loader)
+
+    def _collate(self) -> Callable:
+        collate = collate_fn_of(self.dataset)
+        return self.packing(collate) if self.packing is not None else collate
 
     def draw(self) -> tuple[list[Optional[Any]], bool]:
         """The next step's micro-batches (None for a batch whose samples were all skipped), and whether the

@@ -137,6 +137,13 @@ class BeaconQwen2(CausalLM):
         """Whether ``inputs_embeds`` may come as ``StreamedEmbeddings`` (read window by window)."""
         return self.compress
 
+    def packing_problem(self) -> Optional[str]:
+        if self.compress:
+            return ("it is Video-XL's compressing LLM (beacon_qwen2 with compress: true): it reads each row window by "
+                    "window and compresses the visual tokens it finds, so a row must hold one conversation; packing "
+                    "needs a causal_lm LLM (or beacon_qwen2 with compress: false, a plain Qwen2)")
+        return super().packing_problem()
+
     def active_ratios(self) -> list[int]:
         return self.ratios if self.training or self.eval_ratios is None else self.eval_ratios
 

@@ -7,6 +7,7 @@ import torch
 
 from vlmkit.errors import DataError
 from vlmkit.models.llms.hf_lm import HFLanguageModel
+from vlmkit.models.llms.packed_rows import PACKED_ATTENTION, packed_forward
 from vlmkit.registry import LLMS
 
 
@@ -43,9 +44,24 @@ class CausalLM(HFLanguageModel):
     lora_task_type = "CAUSAL_LM"
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
-                labels: Optional[torch.Tensor] = None, **kwargs: Any) -> Any:
-        """transformers' output: ``.loss`` (shifted cross-entropy over labels != -100) and ``.logits``."""
+                labels: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
+                **kwargs: Any) -> Any:
+        """transformers' output: ``.loss`` (shifted cross-entropy over labels != -100) and ``.logits``.
+        ``position_ids`` without ``attention_mask`` are packed rows (``packed_rows``): attention stays inside
+        each conversation."""
+        if position_ids is not None and attention_mask is None:
+            return packed_forward(self.model, self.attn_implementation, inputs_embeds, position_ids, labels, **kwargs)
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    def packing_problem(self) -> Optional[str]:
+        """Why packed rows cannot be trained (``run.packing``), or None: the attention must be one that keeps
+        packed conversations apart."""
+        if self.attn_implementation not in PACKED_ATTENTION:
+            return (f"its attn_implementation is {self.attn_implementation!r}; packed rows need "
+                    f"{', '.join(PACKED_ATTENTION)}")
+        return None
 
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,

@@ -131,6 +131,11 @@ class HFLanguageModel(nn.Module):
         """Token embeddings (B, L, hidden_size) from the model's own input embedding table."""
         return self.model.get_input_embeddings()(input_ids)
 
+    def packing_problem(self) -> Optional[str]:
+        """Why this LM cannot take packed rows (``run.packing``), or None when it can (decoder-only LMs)."""
+        return (f"{type(self).__name__} is not a decoder-only LM; packed rows need a causal_lm LLM (each "
+                f"conversation's position ids restart inside a row of one token sequence)")
+
     def _generation_defaults(self, gen_kwargs: dict) -> dict:
         if self.tokenizer is not None:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id

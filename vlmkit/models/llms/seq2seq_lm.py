@@ -21,6 +21,11 @@ class Seq2SeqLM(HFLanguageModel):
                 labels: Optional[torch.Tensor] = None, **kwargs: Any) -> Any:
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
+    def packing_problem(self) -> Optional[str]:
+        return ("it is an encoder-decoder LLM (seq2seq_lm, e.g. Flan-T5): the prompt goes to its encoder and the "
+                "answer to its decoder, two sequences per sample that cannot share a row; packing needs a "
+                "decoder-only LLM (causal_lm)")
+
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                  **gen_kwargs: Any) -> torch.Tensor:
