@@ -39,7 +39,7 @@ from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import RUNNERS, TASKS, Registry
 from vlmkit.runners import distributed, provenance
 from vlmkit.runners.bad_samples import BadSampleBook
-from vlmkit.runners.batches import move_to
+from vlmkit.runners.batches import DeviceFeed, feed_settings
 from vlmkit.runners.context import RunContext
 from vlmkit.runners.feature_cache import attach as attach_feature_cache
 from vlmkit.runners.provenance import StalePredictionsError
@@ -340,16 +340,19 @@ class Evaluator:
                      f" to do on {self.env.world_size} process(es)")
         if not shard:
             return 0
-        loader = DataLoader(IndexedDataset(dataset), batch_size=self.batch_size, sampler=shard,
-                            num_workers=resolve_num_workers(self.num_workers, len(shard), "evaluation.num_workers"),
-                            collate_fn=IndexedCollate(collate_fn_of(dataset)),
-                            pin_memory=self.device.type == "cuda")
+        workers = resolve_num_workers(self.num_workers, len(shard), "evaluation.num_workers")
+        feed = feed_settings(self.device, workers)  # pinned on CUDA; the next batch copied ahead with workers
+        loader = DataLoader(IndexedDataset(dataset), batch_size=self.batch_size, sampler=shard, num_workers=workers,
+                            collate_fn=IndexedCollate(collate_fn_of(dataset)), pin_memory=feed["pin_memory"])
+        batches = DeviceFeed(iter(loader), self.device, feed["prefetch"])
         written = 0
         # progress on stderr, on rank 0, and only on a terminal (disable=None)
-        bar = tqdm(loader, desc=f"evaluate {key}", unit="batch", file=sys.stderr, dynamic_ncols=True,
-                   disable=None if self.env.is_main else True)
+        bar = tqdm(batches, total=len(loader), desc=f"evaluate {key}", unit="batch", file=sys.stderr,
+                   dynamic_ncols=True, disable=None if self.env.is_main else True)
         with open(own_file, "a", encoding="utf-8") as out, torch.no_grad():
             for _, batch in bar:
+                _, on_device = batches.take()  # the batch on the device
+                batches.fetch_ahead()  # the next batch's copy overlaps this one's compute
                 if batch is None:  # the dataset skipped every sample of it (on_bad_sample: skip)
                     self.skipped_batches[key] = self.skipped_batches.get(key, 0) + 1
                     continue
@@ -357,10 +360,10 @@ class Evaluator:
                 if not keep:
                     continue
                 if len(keep) < len(batch["meta"]):
-                    batch = select_rows(batch, keep)
+                    batch, on_device = select_rows(batch, keep), select_rows(on_device, keep)
                 hashes = {str(m["id"]): provenance.sample_hash(m) for m in batch["meta"]}
                 with self.ctx.autocast():
-                    records = task.valid_step(self.model, move_to(batch, self.device))
+                    records = task.valid_step(self.model, on_device)
                 for record in records:  # what produced it, and from which sample content
                     record.update(fingerprint=self.digests[key], sample_hash=hashes.get(str(record.get("id"))))
                 out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -177,6 +177,7 @@ class Trainer:
                               grad_accum_steps=self.grad_accum_steps, shuffle=self.shuffle, seed=self.seed,
                               num_workers=self.num_workers, group_by_length=group_by_length, packing=packing,
                               pin_memory=self.device.type == "cuda")
+        self.data.feed_to(self.device)
         self.sampler = self.data.sampler
         self.batches_per_epoch = self.data.batches_per_epoch
         self.steps_per_epoch = self.data.estimated_steps_per_epoch  # an estimate for a stream
@@ -545,7 +546,7 @@ class Trainer:
         self.data.consumed(micro)
         if plan.stand_in is not None:
             plan.stand_in = move_to(plan.stand_in, self.device)
-        return [move_to(b, self.device) for b in micro], plan
+        return self.data.to_device(micro), plan
 
     def _loop(self) -> Optional[int]:
         """Epoch after epoch until the run is finished (None) or a stop signal came (its number)."""
@@ -590,6 +591,7 @@ class Trainer:
         """Forward/backward, then one of: an optimizer step, a skipped step (non-finite loss) or an empty one (no
         rank had data); whether a stop signal arrived on any rank."""
         shares, standins_finite = self._train_step(micro, plan)
+        self.data.fetch_ahead()  # the next batch's copy to the GPU overlaps this step's queued compute
         loss, finite, stop = self._agree(shares, standins_finite)
         self.batches_in_epoch += self.grad_accum_steps
         if loss is None:  # no rank had a micro-batch: nothing to learn from

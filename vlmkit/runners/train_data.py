@@ -24,6 +24,7 @@ from torch.utils.data import (
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.protocols import Collates, Resumable, TracksConsumed
 from vlmkit.runners import distributed
+from vlmkit.runners.batches import DeviceFeed, feed_settings
 from vlmkit.runners.distributed import DistEnv
 from vlmkit.runners.length_grouping import MEGABATCH_BATCHES, dataset_lengths
 from vlmkit.runners.sampler import ResumableSampler
@@ -63,6 +64,7 @@ class TrainData:
         self.stream = is_stream(dataset)
         self.num_workers = self._workers(check_num_workers(num_workers, "run.num_workers"))
         self.iterator: Optional[Iterator] = None
+        self.device, self.prefetch = torch.device("cpu"), False  # where batches go (feed_to)
         if self.stream:
             if group_by_length:
                 raise ConfigError("run.group_by_length", f"the streaming training dataset {type(dataset).__name__} "
@@ -100,6 +102,12 @@ class TrainData:
                                                  f"so its position cannot be tracked while DataLoader workers read "
                                                  f"it; set run.num_workers: 0")
 
+    def feed_to(self, device: torch.device) -> None:
+        """Batches go to ``device``: pinned and, with DataLoader workers, one batch ahead on a CUDA side stream
+        (``batches.feed_settings``)."""
+        settings = feed_settings(device, self.num_workers)
+        self.device, self.pin_memory, self.prefetch = device, settings["pin_memory"], settings["prefetch"]
+
     # ------------------------------------------------------------------ epochs
     def epoch_is_over(self, batches_in_epoch: int) -> bool:
         """Map-style: no whole optimizer step is left in the epoch (a stream says so by running out)."""
@@ -117,7 +125,7 @@ class TrainData:
         else:
             self.sampler.set_position(epoch, batches_in_epoch * self.batch_size)
             loader = DataLoader(self.dataset, sampler=self.sampler, **common)
-        self.iterator = iter(loader)
+        self.iterator = DeviceFeed(iter(loader), self.device, self.prefetch)
 
     def _collate(self) -> Callable:
         collate = collate_fn_of(self.dataset)
@@ -133,6 +141,14 @@ class TrainData:
             except StopIteration:
                 return micro + [None] * (self.grad_accum_steps - len(micro)), True
         return micro, False
+
+    def to_device(self, micro: list[Optional[Any]]) -> list[Optional[Any]]:
+        """The micro-batches ``draw`` gave, on the device (copied ahead where the feed prefetches)."""
+        return [self.iterator.take() for _ in micro]
+
+    def fetch_ahead(self) -> None:
+        """Start copying the next batch to the device (when prefetching), while the current step computes."""
+        self.iterator.fetch_ahead()
 
     def consumed(self, micro: list[Optional[Any]]) -> None:
         """Move a stream's position past batches the loop received from DataLoader workers."""
