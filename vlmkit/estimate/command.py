@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from vlmkit.dtypes import TORCH_NAMES
 from vlmkit.errors import ConfigError
 from vlmkit.estimate import formulas
+from vlmkit.estimate.fsdp_plan import rank_bytes
 from vlmkit.estimate.report import Estimate, Settings, estimate, optimizer_states, sharding_of
 
 STRATEGY_DEFAULT = "ddp"  # the trainer's default run.strategy
@@ -20,6 +21,8 @@ STRATEGY_DEFAULT = "ddp"  # the trainer's default run.strategy
 HUB_ARCHS = {"clip-vit-large-patch14-336": "clip_vit_l14_336", "clip-vit-large-patch14": "clip_vit_l14",
              "clip-vit-base-patch16": "clip_vit_b16"}
 
+PLAN_HEADER = ("config", "params", "trainable", "frozen params", "states, 1 GPU", "weights / GPU", "grads / GPU",
+               "optimizer / GPU", "states / GPU", "states x GPUs / 1 GPU")
 HEADER = ("config", "visual tokens", "seq len", "params", "trainable", "precision", "strategy x GPUs",
           "micro-batch", "weights", "grads", "optimizer", "activations", "act. ckpt", "total", "total ckpt",
           "fits (no ckpt / ckpt)")
@@ -79,26 +82,48 @@ def settings_for(cfg: DictConfig, args: argparse.Namespace) -> Settings:
         gpus=args.gpus, gpu_mem_gb=args.gpu_mem, micro_batch=args.micro_batch or int(run.get("batch_size", 1)),
         precision=args.precision or str(run.get("precision", "fp32")), strategy=strategy, sharding=sharding,
         optimizer_states=optimizer_states(run.get("optimizer", "adamw")),
-        checkpointing=bool(cfg.model.llm.get("gradient_checkpointing", False)), text_tokens=args.text_tokens,
-        wrap_classes=tuple(spec.get("wrap_classes", ())) if own else (),
-        fsdp_param_dtype=spec.get("param_dtype") if own else None)
+        checkpointing=bool(cfg.model.llm.get("gradient_checkpointing", False)
+                           or own and "llm_layers" in (spec.get("activation_checkpointing") or ())),
+        text_tokens=args.text_tokens, wrap_classes=tuple(spec.get("wrap_classes", ())) if own else (),
+        fsdp_param_dtype=spec.get("param_dtype") if own else None,
+        fsdp_shard_frozen=bool(spec.get("shard_frozen", True)) if own else True,
+        fsdp_offload=spec.get("offload") if own else None)
 
 
-def estimate_config(path: str, args: argparse.Namespace) -> Estimate:
+def meta_model(path: str, args: argparse.Namespace) -> tuple[Any, Settings]:
+    """The config's model built on the meta device, and its run settings with the flags over them."""
     import torch
 
     from vlmkit.assemble import build_model
-    from vlmkit.estimate.measure import measure
 
     cfg = load(path, args.overrides, args.hub)
     settings = settings_for(cfg, args)
     with torch.device("meta"):
-        model = build_model(cfg)
+        return build_model(cfg), settings
+
+
+def estimate_config(path: str, args: argparse.Namespace) -> Estimate:
+    from vlmkit.estimate.measure import measure
+
+    model, settings = meta_model(path, args)
     return estimate(model, measure(model, args.text_tokens), settings)
 
 
-def _gb(value: float) -> str:
-    return f"{value / formulas.GB:.1f}"
+def plan_row(path: str, args: argparse.Namespace) -> tuple[str, ...]:
+    """FSDP's states per GPU from the sharding plan (fsdp_plan.py) beside those of one unsharded GPU."""
+    from vlmkit.estimate.measure import param_bytes
+
+    model, s = meta_model(path, args)
+    total, trainable, _ = param_bytes(model)
+    whole = rank_bytes(model, 1, s.optimizer_states)
+    per_gpu = rank_bytes(model, args.gpus, s.optimizer_states, s.fsdp_shard_frozen)
+    figures = (whole.total, per_gpu.weights, per_gpu.gradients, per_gpu.optimizer, per_gpu.total)
+    return (path, _count(total), _count(trainable), "sharded" if s.fsdp_shard_frozen else "whole",
+            *(_gb(v, 2) for v in figures), f"{per_gpu.total * args.gpus / whole.total:.3f}")
+
+
+def _gb(value: float, digits: int = 1) -> str:
+    return f"{value / formulas.GB:.{digits}f}"
 
 
 def _count(n: int) -> str:
@@ -114,8 +139,8 @@ def row(path: str, e: Estimate) -> tuple[str, ...]:
             _gb(e.total), _gb(e.total_ckpt), f"{e.fits(False)} / {e.fits(True)}{ckpt_mark}")
 
 
-def table(rows: Sequence[tuple[str, ...]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+def table(rows: Sequence[tuple[str, ...]], header: Sequence[str] = HEADER) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -132,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strategy", default=None, help="single, ddp, zero or fsdp (default run.strategy)")
     parser.add_argument("--text-tokens", type=int, default=512,
                         help="text tokens per sample besides the visual ones (capped by model.max_length; default 512)")
+    parser.add_argument("--fsdp-plan", action="store_true",
+                        help="print FSDP's weights, gradients and optimizer state per GPU from its sharding plan "
+                             "(frozen parameters sharded unless the config's run.strategy.shard_frozen is false)")
     parser.add_argument("--hub", action="store_true",
                         help="read the LLM's config and tokenizer from their hub ids instead of the shipped config")
     return parser
@@ -150,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} must be >= 1")
     if args.gpu_mem <= 0:
         parser.error("--gpu-mem must be > 0")
+    if args.fsdp_plan:
+        print(table([plan_row(path, args) for path in args.configs], PLAN_HEADER))
+        print(f"\nFSDP (fully_shard) over {args.gpus} GPUs, GB = 1e9 bytes; each rank holds ceil(rows / {args.gpus}) "
+              f"rows of every sharded parameter (docs/training.md, 'FSDP for large recipes').")
+        return 0
     rows = [row(path, estimate_config(path, args)) for path in args.configs]
     print(table(rows))
     print(f"\nEstimates, not measurements (docs/estimate.md): GB = 1e9 bytes per GPU; {args.text_tokens} text tokens "

@@ -9,6 +9,7 @@ from torch import nn
 from vlmkit.dtypes import BYTES, precision_name
 from vlmkit.errors import ConfigError
 from vlmkit.estimate import formulas
+from vlmkit.estimate.fsdp_plan import rank_bytes
 from vlmkit.estimate.measure import Measured
 
 
@@ -26,6 +27,8 @@ class Settings:
     text_tokens: int
     wrap_classes: tuple[str, ...] = ()
     fsdp_param_dtype: Optional[str] = None
+    fsdp_shard_frozen: bool = True
+    fsdp_offload: Optional[str] = None  # 'cpu': the shards live in CPU memory
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,18 @@ def fsdp_gather_bytes(model: nn.Module, wrap_classes: tuple[str, ...], param_dty
     return largest * (2 if units else 1)
 
 
+def fsdp_states(model: nn.Module, s: Settings) -> formulas.StateMemory:
+    """FSDP's states on one GPU from its sharding plan; with CPU offload the shards stay in CPU memory."""
+    if s.fsdp_offload == "cpu" and s.gpus > 1:
+        return formulas.StateMemory(weights=0.0, gradients=0.0, optimizer=0.0)
+    plan = rank_bytes(model, s.gpus, s.optimizer_states, s.fsdp_shard_frozen)
+    return formulas.StateMemory(weights=plan.weights, gradients=plan.gradients, optimizer=plan.optimizer)
+
+
 def estimate(model: nn.Module, measured: Measured, settings: Settings) -> Estimate:
     s = settings
-    states = formulas.state_memory(measured.params, s.sharding, s.gpus, s.optimizer_states)
+    states = (fsdp_states(model, s) if s.sharding == "full_shard"
+              else formulas.state_memory(measured.params, s.sharding, s.gpus, s.optimizer_states))
     # autocast computes in the run's precision; fp32 (no autocast) in the weights' own dtype
     act_bytes = BYTES[precision_name(s.precision)] if s.precision != "fp32" else measured.compute_bytes
     acts = {False: 0.0, True: 0.0}
