@@ -100,6 +100,17 @@ README_ITEMS: dict[str, Run | Covered | Manual] = {
     "python train.py --cfg-path train_configs/pllava/finetune_7b.yaml run.scheduler.init_lr=1e-4 "
     "model.preset=pllava/13b ~model.llm.lora": Run("test_overrides_change_what_they_say", append=("--dry-run",),
                                                    why=FULL_SIZE),
+    "vlmkit cache-features train_configs/video_llama/stage2_instruct.yaml model.sampling.train_augment=false "
+    "--output cache/video_llama_stage2": Covered(
+        "tests/runners/test_feature_cache.py::test_video_llama_caches_its_frozen_tower_and_image_qformer",
+        "full-size weights and data are not here; that test runs the command and then training with "
+        "run.feature_cache on video_llama/tiny (the same stages, frozen EVA ViT and image Q-Former) over generated "
+        "videos, and checks the losses equal those without the cache"),
+    "python train.py --cfg-path train_configs/video_llama/stage2_instruct.yaml model.sampling.train_augment=false "
+    "run.feature_cache=cache/video_llama_stage2": Covered(
+        "tests/runners/test_feature_cache.py::test_video_llama_caches_its_frozen_tower_and_image_qformer", "as above"),
+    "vlmkit cache-features": Covered("tests/runners/test_feature_cache.py::test_training_with_the_cache_gives_the_same_losses",
+                                     "the command named in the text; run there on tiny/pooling"),
     "python train.py --cfg-path train_configs/pllava/finetune_7b.yaml --options run.scheduler.init_lr=1e-4": Run(
         "test_overrides_change_what_they_say", append=("--dry-run",), why=FULL_SIZE),
     "python train.py --cfg-path train_configs/pllava/finetune_7b.yaml --dry-run": Run("test_full_size_commands_resolve"),

@@ -25,7 +25,8 @@ def test_relative_links_resolve():
 
 
 TOPICS = {"recipes.md": "recipes", "checkpoints.md": "resume and checkpoints", "evaluation.md": "evaluation",
-          "plugins.md": "plugins", "performance.md": "benchmarks", "inference.md": "using a trained model"}
+          "plugins.md": "plugins", "performance.md": "benchmarks", "inference.md": "using a trained model",
+          "feature_cache.md": "frozen-feature cache"}
 
 
 def test_topic_pages_exist_and_the_readme_and_architecture_link_them():

@@ -167,3 +167,13 @@ def test_videos_missing_from_the_cache_are_listed(root):
     assert again == cache and len(read_manifest(cache)["entries"]) == 1
     assert sum(len(v) for v in read_manifest(cache)["entries"].values()) == VIDEOS
     train(root, "completed", *FROZEN, f"run.feature_cache={cache}")
+
+
+def test_video_llama_caches_its_frozen_tower_and_image_qformer(root):
+    """EVA ViT and the frozen image Q-Former (32 px, 4 frames) are cached; the video Q-Former still trains."""
+    settings = ["model.preset=video_llama/tiny", "model.sampling.train_augment=false"]
+    cache = build_cache(root, TRAIN, "video_llama", *settings)
+    assert read_manifest(cache)["model"]["0"]["depth"] == 1
+    plain = train(root, "plain_video_llama", *settings)
+    cached = train(root, "cached_video_llama", *settings, f"run.feature_cache={cache}")
+    assert cached.losses == pytest.approx(plain.losses, abs=1e-6)
