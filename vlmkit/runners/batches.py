@@ -128,6 +128,6 @@ class DeviceFeed:
     def take(self) -> Any:
         """The device copy of the oldest batch ``next()`` gave and ``take()`` did not (None for a None batch)."""
         item = self.handed_out.popleft()
-        if not self.prefetch:
-            return move_to(item, self.device)
+        if not self.prefetch:  # a DataLoader's batches are on the host already: nothing to do for the CPU
+            return item if self.device.type == "cpu" else move_to(item, self.device)
         return None if item is None else self.copier.ready(*item)
