@@ -1,4 +1,4 @@
-"""Entry point of the two-process FSDP option tests (spawned by test_fsdp_options.py): tiny PLLaVA (frozen CLIP
+"""Entry point of the two-process FSDP option tests (and DDP with checkpointed layers) (spawned by test_fsdp_options.py): tiny PLLaVA (frozen CLIP
 tower and LLaMA base, LoRA and projector trained) for 3 steps per FSDP setting, logging what each save gathers
 and the dtype gradients are reduce-scattered in."""
 from __future__ import annotations
@@ -21,6 +21,7 @@ FSDP_RUNS = {
     "fsdp_frozen_whole": {"name": "fsdp", "shard_frozen": False, "wrap_classes": ["LlamaDecoderLayer"]},
     "fsdp_bf16": {"name": "fsdp", "param_dtype": "bf16"},
     "fsdp_bf16_reduce_fp32": {"name": "fsdp", "param_dtype": "bf16", "reduce_dtype": "fp32"},
+    "ddp_ckpt": {"name": "ddp", "activation_checkpointing": ["llm_layers", "vision_blocks"]},  # not only FSDP
 }
 
 
@@ -68,6 +69,7 @@ def sharding(model: torch.nn.Module) -> dict:
     from torch.distributed.tensor import DTensor
 
     groups = [m._get_fsdp_state()._fsdp_param_group for m in model.modules() if isinstance(m, FSDPModule)]
+    # DDP (no groups): nothing sharded, nothing offloaded
     return {"frozen_sharded": sum(isinstance(p, DTensor) for p in model.parameters() if not p.requires_grad),
             "offloaded": sorted({p.offload_to_cpu for g in groups if g is not None for p in g.fsdp_params})}
 

@@ -66,6 +66,15 @@ def test_option_trains_as_one_process(runs, name):
 
 
 @pytest.mark.slow
+def test_ddp_with_checkpointed_layers_trains_as_one_process(runs):
+    run, log = result(runs, "ddp_ckpt")
+    single = torch.load(runs / "single.pt", weights_only=True)
+    assert log["wrappers"] == ["CheckpointWrapper"]
+    assert run["losses"] == pytest.approx(single["losses"], abs=ATOL)
+    assert_same_weights(run["weights"], single["weights"])
+
+
+@pytest.mark.slow
 def test_reduce_dtype_is_the_dtype_gradients_are_reduce_scattered_in(runs):
     assert result(runs, "fsdp")[1]["reduce_dtypes"] == ["torch.float32"]
     assert result(runs, "fsdp_bf16")[1]["reduce_dtypes"] == ["torch.bfloat16"]  # default: param_dtype
