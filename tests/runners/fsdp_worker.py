@@ -23,6 +23,8 @@ FSDP_RUNS = {
     "fsdp_bf16_reduce_fp32": {"name": "fsdp", "param_dtype": "bf16", "reduce_dtype": "fp32"},
     "ddp_ckpt": {"name": "ddp", "activation_checkpointing": ["llm_layers", "vision_blocks"]},  # not only FSDP
 }
+RESUMED = {"name": "fsdp", "wrap_classes": ["LlamaDecoderLayer"], "activation_checkpointing": ["llm_layers"],
+           "offload": "cpu", "param_dtype": "bf16", "reduce_dtype": "fp32"}
 
 
 class GatheredElements(TorchDispatchMode):
@@ -74,7 +76,7 @@ def sharding(model: torch.nn.Module) -> dict:
             "offloaded": sorted({p.offload_to_cpu for g in groups if g is not None for p in g.fsdp_params})}
 
 
-def train(out: Path, name: str, strategy: dict) -> None:
+def train(out: Path, name: str, strategy: dict, **run) -> None:
     from vlmkit.registry import RUNNERS
 
     model = build_tiny_pllava(out)
@@ -82,7 +84,7 @@ def train(out: Path, name: str, strategy: dict) -> None:
               "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)}
     cfg = {"name": "trainer", "strategy": strategy, "batch_size": 2, "max_steps": 3, "shuffle": False,
            "loggers": ["jsonl"], "log_every": 1, "optimizer": {"name": "adamw", "weight_decay": 0.0},
-           "scheduler": {"name": "constant", "init_lr": 1e-2}}
+           "scheduler": {"name": "constant", "init_lr": 1e-2}, **run}
     runner = RUNNERS.build(cfg, model=model, datasets={"train": VaryingAnswers(model)}, output_dir=str(out / name))
     gathers, reduce_dtypes = [], set()
     _log_gathers(runner.strategy, gathers)
@@ -109,5 +111,9 @@ def main(rank: int, world_size: int, port: int, out: str) -> None:
     try:
         for name, strategy in FSDP_RUNS.items():
             train(Path(out), name, strategy)
+        # resume the options together (checkpoint wrappers in the names, shards on the CPU) from step 2 of 3
+        train(Path(out), "resume_straight", RESUMED, save_every=1)
+        step_2 = Path(out) / "resume_straight" / "checkpoints" / "step_00000002"
+        train(Path(out), "resumed", RESUMED, resume_from=str(step_2))
     finally:
         distributed.shutdown()

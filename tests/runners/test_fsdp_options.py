@@ -66,6 +66,15 @@ def test_option_trains_as_one_process(runs, name):
 
 
 @pytest.mark.slow
+def test_resuming_with_every_option_is_exact(runs):
+    (straight, _), (resumed, _) = result(runs, "resume_straight"), result(runs, "resumed")
+    assert resumed["losses"] == straight["losses"][2:]  # step 3 only, the same loss
+    assert straight["weights"].keys() == resumed["weights"].keys()
+    for key, tensor in straight["weights"].items():
+        assert torch.equal(resumed["weights"][key], tensor), key
+
+
+@pytest.mark.slow
 def test_ddp_with_checkpointed_layers_trains_as_one_process(runs):
     run, log = result(runs, "ddp_ckpt")
     single = torch.load(runs / "single.pt", weights_only=True)
