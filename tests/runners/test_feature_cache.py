@@ -177,3 +177,11 @@ def test_video_llama_caches_its_frozen_tower_and_image_qformer(root):
     plain = train(root, "plain_video_llama", *settings)
     cached = train(root, "cached_video_llama", *settings, f"run.feature_cache={cache}")
     assert cached.losses == pytest.approx(plain.losses, abs=1e-6)
+    # this tiny random LLM barely reads its 4 visual tokens, so the losses alone would not notice wrong features:
+    # the served features must be what the frozen EVA ViT + image Q-Former give for the video's frames
+    served = cached.datasets["train"][3]["pixel_values"][0]
+    frames = plain.datasets["train"][3]["pixel_values"][0]
+    with torch.no_grad():
+        live = plain.raw_model.branches[0].encode_prefix(frames[None], 1)[0]
+    assert served.shape == live.shape == (4, 4, 32)
+    assert torch.allclose(served, live, atol=1e-5)
