@@ -9,7 +9,7 @@ import torch
 
 from vlmkit.contracts import IGNORE_INDEX
 from vlmkit.data.collate import collate_samples
-from vlmkit.data.packing import PackedCollate, first_fit_decreasing, pack_batch
+from vlmkit.data.packing import PackedCollate, balanced_rows, first_fit_decreasing, pack_batch
 from vlmkit.errors import DataError
 from vlmkit.tasks.base import supervised_tokens
 
@@ -41,20 +41,27 @@ def test_first_fit_decreasing_fills_rows_longest_first():
     assert all(sum(LENGTHS[i] for i in row) <= 12 for row in rows)
 
 
+def test_balanced_rows_use_as_many_rows_filled_evenly():
+    """The batch is padded to its longest row: 9 / 9 / 8 tokens beat first-fit's 12 / 12 / 2."""
+    assert balanced_rows(LENGTHS, 12) == [[1], [3, 4], [0, 2]]
+    assert balanced_rows([6, 6, 5, 5, 5, 5], 16) == [[0, 4], [1, 5], [2, 3]]  # 11 / 11 / 10, not 12 / 15 / 5
+    assert balanced_rows([7, 6, 5, 4, 4], 13) == first_fit_decreasing([7, 6, 5, 4, 4], 13)  # even would overflow
+
+
 def test_rows_hold_whole_conversations_with_restarting_positions():
     batch = batch_of()
     packed = pack_batch(batch, max_length=12, pad_token_id=0)
-    assert "attention_mask" not in packed and packed["input_ids"].shape == (3, 12)
-    assert [m["id"] for m in packed["meta"]] == ["s1", "s2", "s3", "s0", "s4"]
-    for sample, row, start in (("s1", 0, 0), ("s2", 0, 9), ("s3", 1, 0), ("s0", 1, 7), ("s4", 2, 0)):
+    assert "attention_mask" not in packed and packed["input_ids"].shape == (3, 9)
+    assert [m["id"] for m in packed["meta"]] == ["s1", "s3", "s4", "s0", "s2"]
+    for sample, row, start in (("s1", 0, 0), ("s3", 1, 0), ("s4", 1, 7), ("s0", 2, 0), ("s2", 2, 5)):
         i = int(sample[1:])
         n = LENGTHS[i]
         assert packed["input_ids"][row, start:start + n].tolist() == (torch.arange(n) + 100 * i + 1).tolist()
         assert packed["position_ids"][row, start:start + n].tolist() == list(range(n))
         assert packed["labels"][row, start] == IGNORE_INDEX  # never a target: unpacked it starts a row
         assert packed["labels"][row, start + 2:start + n].tolist() == (torch.arange(2, n) + 100 * i + 1).tolist()
-    assert packed["position_ids"][2].tolist() == [0, 1, *range(10)]  # the padding tail is a segment of its own
-    assert packed["labels"][2, 2:].eq(IGNORE_INDEX).all() and packed["input_ids"][2, 2:].eq(0).all()
+    assert packed["position_ids"][2].tolist() == [*range(5), *range(3), 0]  # the padding tail: a segment of its own
+    assert packed["labels"][2, 8] == IGNORE_INDEX and packed["input_ids"][2, 8] == 0
 
 
 def test_supervised_tokens_are_those_of_the_unpacked_batch():

@@ -1,11 +1,11 @@
 """Sequence packing of collated training batches (``run.packing``): several conversations per row.
 
-A right-padded batch of B conversations is repacked into R <= B rows of at most ``max_length`` tokens
-(first-fit decreasing by length). In a row, each conversation keeps its own position ids (0, 1, ...) and its
-visual tokens; the packed batch has ``position_ids`` and no ``attention_mask``, which is how transformers
-describes packed rows: attention is confined to each conversation (a block-causal mask for sdpa / eager, varlen
-flash attention; see ``vlmkit.models.llms.packed_rows``). A row's padding tail gets positions 0, 1, ... too,
-so it is a segment of its own that no conversation attends to.
+A right-padded batch of B conversations is repacked into R <= B rows of at most ``max_length`` tokens (as few
+rows as first-fit decreasing by length needs, filled evenly). In a row, each conversation keeps its own position
+ids (0, 1, ...) and its visual tokens; the packed batch has ``position_ids`` and no ``attention_mask``, which is
+how transformers describes packed rows: attention is confined to each conversation (a block-causal mask for sdpa /
+eager, varlen flash attention; see ``vlmkit.models.llms.packed_rows``). A row's padding tail gets positions 0, 1,
+... too, so it is a segment of its own that no conversation attends to.
 
 Labels are unchanged except for each conversation's first token, which becomes -100: unpacked, a causal LM never
 predicts a row's first token, and packed it would otherwise be predicted from the previous conversation. So a
@@ -43,6 +43,22 @@ def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int
         rows[row].append(index)
         room[row] -= lengths[index]
     return rows
+
+
+def balanced_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """As few rows as first-fit decreasing needs, filled as evenly as possible: longest first, each into the
+    least-filled row (the batch is padded to its longest row, so even rows waste fewest slots). First-fit
+    decreasing's own rows when the even filling would overflow one."""
+    rows = first_fit_decreasing(lengths, capacity)
+    even: list[list[int]] = [[] for _ in rows]
+    load = [0] * len(rows)
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = min(range(len(rows)), key=lambda r: load[r])
+        if load[row] + lengths[index] > capacity:
+            return rows
+        even[row].append(index)
+        load[row] += lengths[index]
+    return even
 
 
 def _sample_names(batch: dict, indices: Sequence[int]) -> list[Any]:
@@ -91,7 +107,7 @@ def pack_batch(batch: Optional[dict], max_length: int, pad_token_id: int) -> Opt
                         f"{_sample_names(batch, too_long)} of up to {longest} tokens (visual tokens included); a "
                         f"conversation is never split across rows: set run.packing.max_length to {longest} or more "
                         f"(the model's max_length bounds every conversation)")
-    rows = first_fit_decreasing(lengths, max_length)
+    rows = balanced_rows(lengths, max_length)
     order = [i for row in rows for i in row]
     width = max(sum(lengths[i] for i in row) for row in rows)
     packed_ids = torch.full((len(rows), width), pad_token_id, dtype=ids.dtype)
