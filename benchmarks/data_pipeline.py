@@ -1,17 +1,25 @@
-"""The full dataset pipeline against a plain decode + the same transforms, interleaved in one process.
+"""The full dataset pipeline against what a user would otherwise write, interleaved in one process.
 
 Full pipeline: ``llava_instruct`` dataset (annotation record -> tokenize with the model's template -> decode
-with vlmkit's VideoReader -> sample -> process per branch) + ``collater``, through a DataLoader.
-Baseline: the decoding library called directly (decord ``get_batch``, or PyAV decoding up to the last wanted
-frame) for the same frame indices, then torchvision's resize / center crop functions and ``torch.stack``,
-through a DataLoader with the same workers; vlmkit's reader and processors are not used.  The pipeline hands
-uint8 frames to the model (which scales and normalises them on its device); a third side, ``pipeline_float``,
-is the former pipeline that normalises to float32 in the workers.  Every side must give the same pixels
-(``pipeline_float`` those of ``normalise_frames(baseline)``), checked before timing.  Timing:
-``benchmarks/harness.py`` (interleaved rounds, medians, CPU time including the workers').  Target: pipeline
-throughput >= 0.85 x baseline.
+with vlmkit's VideoReader, ``backend: auto`` by default -> sample -> process per branch) + ``collater``, through a
+DataLoader.  Baseline: the decoding library called directly (decord ``VideoReader(path).get_batch(indices)``, or
+PyAV decoding up to the last wanted frame, as PLLaVA and VideoGPT+ load) for the same frame indices, then
+torchvision's resize / center crop functions to uint8 and ``torch.stack``, through a DataLoader with the same
+workers; vlmkit's reader and processors are not used, and the baseline does not tokenize.  Sides:
 
-    python benchmarks/data_pipeline.py [--clips 24] [--workers 0 2] [--rounds 5] [--backend decord]
+- ``pipeline``: the dataset with ``--backend`` (auto: the per-dataset choice of vlmkit.data.backend_choice);
+- ``pipeline_same``: the dataset forced to the baseline's library: vlmkit's own per-sample overhead;
+- ``pipeline_float`` (``--float``): the former pipeline that normalises to float32 in the workers.
+
+Every side must give the same pixels (``pipeline_float`` those of ``normalise_frames(baseline)``), checked before
+timing.  Timing: ``benchmarks/harness.py`` (interleaved rounds, medians, CPU time including the workers').
+
+Scenarios (``--scenario``): ``small``: 16-frame 32x32 clips (one keyframe, as the demo's), 8 frames sampled, 32 px (the tiny models' input;
+per-sample overhead dominates; target >= 0.85 of the baseline's throughput); ``real``: 150-frame 320x240 clips,
+8 frames sampled, 224 px (target >= 0.95).
+
+    python benchmarks/data_pipeline.py [--scenario small real] [--clips 24] [--workers 0 1] [--rounds 5]
+                                       [--backend auto] [--baseline decord] [--float]
 """
 from __future__ import annotations
 
@@ -36,14 +44,22 @@ from vlmkit.demo import synthetic_video as sv  # noqa: E402
 from vlmkit.video_sampling import VideoSampling  # noqa: E402
 from vlmkit.registry import DATASETS  # noqa: E402
 
-FRAMES, SIZE, HEIGHT, WIDTH, LENGTH, FPS = 8, 224, 240, 320, 150, 25
+# name -> frames sampled, processor size, clip height, width, length (frames), fps, keyframe interval, target.
+# small: the demo's clips (x264's default keyframe interval, so one keyframe); real: a keyframe a second.
+SCENARIOS = {"small": (8, 32, 32, 32, 16, 10, None, 0.85), "real": (8, 224, 240, 320, 150, 25, 25, 0.95)}
+FRAMES, SIZE, HEIGHT, WIDTH, LENGTH, FPS, GOP, TARGET = SCENARIOS["real"]
+
+
+def use_scenario(name: str) -> None:
+    global FRAMES, SIZE, HEIGHT, WIDTH, LENGTH, FPS, GOP, TARGET
+    FRAMES, SIZE, HEIGHT, WIDTH, LENGTH, FPS, GOP, TARGET = SCENARIOS[name]
 
 
 def make_videos(folder: Path, clips: int) -> list[str]:
     names = []
     for i in range(clips):
         name = f"clip{i:03d}.mp4"
-        sv.write_video(folder / name, sv.test_pattern(LENGTH, HEIGHT, WIDTH, seed=i), fps=FPS, gop=25)
+        sv.write_video(folder / name, sv.test_pattern(LENGTH, HEIGHT, WIDTH, seed=i), fps=FPS, gop=GOP)
         names.append(name)
     return names
 
@@ -105,15 +121,8 @@ def pixels(loader: DataLoader) -> torch.Tensor:
     return torch.cat([b["pixel_values"][0] if isinstance(b, dict) else b for b in loader])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=24)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--backend", choices=["decord", "pyav"], default="decord")
-    args = parser.parse_args()
-    pin_threads(1)
+def run_scenario(scenario: str, args: argparse.Namespace) -> dict:
+    use_scenario(scenario)
     folder = Path(tempfile.mkdtemp(prefix="vlmkit-bench-"))
     names = make_videos(folder, args.clips)
     ann = folder / "ann.json"
@@ -124,37 +133,61 @@ def main() -> None:
     assert contract.extra[UINT8_PIXELS], "the model's data contract no longer asks for uint8 frames"
     former = copy.copy(contract)
     former.extra = {**contract.extra, UINT8_PIXELS: False}
-    dataset, float_dataset = (DATASETS.build({"name": "llava_instruct", "ann_path": str(ann), "media_root": str(folder),
-                                              "train": False, "backend": args.backend}, contract=c)
-                              for c in (contract, former))
+
+    def dataset(backend, data_contract=contract):
+        return DATASETS.build({"name": "llava_instruct", "ann_path": str(ann), "media_root": str(folder),
+                               "train": False, "backend": backend}, contract=data_contract)
+    datasets = {"pipeline": dataset(args.backend), "pipeline_same": dataset(args.baseline)}
+    if args.float:
+        datasets["pipeline_float"] = dataset(args.backend, former)
     prep = contract.preprocessing[0]
 
     def same(base: torch.Tensor, out: torch.Tensor) -> bool:
         expected = base if out.dtype == torch.uint8 else normalise_frames(base, prep)
         return out.dtype == expected.dtype and out.shape == expected.shape and torch.equal(out, expected)
 
-    raw = RawClips([str(folder / n) for n in names], contract, args.backend)
-    report = {"backend": args.backend, "clips": args.clips, "frames": FRAMES, "size": SIZE}
+    raw = RawClips([str(folder / n) for n in names], contract, args.baseline)
+    report = {"scenario": scenario, "clips": args.clips, "frames": FRAMES, "size": SIZE,
+              "video": f"{LENGTH} frames {WIDTH}x{HEIGHT}", "baseline": args.baseline, "backend": args.backend,
+              "auto_chose": datasets["pipeline"].media.choice.backend, "target": TARGET}
     for workers in args.workers:
         loaders = {"baseline": DataLoader(raw, batch_size=args.batch_size, num_workers=workers,
-                                          collate_fn=torch.stack),
-                   "pipeline": DataLoader(dataset, batch_size=args.batch_size, num_workers=workers,
-                                          collate_fn=dataset.collater),
-                   "pipeline_float": DataLoader(float_dataset, batch_size=args.batch_size, num_workers=workers,
-                                                collate_fn=float_dataset.collater)}
+                                          collate_fn=torch.stack)}
+        for side, data in datasets.items():
+            loaders[side] = DataLoader(data, batch_size=args.batch_size, num_workers=workers,
+                                       collate_fn=data.collater)
         result = compare({name: (lambda loader=loader: pixels(loader)) for name, loader in loaders.items()},
                          args.rounds, same=same)
-        for side in ("pipeline", "pipeline_float"):
+        line = []
+        for side in datasets:
             result[side]["throughput_vs_baseline_wall"] = round(1 / result[side]["wall_ratio"], 3)
             result[side]["throughput_vs_baseline_cpu"] = round(1 / result[side]["cpu_ratio"], 3)
+            line.append(f"{side} {result[side]['throughput_vs_baseline_wall']:.3f} / "
+                        f"{result[side]['throughput_vs_baseline_cpu']:.3f}")
         report[f"workers_{workers}"] = result
-        print(f"workers={workers}: throughput vs baseline, wall / CPU: pipeline (uint8) "
-              f"{result['pipeline']['throughput_vs_baseline_wall']:.3f} / "
-              f"{result['pipeline']['throughput_vs_baseline_cpu']:.3f}, former float pipeline "
-              f"{result['pipeline_float']['throughput_vs_baseline_wall']:.3f} / "
-              f"{result['pipeline_float']['throughput_vs_baseline_cpu']:.3f} (target >= 0.85); load "
-              f"{result['loadavg']}")
-    print(json.dumps(report))
+        per_sample = result["baseline"]["cpu_s"] / args.clips * 1e3
+        print(f"{scenario} ({report['video']}, {FRAMES} frames at {SIZE} px; auto chose "
+              f"{report['auto_chose']}), workers={workers}: throughput vs plain {args.baseline} "
+              f"({per_sample:.2f} ms CPU per sample), wall / CPU: {', '.join(line)} (target >= {TARGET}); "
+              f"load {result['loadavg']}", flush=True)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=["small", "real"])
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto",
+                        help="the pipeline's backend setting")
+    parser.add_argument("--baseline", choices=["decord", "pyav"], default="decord",
+                        help="the library the baseline calls directly")
+    parser.add_argument("--float", action="store_true", help="also time the former float32 pipeline")
+    args = parser.parse_args()
+    pin_threads(1)
+    print(json.dumps([run_scenario(scenario, args) for scenario in args.scenario]))
 
 
 if __name__ == "__main__":

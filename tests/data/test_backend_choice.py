@@ -34,6 +34,7 @@ def test_decode_plan_counts_seeks_and_decoded_frames_as_pyav_reads():
     # keyframes 0, 30, 60: frame 5 decodes 0..5; 20 continues 6..20; 45 jumps to 30 and decodes 30..45
     assert decode_plan([0, 30, 60], [45, 5, 20, 20]) == (2, 6 + 15 + 16)
     assert decode_plan([0], [0, 1, 2]) == (1, 3)
+    assert decode_plan([0, 10], [9, 10]) == (1, 11)  # the keyframe right after the position: decode on, no jump
 
 
 def test_model_predicts_decord_for_tiny_clips_and_pyav_for_long_ones():

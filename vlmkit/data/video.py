@@ -52,7 +52,7 @@ class Clip:
 
     frames: torch.Tensor          # uint8, (T, C, H, W) or (T, H, W, C): see ``layout``
     indices: list[int]
-    timestamps: list[float]
+    timestamps: list[float] | None  # None from a reader made with timestamps=False
     info: VideoInfo               # num_frames is the verified count when the header over-reported
     layout: str
     backend: str                  # which backend actually decoded the frames
@@ -70,7 +70,8 @@ class FrameCountMismatch(DataError):
 class _OpenVideo(Protocol):
     info: VideoInfo
 
-    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, list[float]]: ...  # (T,H,W,3) uint8, seconds
+    # (T, H, W, 3) uint8 and seconds (None unless ``timestamps``)
+    def read(self, indices: Sequence[int], timestamps: bool = True) -> tuple[np.ndarray, list[float] | None]: ...
 
     def close(self) -> None: ...
 
@@ -93,25 +94,25 @@ class DecordVideo:
         self._decord = decord
         self.path = path
         try:
-            self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+            self._reader = decord.VideoReader(path, num_threads=num_threads)  # ctx: cpu(0), the default
             fps = float(self._reader.get_avg_fps())
         except (decord.DECORDError, RuntimeError, IndexError) as err:
             raise DataError(f"{path}: decord cannot open it: {_first_line(err)}") from err
         self.info = VideoInfo(path, len(self._reader), fps, None, None, self.name)
 
-    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, list[float]]:
+    def read(self, indices: Sequence[int], timestamps: bool = True) -> tuple[np.ndarray, list[float] | None]:
         bad = [i for i in indices if not 0 <= i < self.info.num_frames]
         if bad:
             raise IndexError(f"{self.path}: frame indices {bad[:5]} outside 0..{self.info.num_frames - 1}")
         try:
             frames = self._reader.get_batch(list(indices)).asnumpy()
-            stamps = self._reader.get_frame_timestamp(list(indices))[:, 0]
+            stamps = self._reader.get_frame_timestamp(list(indices))[:, 0] if timestamps else None
         except IndexError as err:  # decord verified fewer frames than it first listed
             raise FrameCountMismatch(self.path, self.info.num_frames, len(self._reader)) from err
         except (self._decord.DECORDError, RuntimeError) as err:
             raise DataError(f"{self.path}: decord failed to decode frames {list(indices)[:8]}: "
                             f"{_first_line(err)}") from err
-        return frames, [round(float(s), 6) for s in stamps]
+        return frames, None if stamps is None else [round(float(s), 6) for s in stamps]
 
     def close(self) -> None:
         del self._reader
@@ -167,7 +168,7 @@ class PyAVVideo:
             self._table = _PacketTable(pts, keys, error)
         return self._table
 
-    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, list[float]]:
+    def read(self, indices: Sequence[int], timestamps: bool = True) -> tuple[np.ndarray, list[float] | None]:
         bad = [i for i in indices if i < 0]
         if bad:
             raise IndexError(f"{self.path}: negative frame indices {bad[:5]}")
@@ -184,7 +185,7 @@ class PyAVVideo:
             frames = np.stack([decoded[i][0] for i in indices])
         except ValueError as err:
             raise DataError(f"{self.path}: frames change size mid-stream ({err})") from err
-        return frames, [decoded[i][1] for i in indices]
+        return frames, [decoded[i][1] for i in indices] if timestamps else None
 
     def _decode(self, targets: list[int], table: "_PacketTable") -> dict[int, tuple[np.ndarray, float]]:
         wanted = set(targets)
@@ -260,11 +261,11 @@ class ImageVideo:
         self.path = path
         self.info = VideoInfo(path, 1, IMAGE_FPS, height, width, self.name)
 
-    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, list[float]]:
+    def read(self, indices: Sequence[int], timestamps: bool = True) -> tuple[np.ndarray, list[float] | None]:
         bad = [i for i in indices if i != 0]
         if bad:
             raise IndexError(f"{self.path}: an image has only frame 0, asked for {bad[:5]}")
-        return np.stack([self._frame] * len(indices)), [0.0] * len(indices)
+        return np.stack([self._frame] * len(indices)), [0.0] * len(indices) if timestamps else None
 
     def close(self) -> None:
         self._frame = None
@@ -294,9 +295,24 @@ def media_kind(local_path: str) -> Literal["image", "gif", "video"]:
 
 def local_path(path: str) -> str:
     """Resolve ``path`` (a local path or an iopath URI) to a local file, or raise DataError."""
-    from iopath.common.file_io import g_pathmgr
+    import os
+    import stat
 
     path = str(path)
+    if "://" not in path:  # a plain local path: one stat call instead of iopath's four (per-sample cost)
+        try:
+            mode, size = (info := os.stat(path)).st_mode, info.st_size
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except OSError as err:
+            raise DataError(f"{path}: cannot read it: {err}") from err
+        if stat.S_ISDIR(mode):
+            raise DataError(f"{path}: is a directory, not a media file")
+        if size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        return path
+    from iopath.common.file_io import g_pathmgr
+
     try:
         if not g_pathmgr.exists(path):
             raise DataError(f"{path}: file not found")
@@ -305,8 +321,6 @@ def local_path(path: str) -> str:
         raise DataError(f"{path}: cannot fetch it through iopath: {err}") from err
     if g_pathmgr.isdir(path):
         raise DataError(f"{path}: is a directory, not a media file")
-    import os
-
     if os.path.getsize(resolved) == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     return resolved
@@ -340,11 +354,12 @@ class VideoReader:
 
     ``backend`` is tried first; with ``fallback`` the other one is tried when it raises a DataError, and the
     Clip records which backend decoded it and why the primary did not.  ``num_threads`` limits the decoder's
-    threads per file (keep 1 inside DataLoader workers; 0 lets FFmpeg choose).
+    threads per file (keep 1 inside DataLoader workers; 0 lets FFmpeg choose).  ``timestamps=False`` skips
+    the frames' timestamps (``Clip.timestamps`` is None), which datasets do not use.
     """
 
     def __init__(self, backend: Backend = "decord", fallback: bool = True, num_threads: int = 1,
-                 layout: Layout = "TCHW"):
+                 layout: Layout = "TCHW", timestamps: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"unknown decoding backend '{backend}'; accepted: {', '.join(BACKENDS)}")
         if layout not in ("THWC", "TCHW"):
@@ -352,6 +367,7 @@ class VideoReader:
         if num_threads < 0:
             raise ValueError(f"num_threads must be >= 0 (0 = decoder's choice), got {num_threads}")
         self.backend, self.fallback, self.num_threads, self.layout = backend, fallback, num_threads, layout
+        self.timestamps = timestamps
 
     def backends_for(self, kind: str) -> list[str]:
         if kind == "image":
@@ -403,7 +419,7 @@ class VideoReader:
 
     # ------------------------------------------------------------------ internals
     def _clip(self, video: _OpenVideo, indices: list[int], info: VideoInfo | None = None) -> Clip:
-        frames, stamps = video.read(indices)
+        frames, stamps = video.read(indices, self.timestamps)
         info = replace(info or video.info, height=frames.shape[1], width=frames.shape[2])
         tensor = torch.from_numpy(np.ascontiguousarray(frames))
         if self.layout == "TCHW":

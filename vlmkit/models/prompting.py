@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
@@ -75,6 +76,8 @@ def expand_conversation(conversation: Sequence[Any], *, tokens_per_media: Union[
 def supervised_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[bool]:
     """Whether each token overlaps an answer span. Overlap (not containment) keeps a token that merges the
     space before an answer with its first word ('▁Yes') supervised; zero-width tokens (BOS) never are."""
+    if not spans:
+        return [False] * len(offsets)
     return [end > start and any(start < s_end and end > s_start for s_start, s_end in spans)
             for start, end in offsets]
 
@@ -97,16 +100,35 @@ def _tokenize_with_offsets(tokenizer: Any, text: str) -> tuple[list[int], list[t
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError("tokenizer", f"label masking needs a fast tokenizer (character offsets); "
                                        f"{type(tokenizer).__name__} is not one")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        # the Rust tokenizer directly: what transformers' __call__ returns here, without its per-call wrapping
+        # (a quarter of a small sample's text cost); a backend left with truncation or padding goes the long way
+        enc = backend.encode(text, add_special_tokens=True)
+        return list(enc.ids), list(enc.offsets)
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
     return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
 
+_VISUAL_IDS: "weakref.WeakKeyDictionary[Any, dict[str, int]]" = weakref.WeakKeyDictionary()
+
+
 def visual_token_id(tokenizer: Any, visual_token: str = VISUAL_TOKEN) -> int:
-    """The id of the visual token, which must be one token of the tokenizer's vocabulary."""
+    """The id of the visual token, which must be one token of the tokenizer's vocabulary (looked up once per
+    tokenizer and token: it was a second tokenizer call for every sample).  A token added later than the
+    first look-up is found too: a miss is never cached."""
+    try:
+        return _VISUAL_IDS[tokenizer][visual_token]
+    except (KeyError, TypeError):
+        pass
     ids = tokenizer(visual_token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
         raise ConfigError("tokenizer", f"the visual token {visual_token!r} is not a single token of the tokenizer "
                                        f"(got ids {ids}); add it first, e.g. llm.add_special_tokens([{visual_token!r}])")
+    try:
+        _VISUAL_IDS.setdefault(tokenizer, {})[visual_token] = ids[0]
+    except TypeError:  # a tokenizer that takes no weak reference: look it up each time
+        pass
     return ids[0]
 
 
