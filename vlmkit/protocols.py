@@ -192,9 +192,8 @@ GENERATING_MEMBERS = ("generate", "batch_keys")
 
 def is_encoder_decoder(model: Any) -> bool:
     """Whether a model's LM is a seq2seq decoder (its labels are all targets); a model without an LLM wrapper (the
-    runner's plain LMs) counts as causal.  hasattr is what isinstance(model, HasLanguageModel) checks, without the
-    protocol machinery's cost (the trainer asks once per micro-batch)."""
-    return hasattr(model, "llm") and bool(model.llm.is_encoder_decoder)
+    runner's plain LMs) counts as causal."""
+    return isinstance(model, HasLanguageModel) and bool(model.llm.is_encoder_decoder)
 
 
 # ---------------------------------------------------------------------------------------------- data side
