@@ -185,3 +185,21 @@ def test_video_llama_caches_its_frozen_tower_and_image_qformer(root):
         live = plain.raw_model.branches[0].encode_prefix(frames[None], 1)[0]
     assert served.shape == live.shape == (4, 4, 32)
     assert torch.allclose(served, live, atol=1e-5)
+
+
+def test_a_video_that_cannot_be_read_is_recorded_and_meets_the_datasets_policy(root):
+    """The build records an unreadable video with its reason; a run reading the cache applies on_bad_sample to it as
+    it would when decoding (here: skipped and listed with the reason)."""
+    sv.write_corrupt(root / "videos" / "broken.mp4")
+    entries = json.loads((root / "train.json").read_text())
+    entries.append({"id": "broken", "video": "broken.mp4", "conversations": entries[0]["conversations"]})
+    (root / "train_bad.json").write_text(json.dumps(entries))
+    data = [f"datasets.train.ann_path={root / 'train_bad.json'}", "datasets.train.on_bad_sample=skip"]
+    cache = build_cache(root, TRAIN, "with_bad", *FROZEN, *data)
+    bad = read_manifest(cache)["bad"]
+    assert [clip for variant in bad.values() for clip in variant] == [f'["{root}/videos/broken.mp4", null, null]']
+    runner = train(root, "with_bad_run", *FROZEN, *data, "run.max_steps=4", f"run.feature_cache={cache}")
+    skipped = runner.datasets["train"].bad_samples()
+    assert {entry["id"] for entry in skipped} == {"broken"}
+    assert all("recorded when the feature cache" in entry["reason"] and "broken.mp4" in entry["reason"]
+               for entry in skipped)
