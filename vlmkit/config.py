@@ -242,7 +242,8 @@ def _load_config(path: Path, overrides: Sequence[str], purpose: str | None, vali
 
 
 def file_problems(cfg: DictConfig) -> list[ConfigError]:
-    """Annotation files (``ANNOTATION_KEYS``, at any depth under ``datasets``) that do not exist."""
+    """Annotation files (``ANNOTATION_KEYS``, at any depth under ``datasets``) that do not exist, and a
+    ``feature_cache`` folder of the run or evaluation section without a cache in it."""
     problems = []
 
     def walk(node: Any, where: str) -> None:
@@ -258,6 +259,13 @@ def file_problems(cfg: DictConfig) -> list[ConfigError]:
                 walk(value, f"{where}[{i}]")
 
     walk(cfg.get("datasets"), "datasets")
+    for section in SECTION_PURPOSE:  # a frozen-feature cache the run would read (vlmkit.data.feature_cache.store)
+        runner = cfg.get(section)
+        folder = runner.get("feature_cache") if isinstance(runner, DictConfig) else None
+        if isinstance(folder, str) and folder and not os.path.isfile(os.path.join(folder, "manifest.json")):
+            problems.append(ConfigError(f"{section}.feature_cache", f"no feature cache at {folder} (no manifest.json): "
+                                        f"build it with `vlmkit cache-features CONFIG --output {folder}`, or skip "
+                                        f"this check: --skip-files"))
     return problems
 
 

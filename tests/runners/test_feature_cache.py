@@ -203,3 +203,13 @@ def test_a_video_that_cannot_be_read_is_recorded_and_meets_the_datasets_policy(r
     assert {entry["id"] for entry in skipped} == {"broken"}
     assert all("recorded when the feature cache" in entry["reason"] and "broken.mp4" in entry["reason"]
                for entry in skipped)
+
+
+def test_vlmkit_validate_names_a_feature_cache_that_is_not_there(root, encoder_cache):
+    from vlmkit.cli import main as vlmkit
+
+    config = write_config(root, TRAIN, "validate", "unused")
+    assert vlmkit(["validate", str(config), f"run.feature_cache={encoder_cache}"]) == 0
+    with pytest.raises(ConfigError, match=re.escape(f"run.feature_cache: no feature cache at {root / 'nowhere'}")):
+        load_config(config, [f"run.feature_cache={root / 'nowhere'}"], check_files=True)
+    assert vlmkit(["validate", "--skip-files", str(config), f"run.feature_cache={root / 'nowhere'}"]) == 0
