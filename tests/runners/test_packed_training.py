@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
+from tests.runners.packed_ddp_worker import main as ddp_packed
+from tests.runners.test_distributed import free_port
 from tests.runners.varying_answers import VaryingAnswers, build_tiny_pllava, train_layout
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.registry import RUNNERS
@@ -25,6 +28,19 @@ def test_packed_training_gives_the_unpacked_losses_and_weights(runs):
     assert weights["plain"].keys() == weights["packed"].keys()
     for key, tensor in weights["plain"].items():
         assert torch.allclose(weights["packed"][key], tensor, atol=1e-5), key
+
+
+@pytest.mark.slow
+def test_packed_ddp_over_two_processes_trains_as_one_unpacked_process(runs):
+    """Each rank packs its own micro-batches; the step's supervised tokens, summed over ranks, are unchanged."""
+    out, _, _ = runs
+    single = train_layout(out, "single_1x4", batch_size=4)
+    mp.spawn(ddp_packed, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    ddp = torch.load(out / "ddp_packed.pt", weights_only=True)
+    assert ddp["losses"] == pytest.approx(single["losses"], abs=1e-5)
+    reference = torch.load(out / "single_1x4.pt", weights_only=True)["weights"]
+    for key, tensor in reference.items():
+        assert torch.allclose(ddp["weights"][key], tensor, atol=1e-5), key
 
 
 def test_the_packed_run_really_packed(tmp_path):
