@@ -236,3 +236,69 @@ def test_multi_turn_conversations_hold_every_turn_once_in_a_shuffled_order():
     assert orders == {True, False} or orders == {False}   # turns are shuffled, not kept in question order
     with pytest.raises(ValueError, match="questions_per_conversation"):
         SyntheticVideoGenerator(questions_per_conversation=0)
+
+
+def _words(text: str) -> set[str]:
+    return set(text.replace("?", " ").replace(".", " ").replace(",", " ").lower().split())
+
+
+def _question_text(human: str) -> str:
+    """The question of a turn without its options list (which names every candidate)."""
+    human = human.removeprefix("<video>\n")
+    return human.split("Question: ")[-1] if human.startswith("Options:") else human
+
+
+def _leaked_turns(entries: list[dict]) -> tuple[int, int]:
+    """(turns whose every answer word occurs in an earlier turn of their conversation, all turns)."""
+    leaked = total = 0
+    for entry in entries:
+        seen: set[str] = set()
+        turns = entry["conversations"]
+        for i in range(0, len(turns), 2):
+            answer = _words(turns[i + 1]["value"])
+            leaked += i > 0 and answer <= seen
+            total += 1
+            seen |= _words(_question_text(turns[i]["value"])) | answer
+    return leaked, total
+
+
+def test_separate_revealing_turns_leaves_no_answer_to_copy_from_earlier_turns():
+    """Shuffled multi-turn conversations let "What shape is the red one?" follow "What colour is the cross?" ->
+    "red" (and order / moving follow the caption); separate_revealing_turns places every turn where no earlier
+    turn of its conversation holds all of its answer's words, keeping every turn, at most N per conversation,
+    with caption requests last."""
+    plain = SyntheticVideoGenerator(questions_per_conversation=4, mc_suffix="", mc_question_last=True)
+    separate = SyntheticVideoGenerator(questions_per_conversation=4, mc_suffix="", mc_question_last=True,
+                                       separate_revealing_turns=True)
+    leaks = {"plain": [0, 0], "separate": [0, 0]}
+    for index in range(60):
+        video = plain.sample("train", index, seed=1)
+        assert separate.sample("train", index, seed=1) == video   # grouping changes no scene or question
+        for name, generator in (("plain", plain), ("separate", separate)):
+            entries = generator.conversations(video)
+            leaked, total = _leaked_turns(entries)
+            leaks[name][0] += leaked
+            leaks[name][1] += total
+        entries = separate.conversations(video)
+        assert all(1 <= len(e["conversations"]) // 2 <= 4 for e in entries)
+        pairs = sorted((t["value"].removeprefix("<video>\n"), a["value"]) for e in plain.conversations(video)
+                       for t, a in zip(e["conversations"][::2], e["conversations"][1::2]))
+        assert sorted((t["value"].removeprefix("<video>\n"), a["value"]) for e in entries
+                      for t, a in zip(e["conversations"][::2], e["conversations"][1::2])) == pairs
+        for entry in entries:   # a caption request, which names everything, ends its conversation
+            types = entry["task_type"].split("+")
+            assert "caption" not in types[:-1]
+            assert entry["conversations"][0]["value"].startswith("<video>\n")
+    assert leaks["plain"][0] > 0.15 * leaks["plain"][1]    # the problem is real without the option
+    assert leaks["separate"][0] == 0 and leaks["separate"][1] == leaks["plain"][1]
+
+
+def test_train_two_object_fraction_changes_training_scenes_only():
+    default = SyntheticVideoGenerator()
+    more = SyntheticVideoGenerator(train_two_object_fraction=0.9)
+    for index in range(40):
+        assert more.sample("test", index, seed=2).spec == default.sample("test", index, seed=2).spec
+    two = sum(len(more.sample("train", i, seed=2).spec.objects) == 2 for i in range(200))
+    assert 160 <= two <= 198   # 0.9 of 200 (the default's share is 0.5)
+    with pytest.raises(ValueError, match="two_object_fraction"):
+        SyntheticVideoGenerator(train_two_object_fraction=1.5)

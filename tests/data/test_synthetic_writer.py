@@ -155,11 +155,12 @@ def test_output_does_not_depend_on_worker_count(dataset, tmp_path):
 def test_command_line(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--train", "3", "--test", "2", "--seed", "5", "--workers", "0", "--quiet",
             "--colours", "red,blue,green,white", "--two-object-fraction", "1.0", "--attributes-for-each-object",
-            "false"]
+            "false", "--train-two-object-fraction", "0.8"]
     assert cli_main(argv) == 0
     assert "generated" in capsys.readouterr().out
     params = _load(tmp_path, "manifest.json")["params"]["generator"]
     assert params["colours"] == ["red", "blue", "green", "white"] and params["attributes_for_each_object"] is False
+    assert params["train_two_object_fraction"] == 0.8   # an optional float flag
     assert len(_load(tmp_path, "test_mc.json")) == 2 * 5    # two-object videos, one question per type
     assert cli_main(argv) == 0
     assert "skipped" in capsys.readouterr().out

@@ -36,6 +36,8 @@ def _converter(annotation):
         return _parse_bool
     if typing.get_origin(annotation) is tuple:
         return _tuple_parser(typing.get_args(annotation)[0])
+    if type(None) in typing.get_args(annotation):   # X | None: the flag takes an X (None is its default)
+        return _converter(next(a for a in typing.get_args(annotation) if a is not type(None)))
     return annotation
 
 

@@ -7,6 +7,7 @@ and changing a question parameter leaves the scenes unchanged.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,20 +52,24 @@ class SyntheticVideoGenerator:
     def __init__(self, num_frames: int = 8, frame_size: int = 32, object_size: int = 8,
                  colours: tuple[str, ...] = DEFAULT_COLOURS, shapes: tuple[str, ...] = SHAPES,
                  directions: tuple[str, ...] = tuple(DIRECTIONS), min_speed: int = 2, max_speed: int = 3,
-                 two_object_fraction: float = 0.5, second_appear_min: int = 2, second_appear_max: int = 4,
+                 two_object_fraction: float = 0.5, train_two_object_fraction: float | None = None,
+                 second_appear_min: int = 2, second_appear_max: int = 4,
                  background: tuple[int, ...] = (0, 0, 0), num_options: int = 4,
                  mc_types: tuple[str, ...] = MC_TYPES, attributes_for_each_object: bool = True,
                  train_open_per_video: int = 1, test_open_per_video: int = 1,
                  caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
-                 video_token: str = VIDEO_PLACEHOLDER,
+                 separate_revealing_turns: bool = False, video_token: str = VIDEO_PLACEHOLDER,
                  mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
                  mc_question_last: bool = False,
                  caption_prompt: str = "Describe what happens in the video.",
                  fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
         arguments = dict(locals())   # the JSON-able record of every parameter, for manifest.json
         self.params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in arguments.items() if k != "self"}
-        self.scenes = SceneSampler(num_frames, frame_size, object_size, colours, shapes, directions, min_speed,
-                                   max_speed, two_object_fraction, second_appear_min, second_appear_max)
+        scene_args = (num_frames, frame_size, object_size, colours, shapes, directions, min_speed, max_speed)
+        self.scenes = SceneSampler(*scene_args, two_object_fraction, second_appear_min, second_appear_max)
+        # training scenes may hold more two-object scenes than the test set (whose mix defines the benchmark)
+        self.train_scenes = self.scenes if train_two_object_fraction is None else SceneSampler(
+            *scene_args, train_two_object_fraction, second_appear_min, second_appear_max)
         self.questions = QuestionMaker(colours, shapes, directions, num_options)
         unknown = [t for t in mc_types if t not in MC_TYPES]
         if unknown or not mc_types:
@@ -85,6 +90,7 @@ class SyntheticVideoGenerator:
         self.open_per_video = {"train": train_open_per_video, "test": test_open_per_video}
         self.caption_request_fraction = caption_request_fraction
         self.questions_per_conversation = questions_per_conversation
+        self.separate_revealing_turns = separate_revealing_turns
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
         self.mc_answer_format, self.mc_question_last = mc_answer_format, mc_question_last
         self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
@@ -94,7 +100,7 @@ class SyntheticVideoGenerator:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         scene_rng, question_rng = (np.random.default_rng([seed, SPLITS[split], index, s]) for s in (0, 1))
-        spec = self.scenes.sample(scene_rng)
+        spec = (self.train_scenes if split == "train" else self.scenes).sample(scene_rng)
         if self.attributes_for_each_object:
             mc = self.questions.all_mc(spec, question_rng, self.mc_types)
         else:
@@ -132,20 +138,27 @@ class SyntheticVideoGenerator:
 
         ``questions_per_conversation`` 1: one single-turn conversation per question (no turn can see another's
         answer). N > 1: the video's turns, shuffled, in multi-turn conversations of up to N questions (LLaVA's
-        form; the video is decoded and encoded once for N answers, and later turns may read earlier answers)."""
-        turns = [(f"mc{k}", f"mc_{q.task_type}", self.mc_prompt(q.question, q.candidates), self.mc_answer(q))
-                 for k, q in enumerate(video.mc)]
-        turns += [(f"open{k}", f"open_{q.task_type}", q.question, q.answer) for k, q in enumerate(video.open)]
+        form; the video is decoded and encoded once for N answers, and later turns may read earlier answers).
+        ``separate_revealing_turns``: no turn follows, in its conversation, turns whose words hold every word of
+        its answer (see :func:`group_turns`), so that no answer can be copied from the text before it."""
+        # (id, type, prompt, target, answer, question without options)
+        turns = [(f"mc{k}", f"mc_{q.task_type}", self.mc_prompt(q.question, q.candidates), self.mc_answer(q),
+                  q.answer, q.question) for k, q in enumerate(video.mc)]
+        turns += [(f"open{k}", f"open_{q.task_type}", q.question, q.answer, q.answer, q.question)
+                  for k, q in enumerate(video.open)]
         if video.caption_request:
-            turns.append(("caption", "caption", self.caption_prompt, video.caption))
+            turns.append(("caption", "caption", self.caption_prompt, video.caption, video.caption, ""))
         size = self.questions_per_conversation
         if size > 1:
             turns = [turns[i] for i in video.turn_order]
+        if self.separate_revealing_turns and size > 1:
+            groups = group_turns(turns, size)
+        else:
+            groups = [turns[start:start + size] for start in range(0, len(turns), size)]
         entries = []
-        for start in range(0, len(turns), size):
-            group = turns[start:start + size]
+        for group in groups:
             messages = []
-            for number, (_, _, prompt, answer) in enumerate(group):
+            for number, (_, _, prompt, answer, _, _) in enumerate(group):
                 head = f"{self.video_token}\n" if number == 0 else ""
                 messages += [{"from": "human", "value": head + prompt}, {"from": "gpt", "value": answer}]
             suffix = "-".join(t[0] for t in group)
@@ -171,3 +184,33 @@ class SyntheticVideoGenerator:
     def shard_sample(video: SyntheticVideo, mp4: bytes) -> dict:
         """Stage-1 webdataset sample: ``{key}.mp4`` and ``{key}.json`` = ``{"caption": ...}``."""
         return {"__key__": video.video_id, "mp4": mp4, "json": json.dumps({"caption": video.caption}).encode()}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def group_turns(turns: list[tuple], size: int) -> list[list[tuple]]:
+    """Turns ``(id, type, prompt, target, answer, question)`` in conversations of up to ``size``, in the given order,
+    so that no turn's answer words all occur in the question (without its options) or answer of a turn before it
+    in its conversation. Why: with shuffled multi-turn conversations a third of the two-object colour / shape
+    questions ("What shape is the red one?" after "What colour is the cross?" -> "red") and half of the order /
+    moving questions (after the caption, or "What colour is the moving shape?") could be answered by copying
+    earlier text, so those examples taught copying, not seeing -- and evaluation asks each question alone.
+    Each turn goes to the first conversation with room that does not reveal it (a new one when none); caption
+    requests, which reveal everything, are placed last."""
+    groups: list[list[tuple]] = []
+    known: list[set[str]] = []
+    ordered = [t for t in turns if t[1] != "caption"] + [t for t in turns if t[1] == "caption"]
+    for turn in ordered:
+        answer = _words(turn[4])
+        for group, words in zip(groups, known):
+            if len(group) < size and not answer <= words:
+                break
+        else:
+            group, words = [], set()
+            groups.append(group)
+            known.append(words)
+        group.append(turn)
+        words |= answer | _words(turn[5])
+    return groups
