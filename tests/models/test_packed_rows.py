@@ -86,6 +86,9 @@ def test_flash_attention_lays_packed_rows_end_to_end(monkeypatch):
 
 
 def test_backbones_that_cannot_pack_say_why():
-    assert tiny("tiny_llama", {}, "sdpa").packing_problem() is None
+    llama = tiny("tiny_llama", {}, "sdpa")
+    assert llama.packing_problem() is None
+    llama.attn_implementation = "flex_attention"  # an attention packed_rows does not handle
+    assert "'flex_attention'" in llama.packing_problem() and "sdpa, eager, flash_attention_2" in llama.packing_problem()
     t5 = tiny("tiny_t5", {}, "eager")
     assert "encoder-decoder" in t5.packing_problem() and "causal_lm" in t5.packing_problem()
