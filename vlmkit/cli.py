@@ -101,7 +101,7 @@ def doctor_report() -> list[tuple[str, str]]:
     rows.append(("attention", "flash_attention_2" if flash else "sdpa (flash-attn needs a CUDA GPU and the 'gpu' extra)"))
     decord_ok = importlib.util.find_spec("decord") is not None
     av_ok = importlib.util.find_spec("av") is not None
-    rows.append(("video decoding", "decord, PyAV fallback" if decord_ok and av_ok else
+    rows.append(("video decoding", "decord and PyAV (backend: auto picks per dataset)" if decord_ok and av_ok else
                  "PyAV only (decord missing)" if av_ok else "decord only (PyAV missing)" if decord_ok
                  else "NO video backend: pip install decord av"))
     rows.append(("distributed", "nccl" if cuda and torch.distributed.is_nccl_available() else "gloo (CPU)"))

@@ -77,6 +77,15 @@ def test_a_dataset_without_readable_files_decides_on_its_first_decoded_file(cont
         backend_choice.DEFAULT_BACKEND
 
 
+def test_with_one_library_installed_auto_takes_it_without_probing(clips, monkeypatch):
+    monkeypatch.setattr(backend_choice, "installed", lambda: ["pyav"])
+    sampler = SAMPLERS.build({"name": "linspace", "num_frames": 8})
+    choice = backend_choice.choose([str(clips / "short.mp4")], sampler)
+    assert (choice.backend, choice.probed) == ("pyav", []) and "only decoding library" in choice.reason
+    monkeypatch.setattr(backend_choice, "installed", lambda: ["decord"])
+    assert backend_choice.choose([str(clips / "long.mp4")], sampler).backend == "decord"
+
+
 def test_a_file_the_chosen_backend_cannot_open_is_read_by_the_other_counted_and_logged(contract, clips, tmp_path,
                                                                                       monkeypatch, caplog):
     from vlmkit.data import video

@@ -42,6 +42,13 @@ COEFFICIENTS: dict[str, tuple[float, ...]] = {
 }
 
 
+def installed() -> list[str]:
+    """The backends whose library imports here (PyAV is a core dependency; decord may be missing)."""
+    import importlib.util
+
+    return [name for name, module in (("decord", "decord"), ("pyav", "av")) if importlib.util.find_spec(module)]
+
+
 def check_backend(backend: str, where: str = "backend") -> str:
     if backend not in BACKEND_CHOICES:
         raise ValueError(f"{where}: unknown decoding backend {backend!r}; accepted: {', '.join(BACKEND_CHOICES)}")
@@ -119,7 +126,11 @@ class BackendChoice:
 
 def choose(paths: Iterable[str], sampler: Callable[..., list[int]], dataset: str = "dataset",
            limit: int = PROBE_FILES) -> BackendChoice:
-    """The backend with the lower predicted cost summed over the first ``limit`` probe-able files of ``paths``."""
+    """The backend with the lower predicted cost summed over the first ``limit`` probe-able files of ``paths``
+    (among the installed ones: with only one, that one without probing)."""
+    available = installed()
+    if len(available) < 2:  # nothing to choose (and the probe needs PyAV)
+        return BackendChoice(available[0] if available else "pyav", "the only decoding library installed")
     totals = dict.fromkeys(COEFFICIENTS, 0.0)
     probed, skipped = [], 0
     for path in paths:
