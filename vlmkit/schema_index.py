@@ -18,26 +18,26 @@ hashes (regenerate it with the command above).
 """
 from __future__ import annotations
 
-import ast
 import collections.abc
 import functools
 import hashlib
 import importlib
 import inspect
 import pathlib
-import re
 import sys
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
 
 from vlmkit.schema import RUNTIME, Bound, ComponentRef, HFConfigRef, StructRef, hf_config_ref, signature_of
+from vlmkit import schema_index_deps as deps
 from vlmkit.schema_index_file import load_index
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
 # Core modules whose edits do not change any component's schema (markers are decoded through schema.py itself).
 CORE_FILES = {"vlmkit/__init__.py", "vlmkit/errors.py", "vlmkit/registry.py", "vlmkit/schema.py",
-              "vlmkit/schema_index.py", "vlmkit/schema_index_file.py", "vlmkit/plugins.py"}
+              "vlmkit/schema_index.py", "vlmkit/schema_index_deps.py", "vlmkit/schema_index_file.py",
+              "vlmkit/plugins.py"}
 _PLAIN_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list, "tuple": tuple,
                 "Path": pathlib.Path, "None": type(None), "Any": Any}
 _GENERICS = {"list": list, "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,
@@ -55,14 +55,7 @@ def _rel(path: str | pathlib.Path) -> str:
 
 
 def _module_file(module: str) -> pathlib.Path | None:
-    """The source file of a vlmkit module (a package's ``__init__.py``), found without importing it."""
-    if module != "vlmkit" and not module.startswith("vlmkit."):
-        return None
-    base = PACKAGE.parent.joinpath(*module.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
+    return deps.module_file(module, PACKAGE.parent)
 
 
 def location_files(location: str) -> list[str] | None:
@@ -95,81 +88,50 @@ def file_hash(rel: str) -> str | None:
         return None
 
 
-def _schema_parts(body: list[ast.stmt], top: bool) -> list[str]:
-    """The statements of a module (``top``) or class body that can change a schema, as position-free AST dumps:
-    imports, assignments (aliases, defaults, dataclass fields, class attributes), class headers with their
-    docstring's first line, and function signatures (decorators and arguments; bodies left out)."""
-    parts = []
-    for node in body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
-            parts.append(ast.dump(node))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (top or node.name == "__init__"
-                                                                            or node.decorator_list):
-            doc = (ast.get_docstring(node) or "").strip().split("\n")[0]
-            parts.append(f"def {node.name}{ast.dump(node.args)}{[ast.dump(d) for d in node.decorator_list]}{doc}")
-        elif isinstance(node, ast.ClassDef):
-            doc = (ast.get_docstring(node) or "").strip().split("\n")[0]
-            header = [ast.dump(x) for x in (*node.decorator_list, *node.bases, *node.keywords)]
-            parts.append(f"class {node.name}{header}{doc}")
-            parts.extend(_schema_parts(node.body, top=False))
-    return parts
-
-
 @functools.lru_cache(maxsize=None)
-def schema_hash(rel: str) -> str | None:
-    """A hash of what in a source file can change a schema or a registration (``_schema_parts``): editing a
-    method's body or a comment leaves it, and the index, as they were."""
-    try:
-        tree = ast.parse((PACKAGE.parent / rel).read_text())
-    except (OSError, SyntaxError):
-        return None
-    return hashlib.sha1("\n".join(_schema_parts(tree.body, top=True)).encode()).hexdigest()
+def file_key(rel: str, names: tuple[str, ...]) -> str:
+    """The hash of what in a file the index depends on: its registrations and the projections of its tracked
+    ``names`` (``schema_index_deps``): method bodies, comments, untracked functions leave it as it was."""
+    return deps.view(rel, PACKAGE.parent).key(list(names))
 
 
-def _file_fresh(rel: str, recorded: list[str]) -> bool:
-    """Unchanged (a cheap content hash), or changed only where no schema is read (an AST projection)."""
-    return file_hash(rel) == recorded[0] or schema_hash(rel) == recorded[1]
+def clear_caches() -> None:
+    """Forget files read (a test that edits sources)."""
+    file_hash.cache_clear()
+    file_key.cache_clear()
+    deps.clear_cache()
 
 
-@functools.lru_cache(maxsize=None)
-def _imported_names(rel: str) -> dict[str, str]:
-    """Top-level ``from vlmkit... import name`` of a module: name -> the file of the module it comes from."""
-    tree = ast.parse((PACKAGE.parent / rel).read_text())
-    package = rel[:-3].replace("/", ".").removesuffix(".__init__")
-    if not rel.endswith("__init__.py"):
-        package = package.rpartition(".")[0]
-    found = {}
-    for node in tree.body:
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        base = node.module or ""
-        if node.level:
-            parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-            base = f"{parent}.{base}" if base else parent
-        source = _module_file(base)
-        for alias in node.names:
-            file = _module_file(f"{base}.{alias.name}") or source  # a submodule, or a name defined in ``base``
-            if file is not None:
-                found[alias.asname or alias.name] = _rel(file)
-    return found
+def _file_fresh(rel: str, recorded: list) -> bool:
+    """Unchanged (a cheap content hash), or changed only outside what the index depends on (``file_key``)."""
+    content, names, key = recorded
+    return file_hash(rel) == content or file_key(rel, tuple(names)) == key
 
 
-def _source_files(obj: Any) -> set[str]:
-    """Files whose code shapes ``obj``'s schema: the modules of it and its vlmkit base classes, and the modules
-    the names in their constructors' annotations are imported from (``DType``, ``LMConfig``...)."""
+def _registers(rel: str) -> bool:
+    file = deps.view(rel, PACKAGE.parent)
+    return bool(file.registrations or file.registered)
+
+
+def _source_roots(obj: Any) -> dict[str, set[str]]:
+    """The top-level names whose definitions shape ``obj``'s entry, by file: it and its vlmkit base classes
+    (``schema_index_deps.closure`` adds what they mention: annotations' structs and aliases, defaults' constants)."""
     owners = inspect.getmro(obj) if inspect.isclass(obj) else (obj,)
-    files = set()
+    roots: dict[str, set[str]] = {}
     for owner in owners:
         path = getattr(sys.modules.get(getattr(owner, "__module__", "")), "__file__", None)
         if not path or not pathlib.Path(path).resolve().is_relative_to(PACKAGE):
             continue
-        rel = _rel(path)
-        files.add(rel)
-        func = owner.__dict__.get("__init__") if inspect.isclass(owner) else owner
-        text = " ".join(str(a) for a in getattr(func, "__annotations__", {}).values())
-        imported = _imported_names(rel)
-        files |= {imported[n] for n in re.findall(r"[A-Za-z_]\w*", text) if n in imported}
-    return files - CORE_FILES
+        qualname = getattr(owner, "__qualname__", "")
+        head = qualname.split(".")[0] + (deps.CALLED if "<locals>" in qualname else "")
+        roots.setdefault(_rel(path), set()).add(head)
+    return roots
+
+
+def _merge(into: dict[str, set[str]], more: dict[str, set[str]]) -> None:
+    for rel, names in more.items():
+        if rel not in CORE_FILES:
+            into.setdefault(rel, set()).update(names)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
@@ -178,13 +140,13 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.structs: dict[str, dict] = {}
-        self.struct_files: dict[str, set[str]] = {}
-        self.files: set[str] = set()
+        self.struct_roots: dict[str, dict[str, set[str]]] = {}
+        self.roots: dict[str, set[str]] = {}  # file -> top-level names the specs read (schema_index_deps)
         self.hf_classes: set[str] = set()
         self.model_type_params: list[tuple[Any, str]] = []
 
     def spec(self, obj: Any) -> dict:
-        self.files |= _source_files(obj)
+        _merge(self.roots, _source_roots(obj))
         params = []
         for param in signature_of(obj).parameters.values():
             item: dict[str, Any] = {"name": param.name, "kind": param.kind.name,
@@ -208,7 +170,7 @@ class _Encoder:
             spec["hook"] = [func.__module__, func.__qualname__]
             module_file = _module_file(func.__module__)
             if module_file is not None:
-                self.files |= {_rel(module_file)} - CORE_FILES
+                _merge(self.roots, {_rel(module_file): {func.__qualname__.split(".")[0]}})
         return spec
 
     def annotation(self, ann: Any) -> Any:
@@ -248,11 +210,11 @@ class _Encoder:
         if isinstance(meta, StructRef):
             key = f"{meta.cls.__module__}:{meta.cls.__qualname__}"
             if key not in self.structs:
-                outer, self.files = self.files, set()
+                outer, self.roots = self.roots, {}
                 self.structs[key] = {}  # placeholder first: a struct may refer to itself
                 self.structs[key] = self.spec(meta.cls)
-                self.struct_files[key], self.files = self.files, outer
-            self.files |= self.struct_files[key]  # every registry whose schemas hold the struct depends on it
+                self.struct_roots[key], self.roots = self.roots, outer
+            _merge(self.roots, self.struct_roots[key])  # every registry whose schemas hold the struct depends on it
             return {"struct": [key, meta.shape]}
         raise Unindexable(f"marker {meta!r}")
 
@@ -359,10 +321,13 @@ class _Decoder:
 
 
 def _fresh(part: dict, locations: list[str]) -> bool:
+    """Same locations; every recorded file fresh; a file added to a location holds no registration."""
     if part.get("locations") != locations:
         return False
     listed = [f for location in locations for f in (location_files(location) or [None])]
-    if None in listed or sorted(listed) != part["location_files"]:
+    if None in listed:
+        return False
+    if any(rel not in part["files"] and _registers(rel) for rel in listed):
         return False
     return all(_file_fresh(rel, recorded) for rel, recorded in part["files"].items())
 

@@ -16,7 +16,7 @@ import sys
 import warnings
 
 INDEX_PATH = pathlib.Path(__file__).resolve().parent / "schema_index.json"
-FORMAT = 2
+FORMAT = 3  # 3: files keyed on what the index depends on in them (schema_index_deps)
 REGENERATE = "python -m vlmkit.tools.schema_index"
 
 

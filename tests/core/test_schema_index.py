@@ -1,6 +1,7 @@
 """The schema index (vlmkit.schema_index): validating a config imports only what it needs, and the committed index
 is what the real registrations give (issue 22 item 4)."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -67,9 +68,9 @@ def test_a_stale_index_is_not_used():
     result = run_python(f"""
 import json, sys
 from vlmkit import schema_index
-real = schema_index.schema_hash
+real = schema_index.file_key
 schema_index.file_hash = lambda rel: "edited"
-schema_index.schema_hash = lambda rel: "edited" if rel == "vlmkit/models/encoders/siglip.py" else real(rel)
+schema_index.file_key = lambda rel, names: "edited" if rel == "vlmkit/models/encoders/siglip.py" else real(rel, names)
 from vlmkit.cli import main
 assert main(["validate", "--skip-files", "{PLLAVA}"]) == 0
 print(json.dumps({{"siglip": "vlmkit.models.encoders.siglip" in sys.modules,
@@ -77,24 +78,87 @@ print(json.dumps({{"siglip": "vlmkit.models.encoders.siglip" in sys.modules,
     assert result == {"siglip": True, "llms": False}
 
 
-def test_an_edit_outside_the_schema_leaves_the_index_fresh(tmp_path, monkeypatch):
-    """A method body or a comment changed: the index stays in use. A signature changed: it does not."""
-    source = (schema_index.PACKAGE.parent / "vlmkit/models/encoders/clip_vit.py").read_text()
-    copy = tmp_path / "vlmkit" / "models" / "encoders" / "clip_vit.py"
-    copy.parent.mkdir(parents=True)
+CLIP = "vlmkit/models/encoders/clip_vit.py"
+PACKING = "vlmkit/data/packing_settings.py"  # a struct (run.packing) the trainer's schema holds: another module
+NEW_REGISTRATION = '''
+
+@ENCODERS.register("clip_copy")
+def clip_copy(width: int = 3) -> None:
+    """A copy."""
+'''
+HELPER = '''
+import math
+
+
+def rounded(x: float, digits: int = 2) -> float:
+    return round(x, digits)
+
+'''
+# (file, what is replaced, by what, whether the index stays fresh): edits outside what the entries are made of
+# keep it; edits to a registration, a signature, a docstring's first line (the description) or a struct do not.
+EDITS = {
+    "method body and comment": (CLIP, "        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # why",
+                                True),
+    "another method's signature": (CLIP, "def _features(self, pixels: torch.Tensor)",
+                                   "def _features(self, pixels: torch.Tensor, scale: float = 1.0)", True),
+    "a new helper and import": (CLIP, "\n# Real config values", HELPER + "\n# Real config values", True),
+    "a preset value": (CLIP, '"image_size": 336}', '"image_size": 448}', True),
+    "struct method body": (PACKING, "expected a mapping such as", "expected a mapping, e.g.", True),
+    "default": (CLIP, "select_layer: int = -2", "select_layer: int = -1", False),
+    "annotation": (CLIP, "drop_cls: bool = True", "drop_cls: Optional[bool] = True", False),
+    "a parameter added": (CLIP, "checkpoint_offload: bool = False) -> None:",
+                          "checkpoint_offload: bool = False, extra: int = 0) -> None:", False),
+    "aliases": (CLIP, 'aliases=["clip"]', 'aliases=["clip", "openai_clip"]', False),
+    "description": (CLIP, '"""CLIP ViT: ', '"""OpenAI CLIP ViT: ', False),
+    "registration removed": (CLIP, '@ENCODERS.register("clip_vit", aliases=["clip"])\n', "", False),
+    "registration added": (CLIP, "        return hidden[:, 1:] if self.drop_cls else hidden\n",
+                           "        return hidden[:, 1:] if self.drop_cls else hidden\n" + NEW_REGISTRATION, False),
+    "struct field default": (PACKING, "    max_length: Positive[int]\n", "    max_length: Positive[int] = 2048\n",
+                             False),
+    "type alias in another module": ("vlmkit/dtypes.py", '"bfloat16"]  # a component',
+                                     '"bfloat16", "float64"]  # a component', False),
+}
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the vlmkit sources, read by the index's freshness checks instead of the real ones."""
+    shutil.copytree(schema_index.PACKAGE, tmp_path / "vlmkit", ignore=shutil.ignore_patterns("__pycache__", "*.json"))
     monkeypatch.setattr(schema_index, "PACKAGE", tmp_path / "vlmkit")
-    rel = "vlmkit/models/encoders/clip_vit.py"
-    recorded = schema_index_file.load_index()["registries"]["encoders"]["files"][rel]
-    body_edit = source.replace("        self.drop_cls = drop_cls", "        self.drop_cls = bool(drop_cls)  # why")
-    signature_edit = source.replace("select_layer: int = -2", "select_layer: int = -1")
-    assert source != body_edit and source != signature_edit
-    for text, fresh in [(source, True), (body_edit, True), (signature_edit, False)]:
-        copy.write_text(text)
-        schema_index.file_hash.cache_clear()
-        schema_index.schema_hash.cache_clear()
-        assert schema_index._file_fresh(rel, recorded) is fresh
-    schema_index.file_hash.cache_clear()
-    schema_index.schema_hash.cache_clear()
+    schema_index.clear_caches()
+    yield tmp_path
+    schema_index.clear_caches()
+
+
+def recorded_for(rel: str) -> list:
+    """What the committed index recorded for ``rel`` (from a registry that depends on it)."""
+    for part in schema_index_file.load_index()["registries"].values():
+        if rel in part["files"] and part["files"][rel][1]:
+            return part["files"][rel]
+    raise AssertionError(f"no registry depends on {rel}")
+
+
+@pytest.mark.parametrize("case", list(EDITS))
+def test_an_edit_keeps_the_index_fresh_only_outside_what_it_holds(case, package_copy):
+    rel, old, new, fresh = EDITS[case]
+    path = package_copy / rel
+    text = path.read_text()
+    assert text.count(old) >= 1, f"{rel} no longer holds {old!r}: update the test"
+    recorded = recorded_for(rel)
+    assert schema_index._file_fresh(rel, recorded)
+    path.write_text(text.replace(old, new, 1))
+    schema_index.clear_caches()
+    assert schema_index._file_fresh(rel, recorded) is fresh, case
+
+
+@pytest.mark.parametrize("registers", [False, True])
+def test_a_new_module_in_a_location_stales_the_index_only_if_it_registers(registers, package_copy):
+    part = schema_index_file.load_index()["registries"]["encoders"]
+    assert schema_index._fresh(part, part["locations"])
+    module = package_copy / "vlmkit" / "models" / "encoders" / "new_helpers.py"
+    module.write_text("from vlmkit.registry import ENCODERS\n" + (NEW_REGISTRATION if registers else HELPER))
+    schema_index.clear_caches()
+    assert schema_index._fresh(part, part["locations"]) is not registers
 
 
 def test_indexed_schemas_equal_the_signatures():

@@ -11,7 +11,9 @@ import sys
 from typing import Any, Optional
 
 from vlmkit.registry import ALL, Registry, _import_location
-from vlmkit.schema_index import PACKAGE, Unindexable, _Encoder, file_hash, location_files, schema_hash
+from vlmkit.schema_index import (CORE_FILES, PACKAGE, Unindexable, _Encoder, _merge, file_hash, file_key,
+                                 location_files)
+from vlmkit.schema_index_deps import closure
 from vlmkit.schema_index_file import (FORMAT, INDEX_PATH, REGENERATE, _installed_transformers, config_class_keys,
                                       load_index)
 
@@ -65,7 +67,7 @@ def generate() -> dict:
     for kind, reg in ALL.items():
         files = sorted(f for location in reg.locations for f in (location_files(location) or []))
         module_names = {f[:-3].replace("/", ".").removesuffix(".__init__") for f in files}
-        encoder.files = set()
+        encoder.roots = {}
         entries = {}
         for entry in reg.entries():
             module = registering.get(id(entry.obj)) if entry.obj is not None else None
@@ -77,9 +79,12 @@ def generate() -> dict:
                 spec = None
             entries[entry.name] = {"module": module, "aliases": list(entry.aliases),
                                    "description": entry.description, "spec": spec}
-        hashed = sorted(set(files) | encoder.files)
-        registries[kind] = {"locations": list(reg.locations), "location_files": files,
-                            "files": {rel: [file_hash(rel), schema_hash(rel)] for rel in hashed},
+        roots = {rel: set() for rel in files}  # every location file: its registrations
+        _merge(roots, encoder.roots)
+        tracked = closure(roots, CORE_FILES)
+        registries[kind] = {"locations": list(reg.locations),
+                            "files": {rel: [file_hash(rel), sorted(names), file_key(rel, tuple(sorted(names)))]
+                                      for rel, names in sorted(tracked.items())},
                             "entries": entries}
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
@@ -99,7 +104,7 @@ def render(index: dict) -> str:
 
 def without_content_hashes(index: dict) -> dict:
     """The index less the files' content hashes, which change with any edit: what ``--check`` compares."""
-    return {**index, "registries": {kind: {**part, "files": {rel: hashes[1] for rel, hashes in part["files"].items()}}
+    return {**index, "registries": {kind: {**part, "files": {rel: rec[1:] for rel, rec in part["files"].items()}}
                                     for kind, part in index["registries"].items()}}
 
 
