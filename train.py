@@ -1,7 +1,10 @@
 """Train an experiment: `torchrun --nproc_per_node N train.py --cfg-path train_configs/X.yaml [key=value ...]`."""
-from vlmkit.assemble import assemble
-from vlmkit.entry import config_errors_exit, load_experiment
-from vlmkit.runners import distributed
+from vlmkit.openmp_env import quiet_openmp_workers
+
+quiet_openmp_workers()  # before torch loads: idle OpenMP threads sleep (vlmkit/openmp_env.py)
+from vlmkit.assemble import assemble  # noqa: E402
+from vlmkit.entry import config_errors_exit, load_experiment  # noqa: E402
+from vlmkit.runners import distributed  # noqa: E402
 
 
 def main(argv=None) -> int:

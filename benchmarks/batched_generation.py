@@ -1,18 +1,23 @@
 """Batched vs one-by-one generation through the evaluation runner, as a speed-up ratio measured in one process.
 
   python benchmarks/batched_generation.py [--preset tiny/pooling] [--samples 32] [--batch-size 8]
-                                          [--max-new-tokens 16] [--device cpu] [--rounds 3] [--threads 1]
+                                          [--max-new-tokens 16] [--device cpu] [--rounds 3] [--threads N]
 
 Builds the preset with random weights, makes a synthetic evaluation set (questions of varied length, random
 pixels; left-padded batches as the batch contract says) and runs ``Evaluator.evaluate()`` with batch_size 1 and
 with ``--batch-size`` (each run in a fresh output folder, so nothing is resumed), interleaved over rounds by
 ``benchmarks/harness.py``; it refuses to time them unless both write the same predictions.  Prints a JSON line
 with median wall and CPU times and ``speedup = time(one by one) / time(batched)``.
+
+Threads: torch's default for the machine unless ``--threads`` pins a count (the JSON line says which and how many).
+OpenMP's wait policy is set as the ``vlmkit`` commands set it (``OMP_WAIT_POLICY=PASSIVE`` unless already set,
+``vlmkit/openmp_env.py``); run with ``OMP_WAIT_POLICY=ACTIVE`` in the environment to see libgomp's spinning default.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import itertools
 import tempfile
@@ -22,6 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from vlmkit.openmp_env import quiet_openmp_workers  # noqa: E402
+
+quiet_openmp_workers()  # before torch loads, as `vlmkit eval` / evaluate.py do
 
 
 class SyntheticQA:
@@ -79,7 +88,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="pin torch's intra-op threads (default: torch's own choice for this machine)")
     args = parser.parse_args()
 
     import torch
@@ -92,7 +102,9 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "model.yaml").write_text(f"model: {{preset: {args.preset}}}\n")
         cfg = load_config(tmp / "model.yaml")
-        pin_threads(args.threads)
+        if args.threads is not None:
+            pin_threads(args.threads)
+        threads = torch.get_num_threads()
         torch.manual_seed(0)
         model = build_model(cfg)
         dataset = SyntheticQA(model.data_contract(), args.samples)
@@ -104,7 +116,9 @@ def main() -> None:
 
         result = compare({"one_by_one": side(1), "batched": side(args.batch_size)}, args.rounds)
     print(json.dumps({"preset": args.preset, "device": args.device, "samples": args.samples,
-                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "threads": args.threads,
+                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "threads": threads,
+                      "threads_pinned": args.threads is not None,
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                       "speedup": round(1 / result["batched"]["wall_ratio"], 2),
                       "speedup_cpu": round(1 / result["batched"]["cpu_ratio"], 2), "same_predictions": True,
                       **result}))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from omegaconf import OmegaConf
 
 from vlmkit.errors import ConfigError, RegistryError
+from vlmkit.openmp_env import quiet_openmp_workers
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -173,6 +174,7 @@ DELEGATED = {("sweep",): "vlmkit.sweep", ("data", "validate"): "vlmkit.data_vali
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_openmp_workers()  # before any command loads torch (vlmkit/openmp_env.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     for words, module in DELEGATED.items():
         if tuple(argv[:len(words)]) == words:

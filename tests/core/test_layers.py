@@ -37,7 +37,7 @@ SUBPACKAGE_LAYERS = {"models": "models", "data": "data", "metrics": "metrics", "
 TOP_LEVEL = {
     "core": {"registry", "schema", "schema_index", "schema_index_file", "schema_index_deps",
              "config", "contracts", "errors", "plugins",
-             "dtypes", "protocols", "constants", "video_sampling", "mc_format"},
+             "dtypes", "protocols", "constants", "video_sampling", "mc_format", "openmp_env"},
     "entry": {"assemble", "cli", "entry", "plot", "sweep", "data_validate_cmd", "feature_cache_cmd"},
 }
 # Commands inside the tools package: they build models and datasets through assemble.
