@@ -1,8 +1,9 @@
 """Entry point of the two-process FSDP option tests (and DDP with checkpointed layers) (spawned by test_fsdp_options.py): tiny PLLaVA (frozen CLIP
-tower and LLaMA base, LoRA and projector trained) for 3 steps per FSDP setting, logging what each save gathers
-and the dtype gradients are reduce-scattered in."""
+tower and LLaMA base, LoRA and projector trained) for 3 steps per FSDP setting, logging what each save gathers,
+the dtype gradients are reduce-scattered in and what the model holds whenever it moves to the device."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -76,6 +77,35 @@ def sharding(model: torch.nn.Module) -> dict:
             "offloaded": sorted({p.offload_to_cpu for g in groups if g is not None for p in g.fsdp_params})}
 
 
+def local_numel(model: torch.nn.Module) -> int:
+    from torch.distributed.tensor import DTensor
+
+    return sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
+
+
+@contextlib.contextmanager
+def model_moves(model: torch.nn.Module, log: list):
+    """Logs [device, parameter elements this rank holds] whenever ``model`` itself is moved to a device
+    (Module.to with a device, Module.to_empty); moves to the meta device hold no data and are left out."""
+    originals = {"to": torch.nn.Module.to, "to_empty": torch.nn.Module.to_empty}
+
+    def logged(method):
+        def move(self, *args, **kwargs):
+            device = (kwargs["device"] if method == "to_empty" else torch._C._nn._parse_to(*args, **kwargs)[0])
+            if self is model and device is not None and torch.device(device).type != "meta":
+                log.append([str(device), local_numel(model)])
+            return originals[method](self, *args, **kwargs)
+        return move
+
+    for method in originals:
+        setattr(torch.nn.Module, method, logged(method))
+    try:
+        yield
+    finally:
+        for method, original in originals.items():
+            setattr(torch.nn.Module, method, original)
+
+
 def train(out: Path, name: str, strategy: dict, **run) -> None:
     from vlmkit.registry import RUNNERS
 
@@ -85,7 +115,10 @@ def train(out: Path, name: str, strategy: dict, **run) -> None:
     cfg = {"name": "trainer", "strategy": strategy, "batch_size": 2, "max_steps": 3, "shuffle": False,
            "loggers": ["jsonl"], "log_every": 1, "optimizer": {"name": "adamw", "weight_decay": 0.0},
            "scheduler": {"name": "constant", "init_lr": 1e-2}, **run}
-    runner = RUNNERS.build(cfg, model=model, datasets={"train": VaryingAnswers(model)}, output_dir=str(out / name))
+    moves: list = []
+    with model_moves(model, moves):
+        runner = RUNNERS.build(cfg, model=model, datasets={"train": VaryingAnswers(model)},
+                               output_dir=str(out / name))
     gathers, reduce_dtypes = [], set()
     _log_gathers(runner.strategy, gathers)
     original = _log_reduce_dtypes(reduce_dtypes)
@@ -97,7 +130,7 @@ def train(out: Path, name: str, strategy: dict, **run) -> None:
     wrappers = sorted({type(m).__name__ for m in runner.model.modules() if "CheckpointWrapper" in type(m).__name__})
     if runner.env.is_main:
         torch.save({"weights": weights, "losses": summary["losses"]}, out / f"{name}.pt")
-        (out / f"{name}.json").write_text(json.dumps({**counts, "gathered": gathers, "wrappers": wrappers,
+        (out / f"{name}.json").write_text(json.dumps({**counts, "moves": moves, "gathered": gathers, "wrappers": wrappers,
                                                       "reduce_dtypes": sorted(reduce_dtypes),
                                                       **sharding(runner.model)}))
 

@@ -1,6 +1,7 @@
 """FSDP options on two CPU processes (gloo) training tiny PLLaVA: saves gather only the trainable parameters;
 activation checkpointing, CPU offload and whole frozen parameters train exactly as one process does; the mixed
-precision policy's reduce_dtype is the dtype gradients are reduce-scattered in."""
+precision policy's reduce_dtype is the dtype gradients are reduce-scattered in; the model is sharded in host
+memory before any of it moves to the device."""
 from __future__ import annotations
 
 import json
@@ -63,6 +64,26 @@ def test_option_trains_as_one_process(runs, name):
     assert log["frozen_sharded"] == frozen_parameters  # shard_frozen: false leaves them whole (not DTensors)
     if name == "fsdp_units_ckpt":  # checkpoint wrappers sharded as FSDP units
         assert log["wrappers"] == ["FSDPCheckpointWrapper"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fsdp", "fsdp_units_ckpt", "fsdp_offload", "fsdp_bf16"])
+def test_the_model_is_sharded_before_it_moves_to_the_device(runs, name):
+    """Each rank's model holds its half of the parameters (plus dim-0 padding) when it first gets device storage;
+    DDP's replica is the reference, moved whole."""
+    log, whole = result(runs, name)[1], result(runs, "ddp_ckpt")[1]
+    total = log["trainable"] + log["frozen"]
+    assert all(held < 0.51 * total for _, held in log["moves"]), log["moves"]
+    (device, held), = log["moves"]
+    assert device == "cpu" and total / 2 <= held
+    assert whole["moves"] == [["cpu", total]]
+
+
+@pytest.mark.slow
+def test_frozen_parameters_left_whole_move_whole_and_the_rest_as_shards(runs):
+    log = result(runs, "fsdp_frozen_whole")[1]
+    (device, held), = log["moves"]
+    assert log["frozen"] + log["trainable"] / 2 <= held < log["frozen"] + 0.51 * log["trainable"]
 
 
 @pytest.mark.slow

@@ -198,7 +198,7 @@ class Trainer:
         self.weight_record = trained_model.record_sources((self.config or {}).get("model"), model) \
             if self.env.is_main else None
         self.module_report = sanity.trainable_by_module(model)
-        self.model = self.strategy.wrap(model.to(self.device), self.device)
+        self.model = self.strategy.wrap(model, self.device)  # the strategy moves it (FSDP: shards first)
         self.optimizer = self.strategy.create_optimizer(OPTIMIZERS.build(optimizer, "run.optimizer"), self.model)
         self.scheduler = SCHEDULERS.build(scheduler, "run.scheduler", optimizer=self.optimizer,
                                           total_steps=self.total_steps,

@@ -52,8 +52,9 @@ class Strategy:
         return self.env
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The model (built in host memory) wrapped and moved to ``device`` (FSDP shards it first, fsdp.py)."""
         self.checkpoint_activations(model)
-        return model
+        return model.to(device)
 
     def checkpoint_activations(self, model: torch.nn.Module) -> dict[str, list[torch.nn.Module]]:
         """Wrap the configured families' modules in place (before any sharding or DDP wrapper)."""

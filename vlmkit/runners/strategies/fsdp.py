@@ -12,6 +12,7 @@ from vlmkit.errors import ConfigError
 from vlmkit.registry import STRATEGIES
 from vlmkit.runners.strategies.activation_checkpointing import ActivationFamily
 from vlmkit.runners.strategies.base import Strategy
+from vlmkit.runners.strategies.fsdp_placement import shard_then_place
 from vlmkit.runners.strategies.fsdp_settings import DTYPE_SETTINGS, Offload, fsdp_config_problems, precision_of
 
 
@@ -81,17 +82,24 @@ class FSDP(Strategy):
         self.shard_frozen = shard_frozen
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        model = super().wrap(model, device)  # activation checkpointing first: FSDP shards the wrappers
+        """Sharded in host memory, then only this rank's shards go to the device (fsdp_placement.py): no device
+        ever holds the whole model."""
         if not self.env.distributed:
-            return model
-        return self.shard(model, device)
+            return super().wrap(model, device)
+        self.checkpoint_activations(model)  # first: FSDP shards the wrappers
+        shards_on = torch.device("cpu") if self.offload == "cpu" else device
+        return shard_then_place(model, device, lambda skeleton: self.shard(skeleton, device), shards_on)
 
     def shard(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """``fully_shard`` the units and the root in the default process group (also used on the meta device by
-        the memory report)."""
+        """``fully_shard`` the units and the root over every process, on a mesh of ``device``'s type (the default
+        mesh would take CUDA whenever it exists, even for a CPU run); also used on the meta device by the memory
+        report."""
+        import torch.distributed as dist
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
-        options = {"reshard_after_forward": self.reshard_after_forward,
+        mesh = init_device_mesh("cpu" if device.type == "meta" else device.type, (dist.get_world_size(),))
+        options = {"mesh": mesh, "reshard_after_forward": self.reshard_after_forward,
                    "mp_policy": MixedPrecisionPolicy(**self.dtypes),
                    "offload_policy": CPUOffloadPolicy(pin_memory=device.type == "cuda") if self.offload == "cpu"
                    else OffloadPolicy()}
