@@ -8,13 +8,14 @@ descriptions and modules; each component's parameters (names, defaults, annotati
 that ``HFConfig`` annotations name.  A registry lists names from the index, imports only the module of a component
 that is built (``Registry.get``), and validates against the recorded signature (``Registry.schema``).
 
-The index is used only while it is fresh: no module may have been added to a registry's locations, and every
-source file its part was made from (those modules and the files its schemas depend on) must be unchanged, or
-changed only outside what can shape a schema (``schema_hash``: imports, assignments, class headers, docstrings'
-first lines, function signatures; not method bodies or comments); the HF key sets need the transformers version
-they were read from.  Otherwise the registry imports its modules, as without an index: slower, never wrong.
-``tests/core/test_schema_index.py`` fails when the committed index differs from a new one in anything but content
-hashes (regenerate it with the command above).
+The index is used only while it is fresh: the registry's locations are the same, a module added to them holds no
+registration, and every source file its part depends on (the location modules and the files of base classes,
+structs, type aliases and constants its schemas read) is unchanged, or changed only outside what the entries are
+made of (``file_key``, see ``vlmkit.schema_index_deps``: registrations, the registered objects' signatures and
+docstring first lines, and the definitions those name; not method bodies, comments, other functions or unrelated
+imports); the HF key sets need the transformers version they were read from.  Otherwise the registry imports its
+modules, as without an index: slower, never wrong.  ``tests/core/test_schema_index.py`` fails when the committed
+index differs from a new one in anything but content hashes (regenerate it with the command above).
 """
 from __future__ import annotations
 
