@@ -71,3 +71,22 @@ def test_a_local_path_is_checked_with_one_stat(media, tmp_path):
                          (tmp_path, "is a directory")):
         with pytest.raises(DataError, match=reason):
             local_path(str(path))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 120, 160), (2, 3, 32, 32), (3, 3, 6, 200)])  # last: the fallback crop
+def test_seeded_training_crop_and_flip_draw_what_v2_draws_under_the_seed(shape):
+    frames = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    for processor in (from_preprocessing(ImagePreprocessing(32), train=True),
+                      from_preprocessing(ImagePreprocessing(24), train=True).unnormalised()):
+        assert processor._seeded is not None
+        state = torch.get_rng_state()
+        direct = [processor(frames, seed=seed) for seed in range(40)]
+        assert torch.equal(state, torch.get_rng_state())  # the global RNG is left alone
+        seeded, processor._seeded = processor._seeded, None  # the long way: v2 under a forked, re-seeded RNG
+        try:
+            for seed, out in enumerate(direct):
+                assert torch.equal(out, processor(frames, seed=seed)), seed
+        finally:
+            processor._seeded = seeded
+        distinct = len({tuple(out.flatten()[:64].tolist()) for out in direct})
+        assert distinct == 2 if shape[2] == 6 else distinct > 10  # a fixed central crop flipped or not there

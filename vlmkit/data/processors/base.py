@@ -61,6 +61,9 @@ class FrameProcessor:
         # an evaluation processor of Resize / CenterCrop only: the same kernels called directly, without v2's
         # per-call dispatch (tv_tensor wrapping, pytree flattening): a third of a small clip's processing cost
         self._kernels = None if train else _direct_kernels(geometry)
+        # a seeded random-resized-crop + flip: the same draws from a per-call torch.Generator, without forking and
+        # re-seeding the global RNG (most of a small training clip's processing cost) or v2's dispatch
+        self._seeded = _seeded_crop_flip(geometry) if train else None
 
     def unnormalised(self) -> "FrameProcessor":
         """This processor without its last step (scale and normalise): it returns uint8 frames, 4x smaller to pass
@@ -85,6 +88,9 @@ class FrameProcessor:
             for kernel in self._kernels:
                 frames = kernel(frames)
             return normalise_frames(frames, self.stats()) if self.normalise else frames
+        if seed is not None and self._seeded is not None:
+            out = self._seeded(frames, seed)
+            return normalise_frames(out, self.stats()) if self.normalise else out
         video = tv_tensors.Video(frames)
         if seed is None:
             out = self.geometry(video)
@@ -118,3 +124,50 @@ def _direct_kernels(geometry: Sequence[v2.Transform]):
             return None
     return kernels
 
+
+
+def _seeded_crop_flip(geometry: Sequence[v2.Transform]):
+    """For ``geometry`` = [RandomResizedCrop, RandomHorizontalFlip] exactly: ``f(frames, seed)`` giving what v2
+    gives under ``torch.manual_seed(seed)``: the same draws in the same order (RandomResizedCrop.make_params, then
+    the flip's ``torch.rand(1)``) from a fresh ``torch.Generator`` seeded alike (the same Mersenne Twister stream),
+    then the same kernels.  Any other geometry: None (the v2 pipeline under a forked RNG)."""
+    import math
+
+    from torchvision.transforms.v2 import functional as F
+
+    if len(geometry) != 2 or type(geometry[0]) is not v2.RandomResizedCrop \
+            or type(geometry[1]) is not v2.RandomHorizontalFlip:
+        return None
+    crop, flip = geometry
+    (low, high), (log_low, log_high) = crop.scale, (float(crop._log_ratio[0]), float(crop._log_ratio[1]))
+
+    def draw(height: int, width: int, generator: torch.Generator) -> tuple[int, int, int, int]:
+        """torchvision's RandomResizedCrop.make_params with ``generator`` (v0.2x, checked by the tests)."""
+        area = height * width
+        for _ in range(10):
+            target_area = area * torch.empty(1).uniform_(low, high, generator=generator).item()
+            aspect_ratio = torch.exp(torch.empty(1).uniform_(log_low, log_high, generator=generator)).item()
+            w = int(round(math.sqrt(target_area * aspect_ratio)))
+            h = int(round(math.sqrt(target_area / aspect_ratio)))
+            if 0 < w <= width and 0 < h <= height:
+                top = torch.randint(0, height - h + 1, size=(1,), generator=generator).item()
+                left = torch.randint(0, width - w + 1, size=(1,), generator=generator).item()
+                return top, left, h, w
+        in_ratio = float(width) / float(height)
+        if in_ratio < min(crop.ratio):
+            w, h = width, int(round(width / min(crop.ratio)))
+        elif in_ratio > max(crop.ratio):
+            w, h = int(round(height * max(crop.ratio))), height
+        else:
+            w, h = width, height
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def apply(frames: torch.Tensor, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        top, left, h, w = draw(frames.shape[-2], frames.shape[-1], generator)
+        out = F.resized_crop(frames, top, left, h, w, size=crop.size, interpolation=crop.interpolation,
+                             antialias=crop.antialias)
+        if torch.rand(1, generator=generator) >= flip.p:
+            return out
+        return F.horizontal_flip(out)
+    return apply
