@@ -11,7 +11,7 @@ import sys
 from typing import Any, Optional
 
 from vlmkit.registry import ALL, Registry, _import_location
-from vlmkit.schema_index import (CORE_FILES, PACKAGE, Unindexable, _Encoder, _merge, file_hash, file_key,
+from vlmkit.schema_index import (CORE_FILES, PACKAGE, Unindexable, _Encoder, _merge, _registers, file_hash, file_key,
                                  location_files)
 from vlmkit.schema_index_deps import closure
 from vlmkit.schema_index_file import (FORMAT, INDEX_PATH, REGENERATE, _installed_transformers, config_class_keys,
@@ -82,9 +82,11 @@ def generate() -> dict:
         roots = {rel: set() for rel in files}  # every location file: its registrations
         _merge(roots, encoder.roots)
         tracked = closure(roots, CORE_FILES)
+        # a location module that registers nothing and defines nothing the entries read is left out: it may change
+        # or go freely (and a new one like it keeps the index fresh, see schema_index._fresh)
         registries[kind] = {"locations": list(reg.locations),
                             "files": {rel: [file_hash(rel), sorted(names), file_key(rel, tuple(sorted(names)))]
-                                      for rel, names in sorted(tracked.items())},
+                                      for rel, names in sorted(tracked.items()) if names or _registers(rel)},
                             "entries": entries}
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
