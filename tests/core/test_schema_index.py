@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vlmkit import schema_index, schema_index_file
+from vlmkit import schema_index, schema_index_deps, schema_index_file
 from vlmkit.registry import ALL
 from vlmkit.schema import signature_of
 
@@ -159,6 +159,57 @@ def test_a_new_module_in_a_location_stales_the_index_only_if_it_registers(regist
     module.write_text("from vlmkit.registry import ENCODERS\n" + (NEW_REGISTRATION if registers else HELPER))
     schema_index.clear_caches()
     assert schema_index._fresh(part, part["locations"]) is not registers
+
+
+FAKE_COMPONENT = '''from vlmkit.fake.consts import WIDTH
+from vlmkit.registry import ENCODERS
+
+SCALE = 2.0
+UNUSED = 1
+
+
+@ENCODERS.register("fake")
+class Fake:
+    """A fake encoder."""
+
+    def __init__(self, width: int = WIDTH, scale: float = SCALE) -> None:
+        self.width = width
+
+    def forward(self) -> int:
+        return 1
+'''
+
+
+def test_constants_a_default_names_are_tracked_in_their_own_module(tmp_path, monkeypatch):
+    """Defaults naming constants (here, in the file and imported from another vlmkit module) are part of the key;
+    other constants and method bodies are not."""
+    folder = tmp_path / "vlmkit" / "fake"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "consts.py").write_text("WIDTH = 8\nHEIGHT = 4\n")
+    (folder / "component.py").write_text(FAKE_COMPONENT)
+    monkeypatch.setattr(schema_index_deps, "ROOT", tmp_path)
+    component, consts = "vlmkit/fake/component.py", "vlmkit/fake/consts.py"
+    tracked = schema_index_deps.closure({component: set()}, skip=set())
+    assert {"Fake", "WIDTH", "SCALE"} <= tracked[component] and "UNUSED" not in tracked[component]
+    assert tracked[consts] == {"WIDTH"}
+
+    def keys() -> tuple[str, str]:
+        schema_index_deps.clear_cache()
+        return tuple(schema_index_deps.view(rel).key(sorted(tracked[rel])) for rel in (component, consts))
+
+    before = keys()
+    for rel, old, new, changed in [(consts, "HEIGHT = 4", "HEIGHT = 5", False),
+                                   (component, "UNUSED = 1", "UNUSED = 2", False),
+                                   (component, "return 1", "return 2", False),
+                                   (consts, "WIDTH = 8", "WIDTH = 9", True),
+                                   (component, "SCALE = 2.0", "SCALE = 3.0", True)]:
+        path = tmp_path / rel
+        original = path.read_text()
+        path.write_text(original.replace(old, new))
+        assert (keys() != before) is changed, (rel, old, new)
+        path.write_text(original)
+    schema_index_deps.clear_cache()
 
 
 def test_indexed_schemas_equal_the_signatures():
