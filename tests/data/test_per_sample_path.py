@@ -90,3 +90,18 @@ def test_seeded_training_crop_and_flip_draw_what_v2_draws_under_the_seed(shape):
             processor._seeded = seeded
         distinct = len({tuple(out.flatten()[:64].tolist()) for out in direct})
         assert distinct == 2 if shape[2] == 6 else distinct > 10  # a fixed central crop flipped or not there
+
+
+def test_evaluation_indices_are_computed_once_per_frame_count_and_fps():
+    from vlmkit.data.datasets.base import RepeatedIndices
+    from vlmkit.registry import SAMPLERS
+
+    for config in ({"name": "linspace", "num_frames": 8}, {"name": "fps", "target_fps": 2.0, "max_frames": 16}):
+        sampler = SAMPLERS.build(config)
+        calls = []
+        kept = RepeatedIndices(lambda n, fps=None, rng=None, s=sampler: calls.append((n, fps)) or s(n, fps, rng=rng))
+        for count, fps in [(16, 10.0), (300, 25.0), (300, 30.0), (16, 10.0), (300, 25.0), (7, 25.0)] * 2:
+            picks = kept(count, fps)
+            assert picks == sampler(count, fps)
+            picks.append(-1)  # a caller's change does not reach the kept indices
+        assert sorted(calls) == sorted({(16, 10.0), (300, 25.0), (300, 30.0), (7, 25.0)})

@@ -65,6 +65,28 @@ def fit_frame_count(frames: torch.Tensor, num_frames: int) -> torch.Tensor:
     return frames[torch.from_numpy(picks)]
 
 
+class RepeatedIndices:
+    """A deterministic sampler's indices kept per (frame count, fps): clips of one length and rate get the same
+    indices, so they are computed once per dataset (and worker) instead of once per sample.  A call with ``rng``
+    goes to the sampler."""
+
+    MAX_KEPT = 4096
+
+    def __init__(self, sampler):
+        self.sampler, self._kept = sampler, {}
+
+    def __call__(self, num_frames: int, fps: Optional[float] = None, rng=None) -> list[int]:
+        if rng is not None:
+            return self.sampler(num_frames, fps, rng=rng)
+        key = (num_frames, fps)
+        picks = self._kept.get(key)
+        if picks is None:
+            if len(self._kept) >= self.MAX_KEPT:
+                self._kept.clear()
+            picks = self._kept[key] = tuple(self.sampler(num_frames, fps))
+        return list(picks)
+
+
 class MediaLoader:
     """Decode once with ``VideoReader``, sample with the contract's sampler, process once per visual branch.
 
@@ -76,6 +98,8 @@ class MediaLoader:
         self.num_frames = contract.num_frames
         self.train = train
         self.sampler = contract.sampling.sampler(train)
+        # evaluation samplers are deterministic: their indices depend on (frames, fps) only, computed once each
+        self._pick = self.sampler if train else RepeatedIndices(self.sampler)
         self.processors = [contract.sampling.processor(prep, train) for prep in contract.preprocessing]
         if (contract.extra or {}).get(UINT8_PIXELS):  # the model normalises on its device: pass uint8 (4x smaller)
             self.processors = [p.unnormalised() for p in self.processors]
@@ -109,7 +133,7 @@ class MediaLoader:
         else:
             if self.choice is None:
                 self.choose_backend([path])
-            clip = self.reader.sample(path, self.sampler, rng=seed, start=start, end=end)
+            clip = self.reader.sample(path, self._pick, rng=seed, start=start, end=end)
             if clip.fallback_reason:
                 self._note_fallback(path, clip)
             frames = clip.frames
