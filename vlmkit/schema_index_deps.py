@@ -129,12 +129,13 @@ class FileView:
         return pieces or [ast.Constant(f"{name}: missing")]
 
     def key(self, names: list[str]) -> str:
-        """The hash of this file's registrations and of the projections of ``names``."""
-        text = [ast.dump(n) for n in self.registrations]
+        """The hash of this file's registrations and of the projections of ``names`` (as ``ast.unparse`` writes
+        them: formatting and comments left out, and the same text on every Python version, unlike ``ast.dump``)."""
+        text = [ast.unparse(n) for n in self.registrations]
         text.append(repr(self.registered))
         for name in sorted(names):
             text.append(name)
-            text += [ast.dump(p) for p in self._pieces(name)]
+            text += [ast.unparse(p) for p in self._pieces(name)]
         return hashlib.sha1("\n".join(text).encode()).hexdigest()
 
     # ------------------------------------------------------------------ what a projection refers to
