@@ -5,42 +5,55 @@ with vlmkit's VideoReader, ``backend: auto`` by default -> sample -> process per
 DataLoader.  Baseline: the decoding library called directly (decord ``VideoReader(path).get_batch(indices)``, or
 PyAV decoding up to the last wanted frame, as PLLaVA and VideoGPT+ load) for the same frame indices, then
 torchvision's resize / center crop functions to uint8 and ``torch.stack``, through a DataLoader with the same
-workers; vlmkit's reader and processors are not used, and the baseline does not tokenize.  Sides:
+workers; vlmkit's reader and processors are not used, and the baseline does not tokenize.  A user's loader
+(PLLaVA's, VideoGPT+'s) also tokenizes each sample's conversation: ``baseline_text`` is the same baseline plus
+one transformers tokenizer call per sample on the conversation vlmkit renders, with one visual token where vlmkit
+expands K (rendered once, up front: less work than a user's loader, which renders per sample and masks labels),
+and the ids padded by the collate function; the ``*_vs_text`` figures are throughput against it.  Sides:
 
 - ``pipeline``: the dataset with ``--backend`` (auto: the per-dataset choice of vlmkit.data.backend_choice);
 - ``pipeline_same``: the dataset forced to the baseline's library: vlmkit's own per-sample overhead;
 - ``pipeline_float`` (``--float``): the former pipeline that normalises to float32 in the workers.
 
 Every side must give the same pixels (``pipeline_float`` those of ``normalise_frames(baseline)``), checked before
-timing.  Timing: ``benchmarks/harness.py`` (interleaved rounds, medians, CPU time including the workers').
+timing.  ``--train``: training mode: the datasets draw a seeded random resized crop + flip per sample, the baseline
+applies torchvision's ``v2.RandomResizedCrop`` + ``RandomHorizontalFlip`` with the global RNG (as a user's loader
+does, unseeded), so pixels differ: the check is then that each side gives clips of the same shape and dtype,
+and that every pipeline clip is the dataset's processor applied, with the sample's seed, to plain decord's
+frames at the same indices.  Timing: ``benchmarks/harness.py`` (interleaved rounds, medians, CPU time including the workers').
 
 Scenarios (``--scenario``): ``small``: 16-frame 32x32 clips (one keyframe, as the demo's), 8 frames sampled, 32 px (the tiny models' input;
 per-sample overhead dominates; target >= 0.85 of the baseline's throughput); ``real``: 150-frame 320x240 clips,
 8 frames sampled, 224 px (target >= 0.95).
 
     python benchmarks/data_pipeline.py [--scenario small real] [--clips 24] [--workers 0 1] [--rounds 5]
-                                       [--backend auto] [--baseline decord] [--float]
+                                       [--backend auto] [--baseline decord] [--float] [--train]
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import InterpolationMode
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import compare, pin_threads  # noqa: E402
 
 from vlmkit.contracts import UINT8_PIXELS, DataContract, ImagePreprocessing, normalise_frames  # noqa: E402
+from vlmkit.data.datasets.base import sample_seed  # noqa: E402
 from vlmkit.demo import synthetic_video as sv  # noqa: E402
+from vlmkit.models.prompting import VISUAL_TOKEN  # noqa: E402
 from vlmkit.video_sampling import VideoSampling  # noqa: E402
 from vlmkit.registry import DATASETS  # noqa: E402
 
@@ -98,22 +111,53 @@ def plain_decode(path: str, indices: list[int], backend: str) -> np.ndarray:
 
 
 class RawClips(Dataset):
-    """The same indices the pipeline samples, decoded by the library, transformed by torchvision functions."""
+    """The same indices the pipeline samples, decoded by the library, transformed by torchvision functions;
+    with ``texts``, each sample's text tokenized too (``{"frames", "input_ids"}``)."""
 
-    def __init__(self, paths: list[str], contract: DataContract, backend: str):
-        self.paths, self.backend = paths, backend
-        self.prep = contract.preprocessing[0]
+    def __init__(self, paths: list[str], contract: DataContract, backend: str, train: bool = False,
+                 texts: list[str] | None = None):
+        self.paths, self.backend, self.texts, self.tokenizer = paths, backend, texts, contract.tokenizer
+        self.prep = prep = contract.preprocessing[0]
         self.indices = [contract.sampling.sampler(False)(LENGTH, FPS) for _ in paths]
+        interpolation = InterpolationMode[prep.interpolation.upper()]
+        # training: what a user's loader applies (PLLaVA's RandomResizedCrop + flip), drawn from the global RNG
+        self.augment = v2.Compose([v2.RandomResizedCrop(prep.size, scale=(0.5, 1.0), interpolation=interpolation,
+                                                        antialias=True),
+                                   v2.RandomHorizontalFlip()]) if train else None
 
     def __len__(self):
         return len(self.paths)
 
+    def frames(self, i):
+        return torch.from_numpy(plain_decode(self.paths[i], self.indices[i], self.backend)).permute(0, 3, 1, 2)
+
     def __getitem__(self, i):
-        prep = self.prep
-        frames = torch.from_numpy(plain_decode(self.paths[i], self.indices[i], self.backend)).permute(0, 3, 1, 2)
-        frames = F.resize(frames, prep.size, interpolation=InterpolationMode[prep.interpolation.upper()],
-                          antialias=True)
-        return F.center_crop(frames, prep.size) if prep.crop else F.resize(frames, [prep.size, prep.size])
+        prep, frames = self.prep, self.frames(i)
+        if self.augment is not None:
+            frames = self.augment(tv_tensors.Video(frames)).as_subclass(torch.Tensor)
+        else:
+            frames = F.resize(frames, prep.size, interpolation=InterpolationMode[prep.interpolation.upper()],
+                              antialias=True)
+            frames = F.center_crop(frames, prep.size) if prep.crop else F.resize(frames, [prep.size, prep.size])
+        if self.texts is None:
+            return frames
+        return {"frames": frames, "input_ids": torch.tensor(self.tokenizer(self.texts[i])["input_ids"])}
+
+
+def stack_with_text(samples: list) -> dict:
+    """A user's collate function: frames stacked, token ids right-padded."""
+    return {"pixel_values": [torch.stack([s["frames"] for s in samples])],
+            "input_ids": pad_sequence([s["input_ids"] for s in samples], batch_first=True, padding_value=0)}
+
+
+def check_training_clips(data, raw: RawClips) -> None:
+    """Training mode: every pipeline clip is the dataset's processor, with the sample's seed, on plain frames."""
+    processor = data.media.processors[0]
+    for i in range(len(data)):
+        seed = sample_seed(data.seed, data.epoch, i)
+        assert data.media.sampler(LENGTH, FPS, rng=seed) == raw.indices[i], "the training sampler draws other frames"
+        expected = processor(raw.frames(i), seed=seed)
+        assert torch.equal(data[i]["pixel_values"][0], expected), f"sample {i}: not the seeded crop of the frames"
 
 
 def pixels(loader: DataLoader) -> torch.Tensor:
@@ -136,7 +180,7 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict:
 
     def dataset(backend, data_contract=contract):
         return DATASETS.build({"name": "llava_instruct", "ann_path": str(ann), "media_root": str(folder),
-                               "train": False, "backend": backend}, contract=data_contract)
+                               "train": args.train, "backend": backend}, contract=data_contract)
     datasets = {"pipeline": dataset(args.backend), "pipeline_same": dataset(args.baseline)}
     if args.float:
         datasets["pipeline_float"] = dataset(args.backend, former)
@@ -144,31 +188,52 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict:
 
     def same(base: torch.Tensor, out: torch.Tensor) -> bool:
         expected = base if out.dtype == torch.uint8 else normalise_frames(base, prep)
+        if args.train:  # random crops: same shape and dtype here, the pixels by check_training_clips
+            return out.dtype == expected.dtype and out.shape == expected.shape
         return out.dtype == expected.dtype and out.shape == expected.shape and torch.equal(out, expected)
 
-    raw = RawClips([str(folder / n) for n in names], contract, args.baseline)
-    report = {"scenario": scenario, "clips": args.clips, "frames": FRAMES, "size": SIZE,
+    paths = [str(folder / n) for n in names]
+    raw = RawClips(paths, contract, args.baseline, args.train)
+    data = datasets["pipeline_same"]
+    # a user's text: the same rendered conversation with one visual token where vlmkit expands K of them
+    # (LLaVA-style loaders insert the K features in the model, not in the text)
+    texts = [re.sub(f"(?:{re.escape(VISUAL_TOKEN)})+", VISUAL_TOKEN, data.builder.encode(record).rendered.text)
+             for record in data.items]
+    raw_text = RawClips(paths, contract, args.baseline, args.train, texts)
+    if args.train:
+        for side in datasets.values():
+            check_training_clips(side, raw)
+    report = {"scenario": scenario, "clips": args.clips, "frames": FRAMES, "size": SIZE, "train": args.train,
               "video": f"{LENGTH} frames {WIDTH}x{HEIGHT}", "baseline": args.baseline, "backend": args.backend,
               "auto_chose": datasets["pipeline"].media.choice.backend, "target": TARGET}
     for workers in args.workers:
         loaders = {"baseline": DataLoader(raw, batch_size=args.batch_size, num_workers=workers,
-                                          collate_fn=torch.stack)}
+                                          collate_fn=torch.stack),
+                   "baseline_text": DataLoader(raw_text, batch_size=args.batch_size, num_workers=workers,
+                                               collate_fn=stack_with_text)}
         for side, data in datasets.items():
             loaders[side] = DataLoader(data, batch_size=args.batch_size, num_workers=workers,
                                        collate_fn=data.collater)
         result = compare({name: (lambda loader=loader: pixels(loader)) for name, loader in loaders.items()},
                          args.rounds, same=same)
-        line = []
+        line, text_line = [], []
         for side in datasets:
             result[side]["throughput_vs_baseline_wall"] = round(1 / result[side]["wall_ratio"], 3)
             result[side]["throughput_vs_baseline_cpu"] = round(1 / result[side]["cpu_ratio"], 3)
+            for kind in ("wall", "cpu"):
+                result[side][f"throughput_vs_text_{kind}"] = round(
+                    result["baseline_text"][f"{kind}_s"] / result[side][f"{kind}_s"], 3)
             line.append(f"{side} {result[side]['throughput_vs_baseline_wall']:.3f} / "
                         f"{result[side]['throughput_vs_baseline_cpu']:.3f}")
+            text_line.append(f"{side} {result[side]['throughput_vs_text_wall']:.3f} / "
+                             f"{result[side]['throughput_vs_text_cpu']:.3f}")
         report[f"workers_{workers}"] = result
         per_sample = result["baseline"]["cpu_s"] / args.clips * 1e3
-        print(f"{scenario} ({report['video']}, {FRAMES} frames at {SIZE} px; auto chose "
-              f"{report['auto_chose']}), workers={workers}: throughput vs plain {args.baseline} "
+        text_per_sample = result["baseline_text"]["cpu_s"] / args.clips * 1e3
+        print(f"{scenario}{' (train)' if args.train else ''} ({report['video']}, {FRAMES} frames at {SIZE} px; "
+              f"auto chose {report['auto_chose']}), workers={workers}: throughput vs plain {args.baseline} "
               f"({per_sample:.2f} ms CPU per sample), wall / CPU: {', '.join(line)} (target >= {TARGET}); "
+              f"vs plain {args.baseline} + tokenizing ({text_per_sample:.2f} ms): {', '.join(text_line)}; "
               f"load {result['loadavg']}", flush=True)
     return report
 
@@ -185,6 +250,8 @@ def main() -> None:
     parser.add_argument("--baseline", choices=["decord", "pyav"], default="decord",
                         help="the library the baseline calls directly")
     parser.add_argument("--float", action="store_true", help="also time the former float32 pipeline")
+    parser.add_argument("--train", action="store_true",
+                        help="training mode: seeded random crop + flip (the baseline: torchvision's, unseeded)")
     args = parser.parse_args()
     pin_threads(1)
     print(json.dumps([run_scenario(scenario, args) for scenario in args.scenario]))
