@@ -328,7 +328,8 @@ def _fresh(part: dict, locations: list[str]) -> bool:
     listed = [f for location in locations for f in (location_files(location) or [None])]
     if None in listed:
         return False
-    if any(rel not in part["files"] and _registers(rel) for rel in listed):
+    plain = part.get("plain", {})  # location modules that registered nothing: read only if they changed
+    if any(rel not in part["files"] and plain.get(rel) != file_hash(rel) and _registers(rel) for rel in listed):
         return False
     return all(_file_fresh(rel, recorded) for rel, recorded in part["files"].items())
 

@@ -151,12 +151,15 @@ def test_an_edit_keeps_the_index_fresh_only_outside_what_it_holds(case, package_
     assert schema_index._file_fresh(rel, recorded) is fresh, case
 
 
+@pytest.mark.parametrize("module", ["new_helpers.py", "__init__.py"])  # a new module, one that registered nothing
 @pytest.mark.parametrize("registers", [False, True])
-def test_a_new_module_in_a_location_stales_the_index_only_if_it_registers(registers, package_copy):
+def test_a_plain_module_in_a_location_stales_the_index_only_if_it_comes_to_register(module, registers, package_copy):
     part = schema_index_file.load_index()["registries"]["encoders"]
     assert schema_index._fresh(part, part["locations"])
-    module = package_copy / "vlmkit" / "models" / "encoders" / "new_helpers.py"
-    module.write_text("from vlmkit.registry import ENCODERS\n" + (NEW_REGISTRATION if registers else HELPER))
+    assert f"vlmkit/models/encoders/{module}" not in part["files"]
+    path = package_copy / "vlmkit" / "models" / "encoders" / module
+    text = path.read_text() if path.exists() else ""
+    path.write_text(text + "from vlmkit.registry import ENCODERS\n" + (NEW_REGISTRATION if registers else HELPER))
     schema_index.clear_caches()
     assert schema_index._fresh(part, part["locations"]) is not registers
 

@@ -82,11 +82,14 @@ def generate() -> dict:
         roots = {rel: set() for rel in files}  # every location file: its registrations
         _merge(roots, encoder.roots)
         tracked = closure(roots, CORE_FILES)
-        # a location module that registers nothing and defines nothing the entries read is left out: it may change
-        # or go freely (and a new one like it keeps the index fresh, see schema_index._fresh)
+        # a location module that registers nothing and defines nothing the entries read is "plain": it may change
+        # or go freely (a new one like it keeps the index fresh too, see schema_index._fresh); its content hash only
+        # spares reading it while it is unchanged, and --check ignores it
+        used = {rel: names for rel, names in tracked.items() if names or _registers(rel)}
         registries[kind] = {"locations": list(reg.locations),
                             "files": {rel: [file_hash(rel), sorted(names), file_key(rel, tuple(sorted(names)))]
-                                      for rel, names in sorted(tracked.items()) if names or _registers(rel)},
+                                      for rel, names in sorted(used.items())},
+                            "plain": {rel: file_hash(rel) for rel in sorted(set(tracked) - set(used))},
                             "entries": entries}
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
@@ -105,8 +108,10 @@ def render(index: dict) -> str:
 
 
 def without_content_hashes(index: dict) -> dict:
-    """The index less the files' content hashes, which change with any edit: what ``--check`` compares."""
-    return {**index, "registries": {kind: {**part, "files": {rel: rec[1:] for rel, rec in part["files"].items()}}
+    """The index less the files' content hashes, which change with any edit, and the plain modules' list: what
+    ``--check`` compares."""
+    return {**index, "registries": {kind: {**{k: v for k, v in part.items() if k != "plain"},
+                                           "files": {rel: rec[1:] for rel, rec in part["files"].items()}}
                                     for kind, part in index["registries"].items()}}
 
 
