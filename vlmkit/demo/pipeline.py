@@ -46,9 +46,10 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # often answered "which appears first" and "which moves" with the same object (order / moving 0.76 / 0.78, seed 2);
 # with the question last 0.98 / 0.85 (overall 0.853 -> 0.884).
 # In these shuffled conversations a third of the two-object colour / shape questions and half of the order /
-# moving ones follow a turn whose text holds their answer (a copying shortcut evaluation never offers). Tried once,
-# not adopted: separate_revealing_turns (no such turn) with train_two_object_fraction 0.7 and 900 stage-2 steps
-# gave seed 2 overall 0.822, written 0.756 (lone-object shape 0.83), against 0.873 / 0.82-0.89 without.
+# moving ones follow a turn whose text holds their answer (a copying shortcut evaluation never offers). Not
+# adopted: separate_revealing_turns (no such turn; 1.8x the conversations, 2.2 turns each instead of 3.6) gave seed 2
+# overall 0.848, written 0.786 (and 0.822 / 0.756 with train_two_object_fraction 0.7 and 900 stage-2 steps),
+# against 0.873 and 0.82-0.89 without: fewer answers per step cost more than the shortcut did.
 GENERATOR = {"questions_per_conversation": 4, "mc_suffix": "", "mc_answer_format": "{option}",
              "mc_question_last": True}
 
