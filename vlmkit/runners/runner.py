@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from vlmkit.data.packing_settings import PackingSettings
 from vlmkit.dtypes import Precision
 from vlmkit.errors import ConfigError, DataError, VlmkitError
 from vlmkit.models.weight_sources import format_report
@@ -38,7 +39,6 @@ from vlmkit.runners.skipping import StepPlan, plan_step, stand_in_forward
 from vlmkit.runners.train_data import TrainData, collate_fn_of, is_stream
 from vlmkit.runners.trainer_rules import trainer_config_problems
 from vlmkit.runners.workers import resolve_num_workers
-from vlmkit.data.packing_settings import PackingSettings
 from vlmkit.schema import Component, ComponentList, NonNegative, Positive, Runtime, Struct
 
 
