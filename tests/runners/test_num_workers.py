@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from torch.utils.data import IterableDataset
 
-from tests.runners.toy import ToyTokens
+from tests.runners.toy import EmptyStream, ToyTokens
 from vlmkit.errors import ConfigError
 from vlmkit.runners import workers
 from vlmkit.runners.distributed import DistEnv
@@ -67,20 +66,7 @@ def test_training_counts_the_samples_of_its_own_rank(eight_cpus):
     assert train_data(ToyTokens(8), num_workers=2).num_workers == 2
 
 
-class Untrackable(IterableDataset):
-    """A resumable stream whose position cannot follow DataLoader workers (no ``consumed``)."""
-
-    def __iter__(self):
-        return iter(())
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-
-
 def test_auto_keeps_an_untrackable_stream_in_the_main_process(eight_cpus):
-    assert train_data(Untrackable()).num_workers == 0
+    assert train_data(EmptyStream()).num_workers == 0
     with pytest.raises(ConfigError, match="run.num_workers"):
-        train_data(Untrackable(), num_workers=2)
+        train_data(EmptyStream(), num_workers=2)

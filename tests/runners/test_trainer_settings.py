@@ -3,24 +3,10 @@ built without config validation)."""
 from __future__ import annotations
 
 import pytest
-from torch.utils.data import IterableDataset
 
-from tests.runners.toy import ToyTokens, make_model, run_cfg
+from tests.runners.toy import EmptyStream, ToyTokens, make_model, run_cfg
 from vlmkit.errors import ConfigError, DataError
 from vlmkit.runners.runner import Trainer
-
-
-class EndlessStream(IterableDataset):
-    """A resumable stream with no length, so the steps of an epoch are unknown."""
-
-    def __iter__(self):
-        return iter(())
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def trainer(tmp_path, datasets=None, **overrides) -> Trainer:
@@ -48,8 +34,8 @@ def test_data_smaller_than_one_step_is_refused(tmp_path):
 
 def test_an_epoch_of_a_stream_without_length_needs_max_steps(tmp_path):
     with pytest.raises(ConfigError, match=r"run\.max_epochs.*set run\.max_steps instead"):
-        trainer(tmp_path, datasets={"train": EndlessStream()}, max_epochs=1)
-    assert trainer(tmp_path, datasets={"train": EndlessStream()}, max_steps=2).total_steps == 2
+        trainer(tmp_path, datasets={"train": EmptyStream()}, max_epochs=1)
+    assert trainer(tmp_path, datasets={"train": EmptyStream()}, max_steps=2).total_steps == 2
 
 
 def test_the_run_length_counts_optimizer_steps(tmp_path):

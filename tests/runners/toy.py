@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 VOCAB = 17
 LENGTH = 6
@@ -73,3 +73,17 @@ def run_cfg(**overrides) -> dict:
         del cfg["max_steps"]
     cfg.update(overrides)
     return cfg
+
+
+class EmptyStream(IterableDataset):
+    """A resumable stream with no length (the steps of an epoch are unknown) and no ``consumed`` (its position
+    cannot follow DataLoader workers)."""
+
+    def __iter__(self):
+        return iter(())
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
