@@ -178,3 +178,47 @@ def test_reader_rejects_bad_settings():
         VideoReader("opencv")
     with pytest.raises(ValueError, match="layout"):
         VideoReader(layout="CTHW")
+
+
+def test_pyav_reuses_one_conversion_context_per_thread(media, tmp_path, monkeypatch):
+    """PyAV's own ``to_ndarray(format="rgb24")`` builds a swscale context per frame (most of a small clip's
+    cost); the reader keeps one per thread. Same pixels as PyAV's own call, also when the frame size changes
+    between files in one thread, and a separate context in another thread."""
+    import threading
+
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    created = []
+
+    def counting():
+        created.append(threading.get_ident())
+        return VideoReformatter()
+
+    monkeypatch.setattr("av.video.reformatter.VideoReformatter", counting)
+    monkeypatch.setattr(video_module, "_reformatters", threading.local())
+    small = sv_write(tmp_path / "small.mp4", media["frames"][:12, :32, :48])
+
+    def pyav_own(path, indices):
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return torch.from_numpy(np.stack([frames[i] for i in indices]))
+
+    def read(path, indices):
+        return reader("pyav", layout="THWC").read(path, indices).frames
+
+    for path, indices in ((media["mp4"], INDICES), (small, [0, 5, 11]), (media["mp4"], [2, 9])):
+        assert torch.equal(read(path, indices), pyav_own(path, indices)), path
+    assert len(created) == 1   # 13 frames converted with one context
+    other = []
+    worker = threading.Thread(target=lambda: other.append(read(small, [1, 2])))
+    worker.start()
+    worker.join()
+    assert torch.equal(other[0], pyav_own(small, [1, 2]))
+    assert len(created) == 2 and created[0] != created[1]
+
+
+def sv_write(path, frames):
+    from vlmkit.demo import synthetic_video as sv
+
+    return sv.write_video(path, frames, fps=FPS, faststart=True, gop=4)

@@ -37,8 +37,8 @@ FEATURES = ("fixed", "file_frames", "seeks", "decoded", "decoded_mpx", "returned
 # CPU ms per unit of each feature, fitted by `python benchmarks/decode_bench.py --calibrate --rounds 3` (24 clips,
 # 1 thread, 2-CPU machine; the fit picks the faster backend on all 24: docs/performance.md).
 COEFFICIENTS: dict[str, tuple[float, ...]] = {
-    "decord": (0.0475, 0.039, 0.663, 0.0209, 1.3056, 3.431),
-    "pyav": (2.4188, 0.0051, 0.034, 0.0275, 1.2313, 3.9526),
+    "decord": (0.0971, 0.048, 1.0508, 0.0143, 1.9441, 3.2285),
+    "pyav": (1.3782, 0.0055, 0.0, 0.0307, 1.5362, 3.5556),
 }
 
 

@@ -15,6 +15,7 @@ Decoding then ends early; the reader re-samples on the frame count it verified i
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
@@ -201,7 +202,7 @@ class PyAVVideo:
             for frame in frames:
                 position = table.index_of(frame.pts, self.path) if table.timed else position + 1
                 if position in wanted and position not in decoded:
-                    decoded[position] = (frame.to_ndarray(format="rgb24"), self._seconds(frame))
+                    decoded[position] = (_to_rgb(frame), self._seconds(frame))
                 if position >= target:
                     break
             if target not in decoded:  # the stream ended (or the seek overshot) before the target
@@ -214,6 +215,22 @@ class PyAVVideo:
 
     def close(self) -> None:
         self._container.close()
+
+
+_reformatters = threading.local()
+
+
+def _to_rgb(frame) -> np.ndarray:
+    """``frame.to_ndarray(format="rgb24")`` with this thread's swscale context: the same pixels, but
+    ``VideoFrame.to_ndarray`` builds a new context per frame, which on a 32 px frame costs ~8x its decoding
+    (small demo clips: 3.0 -> 0.87 ms CPU per 8-frame read). ``sws_getCachedContext`` rebuilds it only when
+    the size or format changes; one per thread because a context is not safe to share."""
+    reformatter = getattr(_reformatters, "current", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _reformatters.current = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 class _PacketTable:
