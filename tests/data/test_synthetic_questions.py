@@ -1,6 +1,7 @@
 """Questions agree with the scene spec, and chance is 1/4 per type for a random and a prior-only guesser."""
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -302,3 +303,39 @@ def test_train_two_object_fraction_changes_training_scenes_only():
     assert 160 <= two <= 198   # 0.9 of 200 (the default's share is 0.5)
     with pytest.raises(ValueError, match="two_object_fraction"):
         SyntheticVideoGenerator(train_two_object_fraction=1.5)
+
+
+def test_binding_captions_name_shape_first_in_random_object_order_for_stage_1_only():
+    """binding_caption_fraction: that share of training videos gets a stage-1 caption naming each object's shape
+    before its colour ("the square is blue and stays still. the circle is red and moves left."), objects in
+    random order, so the first colour cannot be read from the order of appearance. Evaluation references,
+    stage-2 caption requests, scenes and questions stay as they were."""
+    from vlmkit.demo.synthetic.captions import binding_caption
+
+    default = SyntheticVideoGenerator()
+    binding = SyntheticVideoGenerator(binding_caption_fraction=0.5)
+    counts, first_listed = Counter(), Counter()
+    for index in range(200):
+        video, plain = binding.sample("train", index, seed=3), default.sample("train", index, seed=3)
+        assert (video.spec, video.mc, video.open, video.captions, video.turn_order) == \
+            (plain.spec, plain.mc, plain.open, plain.captions, plain.turn_order)
+        assert plain.pretraining_caption == plain.caption
+        shard = json.loads(binding.shard_sample(video, b"")["json"])["caption"]
+        assert shard == video.pretraining_caption
+        if shard == video.caption:
+            counts["canonical"] += 1
+            continue
+        counts["binding"] += 1
+        objects = video.spec.objects
+        listed = [o for o in objects if shard.startswith(f"the {o.shape} is {o.colour} and ")]
+        assert len(listed) == 1 and shard in {binding_caption(video.spec, k) for k in range(len(objects))}
+        for obj in objects:
+            motion = f"moves {obj.direction}" if obj.moving else "stays still"
+            assert f"the {obj.shape} is {obj.colour} and {motion}." in shard
+        if len(objects) == 2:
+            first_listed[listed[0] is objects[0]] += 1
+    assert 80 <= counts["binding"] <= 120
+    assert min(first_listed[True], first_listed[False]) >= 0.3 * sum(first_listed.values())   # random order
+    assert binding.sample("test", 0, seed=3).captions == default.sample("test", 0, seed=3).captions
+    with pytest.raises(ValueError, match="binding_caption_fraction must be in"):
+        SyntheticVideoGenerator(binding_caption_fraction=1.5)

@@ -38,6 +38,17 @@ def caption(spec: SceneSpec) -> str:
     return text
 
 
+def binding_caption(spec: SceneSpec, first: int) -> str:
+    """Shape before colour, objects listed from ``first`` on (not in order of appearance):
+    "the square is blue and stays still. the circle is red and moves left."
+
+    Why: the canonical caption trains colour -> shape ("a red ..." -> "circle") and could be written from the
+    order of appearance alone; with the objects in random order, the first colour here can only be read by
+    finding the named shape in the video, the skill "What colour is the cross?" asks for."""
+    objects = spec.objects[first:] + spec.objects[:first]
+    return " ".join(f"the {obj.shape} is {obj.colour} and {_motion(obj)}." for obj in objects)
+
+
 def captions(spec: SceneSpec) -> list[str]:
     """Reference captions: the canonical one, then a paraphrase."""
     first = spec.objects[0]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlmkit.contracts import VIDEO_PLACEHOLDER
-from vlmkit.demo.synthetic.captions import captions
+from vlmkit.demo.synthetic.captions import binding_caption, captions
 from vlmkit.demo.synthetic.encode import encode_mp4
 from vlmkit.demo.synthetic.questions import MC_TYPES, MCQuestion, OpenQuestion, QuestionMaker
 from vlmkit.demo.synthetic.render import render
@@ -34,6 +34,7 @@ class SyntheticVideo:
     captions: list[str]
     caption_request: bool        # training: also ask for the caption in stage 2
     turn_order: tuple[int, ...] = ()   # training: a shuffle of the stage-2 turns, for multi-turn conversations
+    pretraining_caption: str = ""      # training: the stage-1 shard's caption (the canonical one by default)
 
     @property
     def caption(self) -> str:
@@ -57,7 +58,8 @@ class SyntheticVideoGenerator:
                  background: tuple[int, ...] = (0, 0, 0), num_options: int = 4,
                  mc_types: tuple[str, ...] = MC_TYPES, attributes_for_each_object: bool = True,
                  train_open_per_video: int = 1, test_open_per_video: int = 1,
-                 caption_request_fraction: float = 0.25, questions_per_conversation: int = 1,
+                 caption_request_fraction: float = 0.25, binding_caption_fraction: float = 0.0,
+                 questions_per_conversation: int = 1,
                  separate_revealing_turns: bool = False, video_token: str = VIDEO_PLACEHOLDER,
                  mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
                  mc_question_last: bool = False,
@@ -76,8 +78,10 @@ class SyntheticVideoGenerator:
             raise ValueError(f"mc_types: unknown or empty {unknown or list(mc_types)}; accepted: {list(MC_TYPES)}")
         if len(background) != 3 or not all(0 <= v <= 255 for v in background):
             raise ValueError(f"background must be three values in 0..255, got {background}")
-        if not 0.0 <= caption_request_fraction <= 1.0:
-            raise ValueError(f"caption_request_fraction must be in [0, 1], got {caption_request_fraction}")
+        for name, value in (("caption_request_fraction", caption_request_fraction),
+                            ("binding_caption_fraction", binding_caption_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         if questions_per_conversation < 1:
             raise ValueError(f"questions_per_conversation must be >= 1, got {questions_per_conversation}")
         if "{option}" not in mc_answer_format:
@@ -89,6 +93,7 @@ class SyntheticVideoGenerator:
         self.attributes_for_each_object = attributes_for_each_object
         self.open_per_video = {"train": train_open_per_video, "test": test_open_per_video}
         self.caption_request_fraction = caption_request_fraction
+        self.binding_caption_fraction = binding_caption_fraction
         self.questions_per_conversation = questions_per_conversation
         self.separate_revealing_turns = separate_revealing_turns
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
@@ -110,7 +115,14 @@ class SyntheticVideoGenerator:
         wants_caption = bool(question_rng.random() < self.caption_request_fraction)
         # drawn last, so the questions above do not depend on it
         order = tuple(int(i) for i in question_rng.permutation(len(mc) + len(opens) + wants_caption))
-        return SyntheticVideo(f"{split}_{index:06d}", split, spec, mc, opens, captions(spec), wants_caption, order)
+        references = captions(spec)
+        pretraining = references[0]
+        if self.binding_caption_fraction:  # its own stream: the draws above stay as they were without it
+            caption_rng = np.random.default_rng([seed, SPLITS[split], index, 2])
+            if caption_rng.random() < self.binding_caption_fraction:
+                pretraining = binding_caption(spec, int(caption_rng.integers(len(spec.objects))))
+        return SyntheticVideo(f"{split}_{index:06d}", split, spec, mc, opens, references, wants_caption, order,
+                              pretraining)
 
     def frames(self, video: SyntheticVideo) -> np.ndarray:
         return render(video.spec, self.background)
@@ -183,7 +195,8 @@ class SyntheticVideoGenerator:
     @staticmethod
     def shard_sample(video: SyntheticVideo, mp4: bytes) -> dict:
         """Stage-1 webdataset sample: ``{key}.mp4`` and ``{key}.json`` = ``{"caption": ...}``."""
-        return {"__key__": video.video_id, "mp4": mp4, "json": json.dumps({"caption": video.caption}).encode()}
+        caption = video.pretraining_caption or video.caption
+        return {"__key__": video.video_id, "mp4": mp4, "json": json.dumps({"caption": caption}).encode()}
 
 
 def _words(text: str) -> set[str]:
