@@ -222,3 +222,23 @@ def sv_write(path, frames):
     from vlmkit.demo import synthetic_video as sv
 
     return sv.write_video(path, frames, fps=FPS, faststart=True, gop=4)
+
+
+def test_a_worker_forked_after_the_main_process_decoded_with_pyav_still_decodes(media):
+    """A DataLoader worker is forked from a main process that may already have converted frames (an in-process
+    evaluation, the warm-up of a benchmark): the conversion context it inherits must work there (a context with
+    its own thread pool waited forever for threads that fork does not copy)."""
+    from torch.utils.data import DataLoader
+
+    expected = reader("pyav").read(media["mp4"], INDICES).frames  # this thread's context now exists
+
+    class Clips(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return reader("pyav").read(media["mp4"], INDICES).frames
+
+    loader = DataLoader(Clips(), batch_size=None, num_workers=1, multiprocessing_context="fork", timeout=60)
+    for frames in loader:
+        assert torch.equal(frames, expected)
