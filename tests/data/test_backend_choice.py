@@ -15,7 +15,8 @@ from vlmkit.registry import DATASETS, SAMPLERS
 
 
 # A cost model with a clear crossover: decord pays per frame of the file, PyAV a fixed 100 ms; so an 8-frame file
-# is decord's and a 300-frame one PyAV's whatever the fitted coefficients say (they make 8 frames a near tie).
+# is decord's and a 300-frame one PyAV's whatever the fitted coefficients say (each refit moves them; the current
+# fit prefers PyAV on both).
 CROSSOVER = {"decord": (0.0, 1.0, 0.0, 0.0, 0.0, 0.0), "pyav": (100.0, 0.0, 0.0, 0.0, 0.0, 0.0)}
 
 
@@ -49,7 +50,8 @@ def test_predictions_are_the_coefficients_dotted_with_the_features():
     assert predict_ms(tiny, CROSSOVER) == {"decord": 8.0, "pyav": 100.0}
     assert predict_ms(long, CROSSOVER) == {"decord": 900.0, "pyav": 100.0}
     # the fitted model: one non-negative coefficient per feature and backend; a long file with a seek per wanted
-    # frame costs decord several times what it costs PyAV (measured 2.5-6x on such clips: docs/performance.md)
+    # frame costs decord several times what it costs PyAV (2.6x measured on such a 900-frame 240x180 clip:
+    # docs/performance.md)
     assert all(len(c) == len(backend_choice.FEATURES) and min(c) >= 0 for c in backend_choice.COEFFICIENTS.values())
     fitted = predict_ms(long)
     assert fitted["decord"] > 2 * fitted["pyav"]

@@ -2,11 +2,12 @@
 
 Both backends seek to the keyframe before a wanted frame and decode forward with the same FFmpeg decoder, so they
 return the same pixels; what differs is their fixed costs.  decord pays per frame of the file when it opens it
-(it indexes every packet) and about 1 ms per seek; vlmkit's PyAV path pays more per read (about 1.4 ms: opening
-the container and the codec, Python) and per decoded frame.  Since the PyAV path converts frames with one swscale
-context per thread (it used to build one per frame), PyAV is the cheaper one on all but the shortest files: in
-the calibration grid decord used less CPU on only two of 24 files, both read whole (8 frames at 32 px, 16 at
-160x120: 2 % and 16 % less), and up to 6x more on long or seek-heavy ones.
+(it indexes every packet), about 0.5 ms per seek and twice PyAV's cost per megapixel returned; vlmkit's PyAV path
+pays about 0.5 ms per read (opening the container and the codec, Python).  Since the PyAV path converts frames
+with one single-threaded swscale context per thread (it used to build one per frame), it is the cheaper one on
+every clip measured (0.15-0.80x decord's CPU, docs/performance.md); the fit predicts decord cheaper only for
+files of one or two tiny frames.  ``auto`` stays the default so that a refit on other codecs or machines changes
+the choice without a config change.
 
 The model: predicted CPU milliseconds per read = ``coefficients[backend] . features``, with features taken from the
 container (PyAV header and packet list, no decoding) and from the frame indices the dataset's sampler picks:
@@ -34,15 +35,15 @@ _log = logging.getLogger(__name__)
 
 BACKEND_CHOICES: tuple[str, ...] = ("auto", "decord", "pyav")
 PROBE_FILES = 3
-DEFAULT_BACKEND = "pyav"  # the cheaper one on 22 of the 24 measured clips (docs/performance.md)
+DEFAULT_BACKEND = "pyav"  # the cheaper one on all 24 measured clips (docs/performance.md)
 FEATURES = ("fixed", "file_frames", "seeks", "decoded", "decoded_mpx", "returned_mpx")
 
 # CPU ms per unit of each feature, fitted by `python benchmarks/decode_bench.py --calibrate --rounds 5` (24 clips,
-# 1 thread, 2-CPU machine at load average 3-4; the fit picks the cheaper backend on 23 of 24, and its choices cost
-# 1.002x the best ones: docs/performance.md).
+# 1 thread, 2-CPU machine at load average 3.5-4; PyAV is the cheaper on all 24 and the fit picks it on all 24:
+# docs/performance.md).
 COEFFICIENTS: dict[str, tuple[float, ...]] = {
-    "decord": (0.0971, 0.048, 1.0508, 0.0143, 1.9441, 3.2285),
-    "pyav": (1.3782, 0.0055, 0.0, 0.0307, 1.5362, 3.5556),
+    "decord": (0.0, 0.0339, 0.5158, 0.023, 1.1778, 4.0833),
+    "pyav": (0.5357, 0.0025, 0.0896, 0.0169, 1.3389, 1.9067),
 }
 
 
