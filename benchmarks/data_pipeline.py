@@ -9,7 +9,9 @@ workers; vlmkit's reader and processors are not used, and the baseline does not 
 (PLLaVA's, VideoGPT+'s) also tokenizes each sample's conversation: ``baseline_text`` is the same baseline plus
 one transformers tokenizer call per sample on the conversation vlmkit renders, with one visual token where vlmkit
 expands K (rendered once, up front: less work than a user's loader, which renders per sample and masks labels),
-and the ids padded by the collate function; the ``*_vs_text`` figures are throughput against it.  Sides:
+and the ids padded by the collate function; the ``*_vs_text`` figures are throughput against it.
+``baseline_pyav`` (``baseline_decord`` under ``--baseline pyav``) is the other library's plain loop, decode-only like
+``baseline``; the ``*_vs_pyav`` (``*_vs_decord``) figures are throughput against it.  Sides:
 
 - ``pipeline``: the dataset with ``--backend`` (auto: the per-dataset choice of vlmkit.data.backend_choice);
 - ``pipeline_same``: the dataset forced to the baseline's library: vlmkit's own per-sample overhead;
@@ -200,6 +202,8 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict:
     texts = [re.sub(f"(?:{re.escape(VISUAL_TOKEN)})+", VISUAL_TOKEN, data.builder.encode(record).rendered.text)
              for record in data.items]
     raw_text = RawClips(paths, contract, args.baseline, args.train, texts)
+    other = "pyav" if args.baseline == "decord" else "decord"  # the other library's plain loop, timed alongside
+    raw_other = RawClips(paths, contract, other, args.train)
     if args.train:
         for side in datasets.values():
             check_training_clips(side, raw)
@@ -210,30 +214,37 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict:
         loaders = {"baseline": DataLoader(raw, batch_size=args.batch_size, num_workers=workers,
                                           collate_fn=torch.stack),
                    "baseline_text": DataLoader(raw_text, batch_size=args.batch_size, num_workers=workers,
-                                               collate_fn=stack_with_text)}
+                                               collate_fn=stack_with_text),
+                   f"baseline_{other}": DataLoader(raw_other, batch_size=args.batch_size, num_workers=workers,
+                                                   collate_fn=torch.stack)}
         for side, data in datasets.items():
             loaders[side] = DataLoader(data, batch_size=args.batch_size, num_workers=workers,
                                        collate_fn=data.collater)
         result = compare({name: (lambda loader=loader: pixels(loader)) for name, loader in loaders.items()},
                          args.rounds, same=same)
-        line, text_line = [], []
+        line, text_line, other_line = [], [], []
         for side in datasets:
             result[side]["throughput_vs_baseline_wall"] = round(1 / result[side]["wall_ratio"], 3)
             result[side]["throughput_vs_baseline_cpu"] = round(1 / result[side]["cpu_ratio"], 3)
             for kind in ("wall", "cpu"):
-                result[side][f"throughput_vs_text_{kind}"] = round(
-                    result["baseline_text"][f"{kind}_s"] / result[side][f"{kind}_s"], 3)
+                for against, name in (("baseline_text", "text"), (f"baseline_{other}", other)):
+                    result[side][f"throughput_vs_{name}_{kind}"] = round(
+                        result[against][f"{kind}_s"] / result[side][f"{kind}_s"], 3)
             line.append(f"{side} {result[side]['throughput_vs_baseline_wall']:.3f} / "
                         f"{result[side]['throughput_vs_baseline_cpu']:.3f}")
             text_line.append(f"{side} {result[side]['throughput_vs_text_wall']:.3f} / "
                              f"{result[side]['throughput_vs_text_cpu']:.3f}")
+            other_line.append(f"{side} {result[side][f'throughput_vs_{other}_wall']:.3f} / "
+                              f"{result[side][f'throughput_vs_{other}_cpu']:.3f}")
         report[f"workers_{workers}"] = result
         per_sample = result["baseline"]["cpu_s"] / args.clips * 1e3
         text_per_sample = result["baseline_text"]["cpu_s"] / args.clips * 1e3
+        other_per_sample = result[f"baseline_{other}"]["cpu_s"] / args.clips * 1e3
         print(f"{scenario}{' (train)' if args.train else ''} ({report['video']}, {FRAMES} frames at {SIZE} px; "
               f"auto chose {report['auto_chose']}), workers={workers}: throughput vs plain {args.baseline} "
               f"({per_sample:.2f} ms CPU per sample), wall / CPU: {', '.join(line)} (target >= {TARGET}); "
               f"vs plain {args.baseline} + tokenizing ({text_per_sample:.2f} ms): {', '.join(text_line)}; "
+              f"vs plain {other} ({other_per_sample:.2f} ms): {', '.join(other_line)}; "
               f"load {result['loadavg']}", flush=True)
     return report
 
