@@ -14,7 +14,9 @@ Decoding then ends early; the reader re-samples on the frame count it verified i
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -302,8 +304,6 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 def media_kind(local_path: str) -> Literal["image", "gif", "video"]:
     """Sniff the first bytes (names lie), then the suffix."""
-    import os
-
     fd = os.open(local_path, os.O_RDONLY)  # unbuffered: a Python file object costs more than the read (per sample)
     try:
         head = os.read(fd, 16)
@@ -320,8 +320,6 @@ def media_kind(local_path: str) -> Literal["image", "gif", "video"]:
 
 def local_path(path: str) -> str:
     """Resolve ``path`` (a local path or an iopath URI) to a local file, or raise DataError."""
-    import os
-    import stat
 
     path = str(path)
     if "://" not in path:  # a plain local path: one stat call instead of iopath's four (per-sample cost)

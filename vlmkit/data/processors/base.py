@@ -125,7 +125,6 @@ def _direct_kernels(geometry: Sequence[v2.Transform]):
     return kernels
 
 
-
 def _seeded_crop_flip(geometry: Sequence[v2.Transform]):
     """For ``geometry`` = [RandomResizedCrop, RandomHorizontalFlip] exactly: ``f(frames, seed)`` giving what v2
     gives under ``torch.manual_seed(seed)``: the same draws in the same order (RandomResizedCrop.make_params, then
