@@ -49,6 +49,30 @@ def test_tiny_video_vit_shapes_and_motion_input():
         TinyVideoViT(image_size=30, patch_size=8)
 
 
+def test_tiny_video_vit_local_mixing_hands_each_patch_its_neighbours_only():
+    torch.manual_seed(0)
+    encoder = TinyVideoViT(width=16, depth=1, heads=2, max_frames=8, local_mixing=3)
+    embed = {}
+    encoder.blocks.register_forward_pre_hook(lambda module, args: embed.__setitem__("x", args[0]))
+    base = torch.zeros(1, 8, 3, 32, 32)
+    encoder(base)
+    before = embed["x"].reshape(4, 4, 4, 16)   # (tubelet, row, column, width) after the mixing
+    changed = base.clone()
+    changed[:, :, :, 0:8, 0:8] = 1.0          # pixels of the top-left patch only
+    encoder(changed)
+    moved = (embed["x"].reshape(4, 4, 4, 16) - before).abs().sum(dim=(0, 3)) > 1e-6
+    # the patch itself and its 3x3 neighbours see it; the rest of the grid does not (before the attention)
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[:2, :2] = True
+    assert torch.equal(moved, expected)
+    assert encoder.local_mixing.weight.shape == (16, 16, 3, 3)
+    plain = TinyVideoViT(width=16, depth=1, heads=2, max_frames=8)
+    assert plain.local_mixing is None
+    for bad in (2, -1):
+        with pytest.raises(ValueError, match="local_mixing must be 0"):
+            TinyVideoViT(local_mixing=bad)
+
+
 def test_demo_configs_validate_and_the_recipe_keeps_training_frames_unflipped(tmp_path):
     stage1 = load_config(str(STAGE1), [], purpose="train")
     stage2 = load_config(str(STAGE2), [], purpose="train")

@@ -28,17 +28,23 @@ class TinyVideoViT(VisualStage):
             (zero for the first frame).
         max_frames: longest video the temporal position table covers.
         init_std: std of the normal init of position embeddings and linear weights.
+        local_mixing: kernel size of a convolution over each tubelet's grid of patch tokens, added to the patch
+            embeddings before the transformer (0: none). An object at a random offset straddles up to four
+            patches; this hands every patch its neighbours' fragments from the first layer (as CPVT's positional
+            encoding generator and the early-convolution ViTs do), so each token can carry the whole object's shape.
         freeze: no gradients (for a stage-2 run that keeps a trained encoder fixed).
     """
 
     def __init__(self, image_size: int = 32, patch_size: int = 8, tubelet: int = 2, width: int = 128, depth: int = 3,
                  heads: int = 4, mlp_ratio: float = 2.0, frame_difference: bool = True, max_frames: int = 16,
-                 init_std: float = 0.02, freeze: bool = False):
+                 init_std: float = 0.02, local_mixing: int = 0, freeze: bool = False):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"tiny_video_vit: image_size {image_size} must be a multiple of patch_size {patch_size}")
         if tubelet < 1 or max_frames % tubelet:
             raise ValueError(f"tiny_video_vit: tubelet must be >= 1 and divide max_frames {max_frames}, got {tubelet}")
+        if local_mixing < 0 or (local_mixing and local_mixing % 2 == 0):
+            raise ValueError(f"tiny_video_vit: local_mixing must be 0 (off) or an odd kernel size, got {local_mixing}")
         if width % heads:
             raise ValueError(f"tiny_video_vit: width {width} must be a multiple of heads {heads}")
         self.image_size, self.patch_size, self.tubelet = image_size, patch_size, tubelet
@@ -47,6 +53,9 @@ class TinyVideoViT(VisualStage):
         channels = 6 if frame_difference else 3
         # A linear map of flattened tubelets (= a strided Conv3d, whose backward is slow on CPU).
         self.patchify = nn.Linear(channels * tubelet * patch_size * patch_size, width)
+        # padding keeps the grid's size; zero padding also tells border patches where the frame ends
+        self.local_mixing = (nn.Conv2d(width, width, local_mixing, padding=local_mixing // 2) if local_mixing
+                             else None)
         self.space_pos = nn.Parameter(torch.zeros(1, 1, self.patches_per_frame, width))
         self.time_pos = nn.Parameter(torch.zeros(1, max_frames // tubelet, 1, width))
         layer = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
@@ -61,7 +70,7 @@ class TinyVideoViT(VisualStage):
         for param in (self.space_pos, self.time_pos):
             nn.init.normal_(param, std=std)
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
                 nn.init.normal_(module.weight, std=std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -101,6 +110,9 @@ class TinyVideoViT(VisualStage):
         x = x.permute(0, 1, 4, 6, 2, 3, 5, 7).reshape(b, frames_out, side * side, -1)
         x = self.patchify(x)                                       # (B, T', h*w, width)
         width = x.shape[-1]
+        if self.local_mixing is not None:
+            grid = x.reshape(b * frames_out, side, side, width).permute(0, 3, 1, 2)
+            x = x + self.local_mixing(grid).permute(0, 2, 3, 1).reshape(b, frames_out, side * side, width)
         x = x + self.space_pos + self.time_pos[:, :frames_out]
         x = self.norm(self.blocks(x.reshape(b, -1, width)))
         return x.reshape(b, frames_out, self.patches_per_frame, width)
