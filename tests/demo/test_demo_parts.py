@@ -65,7 +65,7 @@ def test_tiny_video_vit_local_mixing_hands_each_patch_its_neighbours_only():
     expected = torch.zeros(4, 4, dtype=torch.bool)
     expected[:2, :2] = True
     assert torch.equal(moved, expected)
-    assert encoder.local_mixing.weight.shape == (16, 16, 3, 3)
+    assert encoder.local_mixing.weight.shape == (16, 1, 3, 3)   # depthwise
     plain = TinyVideoViT(width=16, depth=1, heads=2, max_frames=8)
     assert plain.local_mixing is None
     for bad in (2, -1):
