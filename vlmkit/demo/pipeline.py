@@ -56,7 +56,8 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # One caption request in ten videos (the generator's default is one in four): stage 1 has taught captions already,
 # and in stage 2 they were 18 % of the supervised tokens, against ~6 % for the answers of the hardest skill, "What
 # colour is the cross?" among two objects (shape -> colour binding, at its floor of 0.70 in 17 of 20 tuning runs:
-# the other object's colour half the time). With 0.1, seed 4 learned it for the first time in nine runs (0.81).
+# the other object's colour half the time). With 0.1, seed 4 learned it for the first time in nine runs (0.81;
+# not again with the ViT's local mixing added, colour of one of two 0.69-0.70 on seeds 3 and 4).
 # Also not adopted (tuning seeds 3-5, full size): length-grouped batches (run.group_by_length: shape of one of two
 # fell to its floor), train_two_object_fraction 0.7, 8 LM heads, 8 or 12 ViT layers (no reliable gain in binding).
 # Nor binding_caption_fraction 0.5 with the ViT's local mixing (per-token shape identity did not make shape-first

@@ -28,8 +28,8 @@ class TinyVideoViT(VisualStage):
             (zero for the first frame).
         max_frames: longest video the temporal position table covers.
         init_std: std of the normal init of position embeddings and linear weights.
-        local_mixing: kernel size of a convolution over each tubelet's grid of patch tokens, added to the patch
-            embeddings before the transformer (0: none). An object at a random offset straddles up to four
+        local_mixing: kernel size of a depthwise convolution over each tubelet's grid of patch tokens, added to
+            the patch embeddings before the transformer (0: none). An object at a random offset straddles up to four
             patches; this hands every patch its neighbours' fragments from the first layer (as CPVT's positional
             encoding generator and the early-convolution ViTs do), so each token can carry the whole object's shape.
         freeze: no gradients (for a stage-2 run that keeps a trained encoder fixed).
@@ -53,11 +53,10 @@ class TinyVideoViT(VisualStage):
         channels = 6 if frame_difference else 3
         # A linear map of flattened tubelets (= a strided Conv3d, whose backward is slow on CPU).
         self.patchify = nn.Linear(channels * tubelet * patch_size * patch_size, width)
-        # padding keeps the grid's size; zero padding also tells border patches where the frame ends
-        # Depthwise (each channel mixes with the same channel of its neighbours; the blocks' MLPs combine them): a
-        # full convolution (fan-in 9 x width) blurred every token into its neighbours, and under Adam even from a
-        # zero init; the model then left the caption plateau (loss ~0.65) at step 200-275 instead of ~125, and
-        # --quick's 300 steps never left it.
+        # Zero padding keeps the grid's size. Depthwise (each channel mixes with the same channel of its neighbours;
+        # the blocks' MLPs combine them): a full convolution (fan-in 9 x width) blurred every token into its
+        # neighbours, under Adam even from a zero init; the model then left the caption plateau (loss ~0.65) at step
+        # 200-275 instead of ~125, and --quick's 300 steps never left it.
         self.local_mixing = (nn.Conv2d(width, width, local_mixing, padding=local_mixing // 2, groups=width)
                              if local_mixing else None)
         self.space_pos = nn.Parameter(torch.zeros(1, 1, self.patches_per_frame, width))
