@@ -320,7 +320,6 @@ def media_kind(local_path: str) -> Literal["image", "gif", "video"]:
 
 def local_path(path: str) -> str:
     """Resolve ``path`` (a local path or an iopath URI) to a local file, or raise DataError."""
-
     path = str(path)
     if "://" not in path:  # a plain local path: one stat call instead of iopath's four (per-sample cost)
         try:
