@@ -73,6 +73,30 @@ def test_tiny_video_vit_local_mixing_hands_each_patch_its_neighbours_only():
             TinyVideoViT(local_mixing=bad)
 
 
+def test_tiny_video_vit_local_mixing_depthwise_keeps_channels_apart_and_full_mixes_them():
+    """A neighbour's change in one embedding channel reaches only that channel of a patch with the depthwise
+    mixing, every channel with the full convolution (local_mixing_depthwise: false)."""
+    for depthwise in (True, False):
+        torch.manual_seed(0)
+        encoder = TinyVideoViT(width=16, depth=1, heads=2, max_frames=8, local_mixing=3,
+                               local_mixing_depthwise=depthwise)
+        assert encoder.local_mixing.weight.shape == ((16, 1, 3, 3) if depthwise else (16, 16, 3, 3))
+        with torch.no_grad():   # patch embeddings that only hold channel 0, from one input value
+            encoder.patchify.weight.zero_()
+            encoder.patchify.weight[0, 0] = 1.0
+        embed = {}
+        encoder.blocks.register_forward_pre_hook(lambda module, args: embed.__setitem__("x", args[0]))
+        base = torch.zeros(1, 8, 3, 32, 32)
+        encoder(base)
+        before = embed["x"].reshape(4, 4, 4, 16)
+        changed = base.clone()
+        changed[:, :, 0, 0, 0] = 1.0    # the first input value of the top-left patch
+        encoder(changed)
+        neighbour = (embed["x"].reshape(4, 4, 4, 16) - before)[0, 1, 1]   # the patch diagonally below it
+        touched = (neighbour.abs() > 1e-7).nonzero().flatten().tolist()
+        assert touched == ([0] if depthwise else list(range(16)))
+
+
 def test_demo_configs_validate_and_the_recipe_keeps_training_frames_unflipped(tmp_path):
     stage1 = load_config(str(STAGE1), [], purpose="train")
     stage2 = load_config(str(STAGE2), [], purpose="train")

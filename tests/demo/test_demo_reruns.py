@@ -55,3 +55,29 @@ def test_reruns_never_report_another_runs_figures(tmp_path, capsys, monkeypatch)
     assert code == 0, err
     assert_current(out, seed=1)
     assert "predicted earlier" not in (stdout + err).replace("0 samples predicted earlier", "")
+
+
+def test_a_sizes_model_overrides_reach_every_stage(tmp_path, monkeypatch):
+    """--quick trains a depthwise mixing (SIZES['quick'].model_overrides): stage 1, stage 2 and the evaluation
+    must all build that model, or stage 2 could not load stage 1's weights."""
+    assert "model.branches.0.encoder.local_mixing_depthwise=true" in demo.SIZES["quick"].model_overrides
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def train_stage(config, overrides):
+        seen.append(overrides)
+        return {"last_checkpoint": str(tmp_path / "ckpt"), "losses": []}
+
+    def evaluate_stage(overrides):
+        seen.append(overrides)
+        raise Stop
+
+    monkeypatch.setattr(demo, "train_stage", train_stage)
+    monkeypatch.setattr(demo, "evaluate_stage", evaluate_stage)
+    size = demo.DemoSize(train_videos=4, test_videos=2, stage1_steps=1, stage2_steps=1, batch_size=2,
+                         warmup_steps=0, model_overrides=("model.llm.config.num_attention_heads=1",))
+    with pytest.raises(Stop):
+        demo.run_demo(tmp_path / "demo", size=size)
+    assert len(seen) == 3 and all("model.llm.config.num_attention_heads=1" in o for o in seen)

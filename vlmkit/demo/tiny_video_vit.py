@@ -32,12 +32,15 @@ class TinyVideoViT(VisualStage):
             the patch embeddings before the transformer (0: none). An object at a random offset straddles up to four
             patches; this hands every patch its neighbours' fragments from the first layer (as CPVT's positional
             encoding generator and the early-convolution ViTs do), so each token can carry the whole object's shape.
+        local_mixing_depthwise: mix each channel only with the same channel of its neighbours (groups = width);
+            False: a full convolution (every channel from every neighbouring channel).
         freeze: no gradients (for a stage-2 run that keeps a trained encoder fixed).
     """
 
     def __init__(self, image_size: int = 32, patch_size: int = 8, tubelet: int = 2, width: int = 128, depth: int = 3,
                  heads: int = 4, mlp_ratio: float = 2.0, frame_difference: bool = True, max_frames: int = 16,
-                 init_std: float = 0.02, local_mixing: int = 0, freeze: bool = False):
+                 init_std: float = 0.02, local_mixing: int = 0, local_mixing_depthwise: bool = True,
+                 freeze: bool = False):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"tiny_video_vit: image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -53,11 +56,12 @@ class TinyVideoViT(VisualStage):
         channels = 6 if frame_difference else 3
         # A linear map of flattened tubelets (= a strided Conv3d, whose backward is slow on CPU).
         self.patchify = nn.Linear(channels * tubelet * patch_size * patch_size, width)
-        # Zero padding keeps the grid's size. Depthwise (each channel mixes with the same channel of its neighbours;
-        # the blocks' MLPs combine them): a full convolution (fan-in 9 x width) blurred every token into its
-        # neighbours, under Adam even from a zero init; the model then left the caption plateau (loss ~0.65) at step
-        # 200-275 instead of ~125, and --quick's 300 steps never left it.
-        self.local_mixing = (nn.Conv2d(width, width, local_mixing, padding=local_mixing // 2, groups=width)
+        # Zero padding keeps the grid's size. A full convolution (fan-in 9 x width) gives the most shape per token,
+        # but it blurs every token into its neighbours at first (under Adam even from a zero init): the model left
+        # the caption plateau (loss ~0.65) at step 200-275 instead of ~125, too late for a short run. Depthwise
+        # (each channel mixes with the same channel of its neighbours; the blocks' MLPs combine them) does not.
+        self.local_mixing = (nn.Conv2d(width, width, local_mixing, padding=local_mixing // 2,
+                                       groups=width if local_mixing_depthwise else 1)
                              if local_mixing else None)
         self.space_pos = nn.Parameter(torch.zeros(1, 1, self.patches_per_frame, width))
         self.time_pos = nn.Parameter(torch.zeros(1, max_frames // tubelet, 1, width))
