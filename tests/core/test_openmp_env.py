@@ -29,6 +29,13 @@ try:
         from vlmkit.cli import main
         main(sys.argv[1:])
         import torch
+    elif sys.argv[0] == "-m":
+        sys.argv = sys.argv[1:]
+        try:
+            runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+        except SystemExit:
+            pass
+        import torch  # the demo imports torch lazily, after the policy was set
     else:
         runpy.run_path(sys.argv[0], run_name="__main__")
 except SystemExit:
@@ -53,7 +60,8 @@ def test_says_whether_it_came_in_time():
 
 
 @pytest.mark.parametrize("command, chosen", [(["vlmkit", "list", "presets"], None), (["evaluate.py", "--help"], None),
-                                             (["train.py", "--help"], None), (["evaluate.py", "--help"], "ACTIVE")])
+                                             (["train.py", "--help"], None), (["evaluate.py", "--help"], "ACTIVE"),
+                                             (["-m", "vlmkit.demo", "--help"], None)])
 def test_commands_set_the_policy_before_torch_loads(command, chosen):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if chosen:

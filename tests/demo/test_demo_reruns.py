@@ -81,3 +81,22 @@ def test_a_sizes_model_overrides_reach_every_stage(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         demo.run_demo(tmp_path / "demo", size=size)
     assert len(seen) == 3 and all("model.llm.config.num_attention_heads=1" in o for o in seen)
+
+
+def test_torch_threads_default_to_two_and_to_one_on_a_single_core(monkeypatch):
+    monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert demo.default_threads() == 2
+    monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0})
+    assert demo.default_threads() == 1
+
+
+def test_the_command_trains_on_the_default_threads_unless_told(monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(demo, "default_threads", lambda: 3)
+    monkeypatch.setattr(demo, "_run", lambda *args: seen.append(torch.get_num_threads()) or {})
+    before = torch.get_num_threads()
+    assert demo.main(["--quick"]) == 0
+    assert demo.main(["--quick", "--threads", "1"]) == 0
+    assert seen == [3, 1] and torch.get_num_threads() == before

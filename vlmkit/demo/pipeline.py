@@ -92,6 +92,13 @@ SIZES = {"full": DemoSize(train_videos=12000, test_videos=400, stage1_steps=600,
                            warmup_steps=20, model_overrides=("model.branches.0.encoder.local_mixing_depthwise=true",))}
 
 
+def default_threads() -> int:
+    """Two torch threads, or one on a one-core machine. On 2 cores, 2 threads beside the decoding worker made a
+    stage-2 step 0.67x the wall time of 1 thread for 1.05x the CPU (60-step runs, AMD EPYC, idle OpenMP threads
+    sleeping: python -m vlmkit.demo sets OMP_WAIT_POLICY=PASSIVE); the model's matrix products are most of a step."""
+    return min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children (DataLoader workers, encoder processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -228,17 +235,16 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- main
 def run_demo(out: str | os.PathLike = "output/demo", seed: int = 0, quick: bool = False,
-             size: DemoSize | None = None, workers: int = 1, threads: int = 1,
+             size: DemoSize | None = None, workers: int = 1, threads: int | None = None,
              overwrite: bool = False) -> dict[str, Any]:
     """Run everything; returns (and writes to ``out/results.json``) the figures.
 
-    ``threads``: torch threads of the training process. One thread plus ``workers`` decoding processes fits
-    two cores best: with two threads, a core busy decoding makes every op wait on the other thread.
+    ``threads``: torch threads of the training and evaluation process (None: :func:`default_threads`).
     ``overwrite``: replace a run of other settings in ``out`` (otherwise :class:`DemoError`)."""
     import torch
 
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or default_threads())
     try:
         return _run(Path(out).resolve(), seed, size or SIZES["quick" if quick else "full"], workers, overwrite)
     finally:
@@ -327,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a demo run of other settings (seed, size) in --out")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the training and evaluation process (default: 2, 1 on one core)")
     args = parser.parse_args(argv)
     try:
         run_demo(args.out, args.seed, args.quick, workers=args.workers, threads=args.threads,
