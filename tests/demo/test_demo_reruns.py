@@ -100,3 +100,9 @@ def test_the_command_trains_on_the_default_threads_unless_told(monkeypatch):
     assert demo.main(["--quick"]) == 0
     assert demo.main(["--quick", "--threads", "1"]) == 0
     assert seen == [3, 1] and torch.get_num_threads() == before
+
+
+def test_threads_below_one_are_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--quick", "--threads", "0"])
+    assert exit_info.value.code == 2 and "--threads must be 1 or more, got 0" in capsys.readouterr().err

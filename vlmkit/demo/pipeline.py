@@ -336,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the training and evaluation process (default: 2, 1 on one core)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be 1 or more, got {args.threads}")
     try:
         run_demo(args.out, args.seed, args.quick, workers=args.workers, threads=args.threads,
                  overwrite=args.overwrite)
