@@ -28,7 +28,7 @@ class TinyVideoViT(VisualStage):
             (zero for the first frame).
         max_frames: longest video the temporal position table covers.
         init_std: std of the normal init of position embeddings and linear weights.
-        local_mixing: kernel size of a depthwise convolution over each tubelet's grid of patch tokens, added to
+        local_mixing: kernel size of a convolution over each tubelet's grid of patch tokens, added to
             the patch embeddings before the transformer (0: none). An object at a random offset straddles up to four
             patches; this hands every patch its neighbours' fragments from the first layer (as CPVT's positional
             encoding generator and the early-convolution ViTs do), so each token can carry the whole object's shape.
