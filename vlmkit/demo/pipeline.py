@@ -96,7 +96,9 @@ def default_threads() -> int:
     """Two torch threads, or one on a one-core machine. On 2 cores, 2 threads beside the decoding worker made a
     stage-2 step 0.67x the wall time of 1 thread for 1.05x the CPU (60-step runs, AMD EPYC, idle OpenMP threads
     sleeping: python -m vlmkit.demo sets OMP_WAIT_POLICY=PASSIVE); the model's matrix products are most of a step."""
-    return min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    from vlmkit.runners.workers import available_cpus
+
+    return min(2, available_cpus())
 
 
 def cpu_seconds() -> float:
