@@ -67,8 +67,9 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # bf16 autocast with 1200 stage-2 steps (no binding). Binding is still open (issue 24).
 # Stage 2 alone from seed 3's stage-1 weights (colour of one of two 0.70 with this recipe), none adopted: turns placed
 # so that no colour / shape question follows a turn holding its answer (copyable 40 % -> 0-7 %; order and which moves
-# became copyable instead): 0.68; one or two more colour questions per object of a two-object scene (2x / 3x those
-# examples): 0.69 / 0.73; a cosine from 3e-3 to 2e-3 (not 2e-3 to 1e-3): 0.69; the ViT's learning rate x3: 0.70.
+# became copyable instead): 0.68; that placement with one or two more colour questions per object of a two-object scene
+# (2x / 3x those examples): 0.69 / 0.73; a cosine from 3e-3 to 2e-3 (not 2e-3 to 1e-3): 0.69; the ViT's learning rate
+# x3: 0.70.
 # Swapping stage-1 weights: seed 0's stage 1 under seed 3's stage 2 gave 0.76, seed 3's under seed 0's 0.72 (seed 0
 # alone: 0.97), so both stages decide it. Linear probes of single visual tokens read the colour of the object under one
 # (0.95-0.99), far less its shape (0.45-0.52 after stage 1, 0.74-0.78 after stage 2), in models with and without
