@@ -75,9 +75,10 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # (0.95-0.99), far less its shape (0.45-0.52 after stage 1, 0.74-0.78 after stage 2), in models with and without
 # binding. Likely cause (not proven): the LM finds an object by colour and reads its shape from its tokens together,
 # while a lookup by shape needs each token to carry the shape, which these tokens barely do.
-# Full runs, not adopted: 4-frame tubelets (32 visual tokens; a stage-2 step 0.66 s instead of 0.86-0.95 s, two 1-thread
-# runs side by side) with 1100 stage-2 steps: seed 3 learned it in part (0.83; order fell to 0.92, shape of one of two
-# 0.82), seed 4 did not (0.66).
+# Full runs, not adopted: 4-frame tubelets (32 visual tokens; a stage-2 step 0.62-0.66 s instead of 0.86-0.95 s, two
+# 1-thread runs side by side) with 1100 stage-2 steps: colour of one of two 0.83 / 0.66 / 0.68 / 0.83 on seeds 3-6
+# (colour 0.89 / 0.77 / 0.80 / 0.89, overall 0.907 / 0.906 / 0.912 / 0.932; order 0.92 on seed 3): binding still forms
+# on about half the seeds, as with this recipe.
 GENERATOR = {"questions_per_conversation": 4, "mc_suffix": "", "mc_answer_format": "{option}",
              "mc_question_last": True, "caption_request_fraction": 0.1}
 
