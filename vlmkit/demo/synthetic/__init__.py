@@ -39,7 +39,9 @@ Files under ``--out`` (paths inside the JSON files are relative to ``--out``; id
     (A) ...`` (``vlmkit.mc_format.format_question``; with ``mc_question_last`` the options come first and
     the question last, as in the CPU demo) plus ``mc_suffix`` on a new line (none when empty); the answer is
     ``mc_answer_format`` filled in: ``"({letter}) {option}"`` by default, ``"{option}"`` in the CPU demo.
-    ``SyntheticVideoGenerator.mc_prompt`` builds the same prompt for evaluation.
+    ``SyntheticVideoGenerator.mc_prompt`` builds the same prompt for evaluation. ``question_mark`` false drops
+    the trailing "?" of every question, in training and test files alike (the CPU demo: its question's last
+    word is then the token right before the answer).
 
 ``test_mc.json`` (MVBench form; one entry per question, several per test video)
     ``{"id", "video", "question", "candidates": [4 strings], "answer": <the correct candidate's text>,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class SyntheticVideoGenerator:
                  questions_per_conversation: int = 1,
                  separate_revealing_turns: bool = False, video_token: str = VIDEO_PLACEHOLDER,
                  mc_suffix: str = "Only give the best option.", mc_answer_format: str = "({letter}) {option}",
-                 mc_question_last: bool = False,
+                 mc_question_last: bool = False, question_mark: bool = True,
                  caption_prompt: str = "Describe what happens in the video.",
                  fps: int = 8, crf: int = 18, preset: str = "veryfast", shard_size: int = 1000):
         arguments = dict(locals())   # the JSON-able record of every parameter, for manifest.json
@@ -98,6 +98,7 @@ class SyntheticVideoGenerator:
         self.separate_revealing_turns = separate_revealing_turns
         self.video_token, self.mc_suffix, self.caption_prompt = video_token, mc_suffix, caption_prompt
         self.mc_answer_format, self.mc_question_last = mc_answer_format, mc_question_last
+        self.question_mark = question_mark
         self.fps, self.crf, self.preset, self.shard_size = fps, crf, preset, shard_size
 
     # ------------------------------------------------------------------ one video
@@ -112,6 +113,9 @@ class SyntheticVideoGenerator:
             mc = [self.questions.mc(spec, t, question_rng) for t in self.questions.mc_types(spec)
                   if t in self.mc_types]
         opens = self.questions.random_open(spec, question_rng, self.open_per_video[split])
+        if not self.question_mark:
+            mc = [replace(q, question=q.question.rstrip("?")) for q in mc]
+            opens = [replace(q, question=q.question.rstrip("?")) for q in opens]
         wants_caption = bool(question_rng.random() < self.caption_request_fraction)
         # drawn last, so the questions above do not depend on it
         order = tuple(int(i) for i in question_rng.permutation(len(mc) + len(opens) + wants_caption))

@@ -6,6 +6,8 @@ from vlmkit.registry import TEMPLATES
 
 
 @TEMPLATES.register("plain")
-def plain(end: str = "\n") -> FormattedTemplate:
-    """'{user}{answer}{end}' with no roles; the user turn is usually just the placeholder."""
-    return FormattedTemplate("plain", TurnFormat(answer_end=end, stop=(end,)))
+def plain(end: str = "\n", user_end: str = "") -> FormattedTemplate:
+    """'{user}{user_end}{answer}{end}' with no roles; the user turn is usually just the placeholder. ``user_end``
+    keeps a question's last word apart from the answer's first when the user turn holds text (the CPU demo)."""
+    return FormattedTemplate("plain", TurnFormat(user="{content}" + user_end.replace("{", "{{").replace("}", "}}"),
+                                                 answer_end=end, stop=(end,)))
