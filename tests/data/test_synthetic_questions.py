@@ -211,6 +211,20 @@ def test_question_last_layout_lists_the_options_then_the_question():
         assert human == "<video>\n" + last.mc_prompt(q.question, q.candidates)
 
 
+def test_question_mark_false_drops_the_question_mark_everywhere_and_changes_nothing_else():
+    with_mark = SyntheticVideoGenerator(questions_per_conversation=4)
+    without = SyntheticVideoGenerator(questions_per_conversation=4, question_mark=False)
+    for index in range(6):
+        a, b = with_mark.sample("train", index, seed=1), without.sample("train", index, seed=1)
+        assert all(q.question.endswith("?") for q in a.mc + a.open)
+        assert [q.question for q in b.mc + b.open] == [q.question[:-1] for q in a.mc + a.open]
+        assert [(q.candidates, q.answer) for q in b.mc] == [(q.candidates, q.answer) for q in a.mc]
+        human = [t["value"] for e in without.conversations(b) for t in e["conversations"] if t["from"] == "human"]
+        assert human and not any("?" in text for text in human)
+        test = without.test_records(without.sample("test", index, seed=1))
+        assert not any("?" in record["question"] for name in ("test_mc.json", "test_open_qa.json") for record in test[name])
+
+
 def test_multi_turn_conversations_hold_every_turn_once_in_a_shuffled_order():
     single, grouped = SyntheticVideoGenerator(), SyntheticVideoGenerator(questions_per_conversation=3)
     orders = set()

@@ -25,6 +25,28 @@ def test_synthetic_tokenizer_knows_every_word_the_generator_writes():
         builtin_tokenizer("local:word").unk_token_id
 
 
+def test_demo_model_predicts_the_answer_right_at_the_questions_last_word():
+    """The recipe's binding fix (tiny_video_qa.yaml's template note): in the rendered conversation the first answer
+    token follows the asked shape word directly, with no "?" or role tokens between them."""
+    from vlmkit.demo.pipeline import GENERATOR
+    from vlmkit.demo.synthetic import SyntheticVideoGenerator
+    from vlmkit.registry import MODELS
+
+    model = MODELS.build(load_config(str(STAGE2), [], purpose="train").model, path="model")
+    tokenizer = model.llm.tokenizer
+    generator = SyntheticVideoGenerator(**{**GENERATOR, "questions_per_conversation": 1})
+    video = next(v for v in (generator.sample("train", i, seed=0) for i in range(20)) if len(v.spec.objects) == 2)
+    entry = next(e for e in generator.conversations(video) if e["task_type"] == "mc_colour"
+                 and any(shape in e["conversations"][0]["value"] for shape in ("circle", "square", "triangle", "cross")))
+    encoded = model.encode_conversation(entry["conversations"])
+    first_answer = next(i for i, label in enumerate(encoded.labels) if label != -100)
+    asked_shape = entry["conversations"][0]["value"].split()[-1]
+    assert tokenizer.convert_ids_to_tokens(encoded.input_ids[first_answer - 1]) == asked_shape
+    assert tokenizer.convert_ids_to_tokens(encoded.input_ids[first_answer]) == entry["conversations"][1]["value"]
+    prompt = model.encode_conversation(entry["conversations"][:1], add_generation_prompt=True)
+    assert tokenizer.convert_ids_to_tokens(prompt.input_ids[-1]) == asked_shape
+
+
 def _moving_square(direction: int) -> torch.Tensor:
     video = torch.zeros(1, 8, 3, 32, 32)
     for t in range(8):

@@ -151,6 +151,19 @@ def test_seq2seq_encoding_splits_prompt_and_target():
     assert t5_tokenizer.convert_ids_to_tokens(encoded.labels) == ["Black", ".", "</s>"]
 
 
+def test_plain_user_end_separates_a_text_question_from_its_answer():
+    template = TEMPLATES.build({"name": "plain", "user_end": "\n", "end": "<|im_end|>"})
+    conversation = [{"from": "human", "value": "<video>\nWhat colour is the cross"}, {"from": "gpt", "value": "red"},
+                    {"from": "human", "value": "Which shape moves"}, {"from": "gpt", "value": "red cross"}]
+    rendered = template.render(conversation)
+    assert rendered.text == "<video>\nWhat colour is the cross\nred<|im_end|>Which shape moves\nred cross<|im_end|>"
+    assert rendered.answers() == ["red<|im_end|>", "red cross<|im_end|>"]
+    assert template.render(conversation[:1], add_generation_prompt=True).text == "<video>\nWhat colour is the cross\n"
+    assert template.stop_strings == ("<|im_end|>",)
+    # the default stays LLaVA's: nothing between the user turn and the answer
+    assert TEMPLATES.build({"name": "plain"}).render(conversation[:2]).text == "<video>\nWhat colour is the crossred\n"
+
+
 def test_collate_pads_labels_with_ignore_index(tokenizer):
     template = TEMPLATES.build({"name": "plain"})
     short = encode_conversation([CONV[0], CONV[1]], template, tokenizer, tokens_per_media=1, num_media=1)
