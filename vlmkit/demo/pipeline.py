@@ -45,44 +45,14 @@ MC_TYPES = ("colour", "shape", "direction", "order", "moving")
 # The options come first and the question last, right before the answer: with the question first, the 2-layer LM
 # often answered "which appears first" and "which moves" with the same object (order / moving 0.76 / 0.78, seed 2);
 # with the question last 0.98 / 0.85 (overall 0.853 -> 0.884).
-# In these shuffled conversations a third of the two-object colour / shape questions and half of the order /
-# moving ones follow a turn whose text holds their answer (a copying shortcut evaluation never offers). Not
-# adopted: separate_revealing_turns (no such turn; 1.8x the conversations, 2.2 turns each instead of 3.6) gave seed 2
-# overall 0.848, written 0.786 (and 0.822 / 0.756 with train_two_object_fraction 0.7 and 900 stage-2 steps),
-# against 0.873 and 0.82-0.89 without: fewer answers per step cost more than the shortcut did.
-# Also not adopted: binding_caption_fraction 0.5 (stage-1 captions naming shape before colour, objects in random
-# order, "the square is blue and stays still. ...") left colour of one of two objects at the no-binding floor
-# (0.67-0.69, seeds 3 and 4) and pulled shape of one of two down to its floor (0.41-0.49).
+# In these shuffled conversations some turns follow a turn whose text holds their answer (a copying shortcut
+# evaluation never offers); removing it cost more than it gave (docs/demo_recipe.md).
 # One caption request in ten videos (the generator's default is one in four): stage 1 has taught captions already,
-# and in stage 2 they were 18 % of the supervised tokens, against ~6 % for the answers of the hardest skill, "What
-# colour is the cross?" among two objects (shape -> colour binding, at its floor of 0.70 in 17 of 20 tuning runs:
-# the other object's colour half the time). With 0.1, seed 4 learned it for the first time in nine runs (0.81;
-# not again with the ViT's local mixing added, colour of one of two 0.69-0.70 on seeds 3 and 4).
-# Also not adopted (tuning seeds 3-5, full size): length-grouped batches (run.group_by_length: shape of one of two
-# fell to its floor), train_two_object_fraction 0.7, 8 LM heads, 8 or 12 ViT layers (no reliable gain in binding).
-# Nor binding_caption_fraction 0.5 with the ViT's local mixing (the mixing did not make shape-first captions teach the
-# lookup either: colour of one of two 0.69 on seeds 3 and 4). With the full convolution and 2 LM heads, also not
-# adopted: the question before the options (shape of one of two 0.63 on seed 3), training colour questions that always
-# list the other object's colour (no binding; shape of one of two fell to 0.41 on seed 4), a third LM layer (the same),
-# bf16 autocast with 1200 stage-2 steps (no binding). Binding is still open (issue 24).
-# Stage 2 alone from seed 3's stage-1 weights (colour of one of two 0.70 with this recipe), none adopted: turns placed
-# so that no colour / shape question follows a turn holding its answer (copyable 40 % -> 0-7 %; order and which moves
-# became copyable instead): 0.68; that placement with one or two more colour questions per object of a two-object scene
-# (2x / 3x those examples): 0.69 / 0.73; a cosine from 3e-3 to 2e-3 (not 2e-3 to 1e-3): 0.69; the ViT's learning rate
-# x3: 0.70.
-# Swapping stage-1 weights: seed 0's stage 1 under seed 3's stage 2 gave 0.76, seed 3's under seed 0's 0.72 (seed 0
-# alone: 0.97), so both stages decide it. Linear probes of single visual tokens read the colour of the object under one
-# (0.95-0.99), far less its shape (0.45-0.52 after stage 1, 0.74-0.78 after stage 2), in models with and without
-# binding. Likely cause (not proven): the LM finds an object by colour and reads its shape from its tokens together,
-# while a lookup by shape needs each token to carry the shape, which these tokens barely do.
-# Full runs, not adopted: 4-frame tubelets (32 visual tokens; a stage-2 step 0.62-0.66 s instead of 0.86-0.95 s, two
-# 1-thread runs side by side) with 1100 stage-2 steps: colour of one of two 0.83 / 0.66 / 0.68 / 0.83 on seeds 3-6
-# (colour 0.89 / 0.77 / 0.80 / 0.89, overall 0.907 / 0.906 / 0.912 / 0.932; order 0.92 on seed 3): binding still forms
-# on about half the seeds, as with this recipe.
+# and in stage 2 they were 18 % of the supervised tokens, against ~6 % for the answers of the hardest skill.
 # Questions without "?", with the plain template (tiny_video_qa.yaml): the answer is predicted at the question's last
-# word. "What colour is the cross?" among two objects had stayed at its floor (0.70) on about half the seeds with
-# ChatML and "?": the answer position sat 4 tokens after the asked shape and, in the models that failed, never
-# fetched it; at the shape word it holds it (see the template's note).
+# word. "What colour is the cross?" among two objects (shape -> colour binding) had stayed at its floor (0.70) on
+# about half the seeds with ChatML and "?": the answer position sat 4 tokens after the asked shape and, in the models
+# that failed, never fetched it. docs/demo_recipe.md has the analysis and everything tried and not adopted.
 GENERATOR = {"questions_per_conversation": 4, "mc_suffix": "", "mc_answer_format": "{option}",
              "mc_question_last": True, "caption_request_fraction": 0.1, "question_mark": False}
 

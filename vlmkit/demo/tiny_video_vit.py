@@ -33,7 +33,7 @@ class TinyVideoViT(VisualStage):
             patches; this hands every patch its neighbours' fragments from the first layer (as CPVT's positional
             encoding generator and the early-convolution ViTs do), so each token sees the whole object. (Seeing is not
             carrying: linear probes still read an object's shape from one token far less well than its colour; see
-            the notes above GENERATOR in vlmkit/demo/pipeline.py.)
+            docs/demo_recipe.md.)
         local_mixing_depthwise: mix each channel only with the same channel of its neighbours (groups = width);
             False: a full convolution (every channel from every neighbouring channel).
         freeze: no gradients (for a stage-2 run that keeps a trained encoder fixed).
