@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="output/demo", help="output directory (data, runs, plot, results)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the initialisation and the order")
     parser.add_argument("--quick", action="store_true",
-                        help="a small version (about 4 minutes on 2 CPU cores; learning, not final figures)")
+                        help="a small version (about 3 minutes on 2 CPU cores; learning, not final figures)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a demo run of other settings (seed, size) in --out")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos")
