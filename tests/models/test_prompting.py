@@ -160,6 +160,9 @@ def test_plain_user_end_separates_a_text_question_from_its_answer():
     assert rendered.answers() == ["red<|im_end|>", "red cross<|im_end|>"]
     assert template.render(conversation[:1], add_generation_prompt=True).text == "<video>\nWhat colour is the cross\n"
     assert template.stop_strings == ("<|im_end|>",)
+    # braces in user_end are text, not format fields
+    braces = TEMPLATES.build({"name": "plain", "user_end": " {x}\n", "end": "<|im_end|>"})
+    assert braces.render(conversation[:2]).text == "<video>\nWhat colour is the cross {x}\nred<|im_end|>"
     # the default stays LLaVA's: nothing between the user turn and the answer
     assert TEMPLATES.build({"name": "plain"}).render(conversation[:2]).text == "<video>\nWhat colour is the crossred\n"
 
